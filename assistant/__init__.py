@@ -1,0 +1,44 @@
+"""A chat-style assistant that diagnoses why a Keras model is not learning."""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from flask import Flask
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from the defaults, then ``ASSISTANT_*`` environment variables, then ``config``."""
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(
+        DATABASE_URL="sqlite:///" + os.path.join(app.instance_path, "assistant.sqlite"),
+        API_TOKENS=[],
+        MAX_CONTENT_LENGTH=10 * 1024 * 1024,
+        # Flask's own default (500 kB) would refuse a pasted console log in a multipart text field.
+        MAX_FORM_MEMORY_SIZE=10 * 1024 * 1024,
+        # The longest training history a conversation stores; longer uploads are refused.
+        MAX_EPOCHS=10_000,
+    )
+    app.config.from_prefixed_env("ASSISTANT")
+    if "ASSISTANT_API_TOKENS" in os.environ:  # opaque strings, not the JSON from_prefixed_env guesses
+        app.config["API_TOKENS"] = os.environ["ASSISTANT_API_TOKENS"]
+    if config is not None:
+        app.config.from_mapping(config)
+    app.config["API_TOKENS"] = _token_list(app.config["API_TOKENS"])
+
+    from . import db, errors
+    from .channels import api
+
+    errors.init_app(app)
+    db.init_app(app)
+    app.register_blueprint(api.bp)
+    return app
+
+
+def _token_list(tokens: str | Iterable[str]) -> list[str]:
+    """Accept a list of tokens or the comma-separated string an environment variable holds."""
+    if isinstance(tokens, str):
+        tokens = tokens.split(",")
+    return [token.strip() for token in tokens if token.strip()]

@@ -1,0 +1,158 @@
+"""The JSON API under ``/api/v1``: read and check the request, let conversations answer it, respond."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import json
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, request
+from jsonschema import Draft202012Validator, ValidationError
+from jsonschema.exceptions import best_match
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
+
+from .. import conversations
+from ..errors import ApiError, error_response
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+_OPENAPI = Path(__file__).with_name("openapi.json")
+_OPENAPI_URI = "urn:assistant:openapi"
+_FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """The hand-written OpenAPI document, read once."""
+    return json.loads(_OPENAPI.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def schema_validator(name: str) -> Draft202012Validator:
+    """A compiled validator for one of the document's schemas, its ``$ref``s resolved within the document."""
+    registry = Registry().with_resource(_OPENAPI_URI, DRAFT202012.create_resource(openapi_document()))
+    return Draft202012Validator({"$ref": f"{_OPENAPI_URI}#/components/schemas/{name}"}, registry=registry)
+
+
+def _describe(error: ValidationError) -> str:
+    """Name the field and its problem, e.g. ``training: [] is not of type 'object'``."""
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
+    return f"{path.lstrip('.')}: {error.message}" if path else error.message
+
+
+def _validated(schema: str, body: Any) -> dict[str, Any]:
+    error = best_match(schema_validator(schema).iter_errors(body))
+    if error is not None:
+        raise ApiError(400, "bad_input", _describe(error))
+    return body
+
+
+def _json_body() -> Any:
+    """The request's JSON, parsed here so that a malformed body gets a message saying where it breaks."""
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
+    try:
+        return json.loads(request.get_data())
+    except ValueError as exc:
+        raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
+
+
+def _form_body() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Form fields, any of which may be an uploaded file: the fields to validate, and the uploads that bypass it.
+
+    ``dataset`` and ``training`` hold JSON text; a ``sample`` file goes to the parsers as bytes.
+    """
+    fields: dict[str, Any] = request.form.to_dict()
+    uploads: dict[str, Any] = {}
+    for name, upload in request.files.items():
+        content = upload.read()
+        if name == "sample":
+            uploads["sample"] = content
+            continue
+        try:
+            fields[name] = content.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ApiError(400, "bad_input", f"{name}: the uploaded file is not UTF-8 text") from None
+        if name == "metrics" and upload.filename:
+            uploads["metrics_filename"] = upload.filename
+    for name in ("dataset", "training"):
+        if name in fields:
+            try:
+                fields[name] = json.loads(fields[name])
+            except ValueError as exc:
+                raise ApiError(400, "bad_input", f"{name}: not valid JSON: {exc}") from None
+    return fields, uploads
+
+
+def _not_found(conversation_id: str) -> ApiError:
+    return ApiError(404, "not_found", f"no conversation {conversation_id}")
+
+
+@bp.before_request
+def _authenticate() -> None:
+    """Require one of the configured tokens, and note whose conversations the caller may see."""
+    g.owner = None
+    tokens = current_app.config["API_TOKENS"]
+    if not tokens or request.endpoint == "api.openapi":
+        return
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    # Compare with every token, so the time taken says nothing about which one nearly matched.
+    if scheme.lower() != "bearer" or not any([hmac.compare_digest(token.encode(), t.encode()) for t in tokens]):
+        raise ApiError(401, "unauthorized", "send Authorization: Bearer <token> with a token this service knows",
+                       headers={"WWW-Authenticate": "Bearer"})
+    g.owner = hashlib.sha256(token.encode()).hexdigest()
+
+
+@bp.errorhandler(conversations.Conflict)
+def _conflict(error: conversations.Conflict) -> Response:
+    return error_response(409, "conflict", str(error))
+
+
+@bp.get("/openapi.json")
+def openapi() -> dict[str, Any]:
+    return openapi_document()
+
+
+@bp.post("/conversations")
+def start_conversation() -> tuple[dict[str, Any], int]:
+    if request.mimetype in _FORM_TYPES:
+        fields, uploads = _form_body()
+    else:
+        fields, uploads = _json_body(), {}
+    inputs = {**_validated("StartRequest", fields), **uploads}
+    conversation_id, reply = conversations.start(g.owner, inputs)
+    return {"id": conversation_id, "reply": reply}, 201
+
+
+@bp.get("/conversations")
+def list_conversations() -> dict[str, Any]:
+    return {"conversations": conversations.recent(g.owner)}
+
+
+@bp.get("/conversations/<conversation_id>")
+def get_conversation(conversation_id: str) -> dict[str, Any]:
+    found = conversations.transcript(conversation_id, g.owner)
+    if found is None:
+        raise _not_found(conversation_id)
+    return found
+
+
+@bp.post("/conversations/<conversation_id>/turns")
+def add_turn(conversation_id: str) -> dict[str, Any]:
+    inputs = _validated("TurnRequest", _json_body())
+    reply = conversations.reply_to(conversation_id, g.owner, inputs)
+    if reply is None:
+        raise _not_found(conversation_id)
+    return {"id": conversation_id, "reply": reply}
+
+
+@bp.post("/conversations/<conversation_id>/feedback")
+def add_feedback(conversation_id: str) -> tuple[dict[str, Any], int]:
+    body = _validated("FeedbackRequest", _json_body())
+    stored = conversations.add_feedback(conversation_id, g.owner, **body)
+    if stored is None:
+        raise _not_found(conversation_id)
+    return stored, 201

@@ -1,0 +1,143 @@
+"""The database: one SQLAlchemy engine per app, and the tables conversations live in."""
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.types import TypeDecorator
+
+_EXTENSION = "assistant.db"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend, although SQLite stores no offset."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+metadata = MetaData()
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("owner", String(64)),
+    Column("title", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("facts", JSON, nullable=False),
+    Column("declined", JSON, nullable=False),
+    Index("ix_conversations_owner_updated", "owner", "updated_at"),
+)
+
+turns = Table(
+    "turns",
+    metadata,
+    Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True),
+    # Part of the primary key: two writers that both take the next number cannot both succeed.
+    Column("seq", Integer, primary_key=True),
+    Column("role", String(16), CheckConstraint("role IN ('user', 'assistant')"), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("cause_id", String(100), nullable=False),
+    Column("verdict", String(16), CheckConstraint("verdict IN ('fixed', 'not_helpful')"), nullable=False),
+    Column("comment", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+
+def now() -> datetime:
+    """The timestamp every stored row carries."""
+    return datetime.now(timezone.utc)
+
+
+def _json_safe(value: Any) -> Any:
+    """Spell non-finite floats as the strings the contract treats as equal, because PostgreSQL's JSON refuses NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(_json_safe(value), allow_nan=False)
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers run beside the writer; the busy timeout makes writers queue instead of failing."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` that stores JSON every backend accepts."""
+    engine = create_engine(url, json_serializer=_dumps)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _configure_sqlite)
+    return engine
+
+
+def get_engine() -> Engine:
+    """The current app's engine."""
+    return current_app.extensions[_EXTENSION]
+
+
+def init_db() -> None:
+    """Create the tables that do not exist yet; existing data is kept."""
+    metadata.create_all(get_engine())
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db_command() -> None:
+    """Create the database tables that do not exist yet."""
+    init_db()
+    click.echo(f"Initialized the database at {get_engine().url.render_as_string(hide_password=True)}.")
+
+
+def init_app(app: Flask) -> None:
+    """Give the app its engine and tables, and the ``init-db`` command."""
+    app.extensions[_EXTENSION] = make_engine(app.config["DATABASE_URL"])
+    with app.app_context():
+        init_db()
+    app.cli.add_command(init_db_command)

@@ -1,0 +1,67 @@
+"""Every error leaves as ``{"error": {"code", "message"}}`` JSON, so clients never parse HTML or see a traceback."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from flask import Flask, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+
+from .evidence.facts import EvidenceError
+
+
+class ApiError(Exception):
+    """A refusal the client can act on: an HTTP status, a stable code, and a sentence for a person."""
+
+    def __init__(self, status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    """The one shape every error body has."""
+    response = jsonify(error={"code": code, "message": message})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def _api_error(error: ApiError) -> Response:
+    return error_response(error.status, error.code, error.message, error.headers)
+
+
+def _evidence_error(error: EvidenceError) -> Response:
+    message = error.message
+    if error.field and not message.startswith(error.field):
+        message = f"{error.field}: {message}"
+    return error_response(400, "bad_input", message)
+
+
+def _http_error(error: HTTPException) -> Response:
+    # Keep werkzeug's headers (Allow on a 405), replace its HTML body with a message naming the request.
+    if isinstance(error, NotFound):
+        message = f"nothing is served at {request.path}"
+    elif isinstance(error, MethodNotAllowed):
+        message = f"{request.method} is not allowed on {request.path}; use {', '.join(error.valid_methods or ())}"
+    elif isinstance(error, RequestEntityTooLarge):
+        message = f"the request is larger than the {current_app.config['MAX_CONTENT_LENGTH']} bytes this service accepts"
+    else:
+        message = error.description or error.name
+    code = error.name.lower().replace(" ", "_")
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+    return error_response(error.code or 500, code, message, headers)
+
+
+def _unexpected(error: Exception) -> Response:
+    current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(500, "internal_error", "something went wrong on our side; the details were logged")
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers that turn every failure into the JSON error shape."""
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(EvidenceError, _evidence_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)

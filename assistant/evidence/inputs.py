@@ -1,0 +1,438 @@
+"""Contract facts from the ``dataset``, ``training`` and ``facts`` mappings a client sends.
+
+Clients fill these mappings from many places: a live Keras model, a pandas summary, a
+hand-written curl body, a multipart form where every value is a string. This module is the
+one place that decides which values each contract key accepts and how a loosely written
+value ("0.001", "yes", ``SparseCategoricalCrossentropy``) becomes the canonical one, so
+reasoning never has to second-guess a fact's type.
+
+Types, bounds and choices come from ``knowledge/facts.yaml`` (its ``kind: input`` entries);
+this module adds only what the file does not say: how people spell Keras names
+(:data:`NAMES`, :data:`CHOICE_ALIASES`) and how a note names a key (:data:`LABELS`).
+A value that cannot be read raises :class:`EvidenceError` naming the field and key; keys
+outside the vocabulary are left out, and :func:`unknown_keys` lists them for a warning.
+"""
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+
+from . import vocabulary
+from .facts import EvidenceError, Fact
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one contract key is read: its type, the values it allows, and its name in a note.
+
+    ``type`` is ``number``, ``integer``, ``boolean``, ``mapping`` (class label → count),
+    ``choice`` (a closed set: ``names`` maps each value to its other spellings) or ``name``
+    (an open set of Keras identifiers; ``names`` lists the known ones so their spellings
+    are unified). ``min`` and ``max`` are inclusive bounds.
+    """
+
+    type: str
+    min: float | None = None
+    max: float | None = None
+    names: Mapping[str, tuple[str, ...]] | None = None
+    label: str | None = None
+
+    @cached_property
+    def aliases(self) -> dict[str, str]:
+        """Squashed spelling → canonical value, for ``choice`` and ``name`` keys."""
+        names = self.names or {}
+        return {squash(alias): canon for canon, aliases in names.items() for alias in (canon, *aliases)}
+
+
+#: Keras identifiers by kind, each with the other spellings people use for it. Spellings
+#: that differ only in case, ``_``, ``-`` or spaces need no alias: they are compared squashed.
+OPTIMIZERS = {name: () for name in (
+    "adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "ftrl",
+    "lion", "adafactor", "lamb", "loss_scale_optimizer")}
+LOSSES = {
+    "mse": ("mean_squared_error",),
+    "mae": ("mean_absolute_error",),
+    "mape": ("mean_absolute_percentage_error",),
+    "msle": ("mean_squared_logarithmic_error",),
+    "binary_crossentropy": ("bce",),
+    "categorical_crossentropy": ("cce",),
+    "sparse_categorical_crossentropy": ("scce",),
+    "binary_focal_crossentropy": (),
+    "categorical_focal_crossentropy": (),
+    "kl_divergence": ("kld", "kullback_leibler_divergence"),
+    "huber": ("huber_loss",),
+    "log_cosh": ("logcosh",),
+    "hinge": (),
+    "squared_hinge": (),
+    "categorical_hinge": (),
+    "poisson": (),
+    "cosine_similarity": (),
+    "ctc": (),
+}
+ACTIVATIONS = {
+    "linear": ("none", "identity"),
+    "relu": (),
+    "sigmoid": ("logistic",),
+    "softmax": (),
+    "tanh": (),
+    "elu": (),
+    "selu": (),
+    "gelu": (),
+    "swish": ("silu",),
+    "softplus": (),
+    "softsign": (),
+    "leaky_relu": (),
+    "relu6": (),
+    "prelu": (),
+    "exponential": ("exp",),
+    "hard_sigmoid": (),
+    "mish": (),
+    "log_softmax": (),
+}
+INITIALIZERS = {
+    "glorot_uniform": ("xavier_uniform",),
+    "glorot_normal": ("xavier_normal",),
+    "he_uniform": ("kaiming_uniform",),
+    "he_normal": ("kaiming_normal",),
+    "lecun_uniform": (),
+    "lecun_normal": (),
+    "random_normal": (),
+    "random_uniform": (),
+    "truncated_normal": (),
+    "variance_scaling": (),
+    "orthogonal": (),
+    "identity": (),
+    "zeros": ("zero",),
+    "ones": ("one",),
+    "constant": (),
+}
+
+#: Keys whose values are Keras identifiers: open sets whose known members have one spelling.
+NAMES: dict[str, Mapping[str, tuple[str, ...]]] = {
+    "optimizer": OPTIMIZERS,
+    "loss": LOSSES,
+    "output_activation": ACTIVATIONS,
+    "hidden_activation": ACTIVATIONS,
+    "kernel_initializer": INITIALIZERS,
+}
+#: Other spellings of the choices of closed ``text`` keys (the choices are in facts.yaml).
+CHOICE_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
+    "task": {
+        "binary_classification": ("binary",),
+        "multiclass_classification": ("multiclass", "multi_class", "multiclass_classifier"),
+    },
+    "label_format": {
+        "integer": ("int", "integers", "sparse"),
+        "one_hot": ("categorical", "onehot_encoded", "one_hot_encoded"),
+    },
+    "input_scaling": {
+        "none": ("no", "raw", "unscaled"),
+        "standardize": ("standard", "standardized", "standardization", "standard_scaler", "zscore"),
+        "minmax": ("min_max_scaler", "minmax_scaled", "scaled_0_1"),
+    },
+}
+#: How a note names a key whose name reads badly ("n samples 800").
+LABELS = {
+    "n_hidden_layers": "hidden layers",
+    "total_params": "total parameters",
+    "trainable_params": "trainable parameters",
+    "dropout": "largest dropout rate",
+    "l2": "largest L2 factor",
+    "batch_norm": "batch normalization",
+    "n_samples": "samples",
+    "n_features": "features",
+    "n_classes": "classes",
+    "feature_min": "smallest feature value",
+    "feature_max": "largest feature value",
+    "feature_mean": "mean feature value",
+    "feature_std": "feature standard deviation",
+    "missing_fraction": "fraction of missing values",
+    "duplicate_fraction": "fraction of duplicate rows",
+}
+
+
+def _spec(key: str, entry: Mapping[str, Any]) -> Spec:
+    """A facts.yaml entry as a Spec; ``text`` keys are open names or closed choices."""
+    kind, names = entry["type"], None
+    if kind == "text" and key not in NAMES and "choices" in entry:
+        aliases = CHOICE_ALIASES.get(key, {})
+        kind, names = "choice", {choice: aliases.get(choice, ()) for choice in entry["choices"]}
+    elif kind == "text":
+        kind, names = "name", NAMES.get(key, {})
+    return Spec(kind, entry.get("min"), entry.get("max"), names, LABELS.get(key))
+
+
+#: Every contract fact key (the ``kind: input`` facts of knowledge/facts.yaml).
+VOCABULARY: dict[str, Spec] = {
+    key: _spec(key, entry) for key, entry in vocabulary._facts().items() if entry["kind"] == "input"
+}
+
+#: Pairs (low, high) whose values, when both are sent, must not be out of order.
+ORDERED = (("feature_min", "feature_max"), ("trainable_params", "total_params"))
+
+_COUNT = Spec("integer", min=0)
+_TRUE = {"true", "yes", "y", "on", "1", "t"}
+_FALSE = {"false", "no", "n", "off", "0", "f"}
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def squash(text: str) -> str:
+    """Fold case and drop separators, so ``Sparse-Categorical CrossEntropy`` meets its alias."""
+    return re.sub(r"[\W_]+", "", text).lower()
+
+
+def _snake(text: str) -> str:
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", text.strip())
+    return re.sub(r"[\s\-]+", "_", text).lower()
+
+
+def _shown(value: Any) -> str:
+    """A value as the user wrote it, quoted if a string, cut short if long."""
+    try:
+        text = json.dumps(value, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _fmt(number: float) -> str:
+    return f"{number:g}"
+
+
+def _expected(spec: Spec) -> str:
+    """The phrase after "expected", e.g. ``a number between 0 and 1``."""
+    listed = ", ".join(list(spec.names or ())[:6])
+    if spec.type == "choice":
+        return f"one of {listed}"
+    if spec.type == "name":
+        return f"a name such as {listed}" if listed else "a name"
+    if spec.type == "boolean":
+        return "true or false"
+    if spec.type == "mapping":
+        return "an object of class label → number of samples"
+    noun = "a number" if spec.type == "number" else "a whole number"
+    if spec.min is not None and spec.max is not None:
+        return f"{noun} between {_fmt(spec.min)} and {_fmt(spec.max)}"
+    if spec.min is not None:
+        return f"{noun} of at least {_fmt(spec.min)}"
+    return noun
+
+
+def _number(value: Any) -> float | None:
+    """A finite float from a number or numeric string, else None (bools are not numbers)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (str, numbers.Real)):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _in_range(number: float, spec: Spec) -> bool:
+    return (spec.min is None or number >= spec.min) and (spec.max is None or number <= spec.max)
+
+
+def _as_number(value: Any, spec: Spec) -> float | None:
+    number = _number(value)
+    return number if number is not None and _in_range(number, spec) else None
+
+
+def _as_integer(value: Any, spec: Spec) -> int | None:
+    number = _number(value)
+    if number is None or not number.is_integer() or not _in_range(number, spec):
+        return None
+    return int(number)
+
+
+def _as_boolean(value: Any, spec: Spec) -> bool | None:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Real) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        return True if word in _TRUE else False if word in _FALSE else None
+    return None
+
+
+def _identifier(value: Any) -> str | None:
+    """The bare identifier in ``tf.keras.losses.BinaryCrossentropy()`` and similar spellings."""
+    if not isinstance(value, str):
+        return None
+    text = re.sub(r"\(.*\)\s*$", "", value.strip())
+    return text.rsplit(".", 1)[-1].strip() or None
+
+
+def _as_choice(value: Any, spec: Spec) -> str | None:
+    text = _identifier(value)
+    return None if text is None else spec.aliases.get(squash(text))
+
+
+def _as_name(value: Any, spec: Spec) -> str | None:
+    text = _identifier(value)
+    if text is None:
+        return None
+    known = spec.aliases.get(squash(text))
+    if known:
+        return known
+    name = _snake(text)
+    return name if _NAME.fullmatch(name) else None
+
+
+def _label_key(label: Any) -> str:
+    number = _number(label)
+    if number is not None and number.is_integer():
+        return str(int(number))
+    return str(label).strip()
+
+
+def _as_mapping(value: Any, spec: Spec) -> dict[str, int] | None:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            return None
+    if isinstance(value, (list, tuple)):
+        value = dict(enumerate(value))
+    if not isinstance(value, Mapping) or not value:
+        return None
+    counts: dict[str, int] = {}
+    for label, count in value.items():
+        number = _as_integer(count, _COUNT)
+        if number is None:
+            return None
+        key = _label_key(label)
+        counts[key] = counts.get(key, 0) + number
+    return counts
+
+
+_READERS: dict[str, Callable[[Any, Spec], Any]] = {
+    "number": _as_number,
+    "integer": _as_integer,
+    "boolean": _as_boolean,
+    "choice": _as_choice,
+    "name": _as_name,
+    "mapping": _as_mapping,
+}
+
+
+def normal_key(key: Any) -> str:
+    """``"Learning Rate"`` and ``"learning-rate"`` both name ``learning_rate``."""
+    return re.sub(r"[\s\-]+", "_", str(key).strip()).lower()
+
+
+def coerce(key: str, value: Any, *, field: str = "facts") -> Any:
+    """The canonical value of contract key ``key``, or :class:`EvidenceError` naming ``field.key``."""
+    spec = VOCABULARY[key]
+    result = _READERS[spec.type](value, spec)
+    if result is None:
+        raise EvidenceError(
+            f"{field}.{key}: expected {_expected(spec)}, got {_shown(value)}", field=f"{field}.{key}"
+        )
+    return result
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _mapping(mapping: Any, field: str | None) -> Mapping:
+    if not isinstance(mapping, Mapping):
+        where = f"{field}: " if field else ""
+        raise EvidenceError(f"{where}expected an object of fact keys, got {_shown(mapping)}", field=field)
+    return mapping
+
+
+def unknown_keys(mapping: Mapping, *, field: str | None = None) -> list[str]:
+    """Keys of ``mapping`` that are not contract facts, as sent, for a warning."""
+    return [str(key) for key in _mapping(mapping, field) if normal_key(key) not in VOCABULARY]
+
+
+def describe(key: str, value: Any) -> str:
+    """How a note names a fact: ``learning rate 0.5``, ``shuffle: yes``, ``class counts 0: 760, 1: 40``."""
+    spec = VOCABULARY[key]
+    label = spec.label or key.replace("_", " ")
+    if spec.type == "boolean":
+        return f"{label}: {'yes' if value else 'no'}"
+    if spec.type == "number":
+        return f"{label} {_fmt(value)}"
+    if spec.type == "mapping":
+        pairs = [f"{k}: {v}" for k, v in value.items()]
+        return f"{label} " + ", ".join(pairs[:6]) + (", …" if len(pairs) > 6 else "")
+    return f"{label} {value}"
+
+
+def contract_facts(mapping: Mapping, *, source: str, field: str) -> list[Fact]:
+    """Typed facts for the contract keys in ``mapping``; blank values (None, "") count as absent.
+
+    ``source`` says where the mapping came from ("the training config you sent"), ``field``
+    which part of the request it was ("training"), for error messages. Every contract key is
+    accepted in every field.
+    """
+    values: dict[str, Any] = {}
+    for raw_key, raw_value in _mapping(mapping, field).items():
+        key = normal_key(raw_key)
+        if key in VOCABULARY and not _is_blank(raw_value):
+            values[key] = coerce(key, raw_value, field=field)
+    for low, high in ORDERED:
+        if low in values and high in values and values[low] > values[high]:
+            raise EvidenceError(
+                f"{field}.{low}: {_fmt(values[low])} is larger than {high} {_fmt(values[high])}",
+                field=f"{field}.{low}",
+            )
+    return [Fact(key, value, source, f"{describe(key, value)} (from {source})") for key, value in values.items()]
+
+
+def _share(count: int, total: int) -> str:
+    return f"{count / total:.0%}"
+
+
+def _class_facts(counts: Fact, known: Mapping[str, Fact]) -> Iterable[Fact]:
+    """Balance of the classes: majority share, majority/minority ratio, and n_classes if unsent."""
+    values: dict[str, int] = counts.value
+    total = sum(values.values())
+    present = {label: n for label, n in values.items() if n > 0}
+    if "n_classes" not in known:
+        yield Fact("n_classes", len(values), counts.source, f"{len(values)} classes in the class counts")
+    if not present:
+        return
+    major = max(present, key=present.get)
+    minor = min(present, key=present.get)
+    yield Fact(
+        "majority_fraction", present[major] / total, counts.source,
+        f"class {major} has {present[major]} of {total} samples ({_share(present[major], total)})",
+    )
+    if len(present) > 1:
+        ratio = present[major] / present[minor]
+        yield Fact(
+            "imbalance_ratio", ratio, counts.source,
+            f"class {major} has {present[major]} samples, class {minor} only {present[minor]}"
+            f" ({ratio:.3g} to 1)",
+        )
+
+
+def derived_facts(facts: Iterable[Fact]) -> list[Fact]:
+    """Facts that follow from contract facts: ``majority_fraction``, ``imbalance_ratio``,
+    ``n_classes`` (from ``class_counts`` when it was not sent) and ``feature_range``.
+
+    Run it over everything known so far, so facts from different turns combine.
+    """
+    known = {fact.key: fact for fact in facts}
+    derived: list[Fact] = []
+    if "class_counts" in known:
+        derived.extend(_class_facts(known["class_counts"], known))
+    if "feature_min" in known and "feature_max" in known:
+        low, high = known["feature_min"].value, known["feature_max"].value
+        derived.append(Fact(
+            "feature_range", high - low, known["feature_max"].source,
+            f"feature values span {_fmt(low)} to {_fmt(high)} (a range of {_fmt(high - low)})",
+        ))
+    return derived

@@ -1,0 +1,202 @@
+"""Beliefs over causes from facts, the evidence trail behind each, and the questions worth asking.
+
+A cause's score is its prior plus the weights of the triage-tree leaves reached and of the
+supporting and contradicting rules that hold (log-odds, so weights add); confidence is the
+softmax of the scores. A question's value is the expected drop in the entropy of that
+distribution once the fact is known: the fact that best separates the leaders is asked first.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Collection, Mapping
+
+from ..evidence.derive import derive
+from ..evidence.facts import Facts
+from .conditions import Condition, evaluate, facts_in, references
+from .knowledge import Cause, KnowledgeBase
+
+#: Softmax temperature: larger spreads confidence more evenly (fitted on the public cases).
+TEMPERATURE = 1.6
+#: Ask questions while the leading cause is below this confidence...
+ASK_BELOW = 0.75
+#: ...and only about facts whose answer is expected to remove at least this much entropy (nats).
+MIN_GAIN = 0.02
+MAX_QUESTIONS = 3
+#: Causes whose questions are considered: the leaders only.
+LEADERS = 6
+
+
+@dataclass
+class Belief:
+    cause: Cause
+    score: float
+    confidence: float = 0.0
+    evidence: list[str] = field(default_factory=list)
+    against: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Question:
+    fact: str
+    text: str
+    choices: tuple[str, ...]
+    gain: float
+
+
+@dataclass
+class Diagnosis:
+    beliefs: list[Belief]
+    questions: list[Question]
+    #: what the triage trees read in the facts ("the loss became NaN"), for the reply's opening.
+    readings: list[str]
+    values: dict[str, Any]
+
+
+def _shown(value: Any) -> Any:
+    return f"{value:.4g}" if isinstance(value, float) else value
+
+
+def _format(template: str, values: Mapping[str, Any]) -> str:
+    """Fill a rule's sentence with the user's values; `{name_pct}` shows a fraction as a percentage."""
+    class Shown(dict):
+        def __missing__(self, key: str) -> str:
+            base = values.get(key.removesuffix("_pct"))
+            return f"{base:.1%}" if key.endswith("_pct") and isinstance(base, (int, float)) else "?"
+
+    return template.format_map(Shown({k: _shown(v) for k, v in values.items()}))
+
+
+def _cite(cond: Condition, facts: Facts) -> list[str]:
+    """The notes of the measured facts behind a condition: the user's own numbers."""
+    notes = []
+    for name in dict.fromkeys(facts_in(cond)):
+        fact = facts.fact(name)
+        if fact is not None and fact.note:
+            notes.append(fact.note)
+    return notes
+
+
+def _tree_weights(node: dict[str, Any], values: Mapping[str, Any], share: float,
+                  out: dict[str, float], readings: list[tuple[float, str]]) -> None:
+    """Walk a tree; an unknown test splits the walk evenly between both branches."""
+    if "leaf" in node:
+        for cause, weight in node.get("weigh", {}).items():
+            out[cause] = out.get(cause, 0.0) + share * weight
+        if node.get("says"):
+            readings.append((share, _format(node["says"], values)))
+        return
+    result = evaluate(node["test"], values)
+    if result is None:
+        _tree_weights(node["then"], values, share / 2, out, readings)
+        _tree_weights(node["else"], values, share / 2, out, readings)
+    else:
+        _tree_weights(node["then" if result else "else"], values, share, out, readings)
+
+
+def _applicable(kb: KnowledgeBase, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The trees whose inputs exist: a curve tree without a history would only split evenly."""
+    return [t for t in kb.trees.values() if "applies_when" not in t or evaluate(t["applies_when"], values)]
+
+
+def _scores(kb: KnowledgeBase, values: Mapping[str, Any]) -> dict[str, float]:
+    scores = {cid: cause.prior for cid, cause in kb.causes.items()}
+    for tree in _applicable(kb, values):
+        weights: dict[str, float] = {}
+        _tree_weights(tree["root"], values, 1.0, weights, [])
+        for cid, w in weights.items():
+            scores[cid] += w
+    for cid, cause in kb.causes.items():
+        scores[cid] += sum(r.weight for r in cause.supports if evaluate(r.when, values))
+        scores[cid] -= sum(r.weight for r in cause.contradicts if evaluate(r.when, values))
+    return scores
+
+
+def _softmax(scores: Mapping[str, float]) -> dict[str, float]:
+    top = max(scores.values())
+    exp = {k: math.exp((s - top) / TEMPERATURE) for k, s in scores.items()}
+    total = sum(exp.values())
+    return {k: e / total for k, e in exp.items()}
+
+
+def _entropy(probs: Mapping[str, float]) -> float:
+    return -sum(p * math.log(p) for p in probs.values() if p > 0)
+
+
+def _all_values(facts: Facts) -> dict[str, Any]:
+    values = facts.values()
+    values.update(derive(values))
+    return values
+
+
+def _hypotheses(kb: KnowledgeBase, name: str) -> list[Any]:
+    """Representative answers to a question: its choices, or one value per threshold interval."""
+    spec = kb.facts[name]
+    if spec["type"] == "boolean":
+        return [True, False]
+    if spec["type"] == "text":
+        refs = {v for c in kb.causes.values() for r in (*c.supports, *c.contradicts)
+                for f, op, ref in references(r.when) if f == name
+                for v in (ref if isinstance(ref, list) else [ref])}
+        return sorted(refs | set(spec.get("choices", [])) | {"__other__"}, key=str)
+    if spec["type"] == "mapping":
+        return []
+    cuts = sorted({float(ref) for c in kb.causes.values() for r in (*c.supports, *c.contradicts)
+                   for f, op, ref in references(r.when)
+                   if f == name and op in ("above", "below", "at_least", "at_most")})
+    if not cuts:
+        return []
+    points = [cuts[0] / 2 if cuts[0] > 0 else cuts[0] - 1]
+    points += [(a + b) / 2 for a, b in zip(cuts, cuts[1:])]
+    points.append(cuts[-1] * 2 if cuts[-1] > 0 else cuts[-1] + 1)
+    return points
+
+
+def _questions(kb: KnowledgeBase, facts: Facts, probs: dict[str, float],
+               declined: Collection[str]) -> list[Question]:
+    leaders = sorted(probs, key=probs.get, reverse=True)[:LEADERS]
+    candidates = sorted({f for cid in leaders for f in kb.asks.get(cid, ())}
+                        - set(facts.values()) - set(declined))
+    base = _entropy(probs)
+    questions = []
+    for name in candidates:
+        answers = _hypotheses(kb, name)
+        if not answers:
+            continue
+        expected = 0.0
+        for answer in answers:
+            trial = facts.values()
+            trial[name] = answer
+            trial.update(derive(trial))
+            expected += _entropy(_softmax(_scores(kb, trial))) / len(answers)
+        gain = base - expected
+        if gain >= MIN_GAIN:
+            spec = kb.facts[name]
+            questions.append(Question(name, spec["question"], tuple(map(str, spec.get("choices", ()))), gain))
+    questions.sort(key=lambda q: (-q.gain, q.fact))
+    return questions[:MAX_QUESTIONS]
+
+
+def diagnose(kb: KnowledgeBase, facts: Facts, *, declined: Collection[str] = ()) -> Diagnosis:
+    """Rank every cause for the known facts and pick the questions that would separate the leaders."""
+    values = _all_values(facts)
+    probs = _softmax(_scores(kb, values))
+    beliefs = []
+    for cid, cause in kb.causes.items():
+        belief = Belief(cause, 0.0, probs[cid])
+        for rule in cause.supports:
+            if evaluate(rule.when, values):
+                belief.evidence.append(_format(rule.says, values) if rule.says else "; ".join(_cite(rule.when, facts)))
+        for rule in cause.contradicts:
+            if evaluate(rule.when, values):
+                belief.against.append(_format(rule.says, values) if rule.says else "; ".join(_cite(rule.when, facts)))
+        belief.evidence = [e for e in dict.fromkeys(belief.evidence) if e]
+        belief.against = [e for e in dict.fromkeys(belief.against) if e]
+        beliefs.append(belief)
+    beliefs.sort(key=lambda b: (-b.confidence, b.cause.id))
+    readings: list[tuple[float, str]] = []
+    for tree in _applicable(kb, values):
+        _tree_weights(tree["root"], values, 1.0, {}, readings)
+    sure = [text for share, text in readings if share >= 0.99]
+    questions = [] if beliefs[0].confidence >= ASK_BELOW else _questions(kb, facts, probs, declined)
+    return Diagnosis(beliefs, questions, sure, values)

@@ -1,0 +1,294 @@
+"""Tests for reading symptoms from the user's own words, and contract facts from their answers.
+
+Each table maps what a user typed to the facts it must give; ``None`` means the key must be
+absent. The public cases' symptoms are all listed, so a new case fails here until its
+expectations are written down.
+"""
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from assistant.evidence.facts import EvidenceError
+from assistant.evidence.inputs import VOCABULARY
+from assistant.evidence.symptom import answer_facts, symptom_facts
+
+ROOT = Path(__file__).resolve().parents[2]
+CASES = next((path for path in (ROOT / "shared" / "cases", ROOT.parent / "shared" / "cases") if path.is_dir()), None)
+SYMPTOM_TYPES = {key: entry["type"] for key, entry in
+                 yaml.safe_load((ROOT / "knowledge" / "facts.yaml").read_text())["facts"].items()
+                 if entry["kind"] == "symptom"}
+PYTHON_TYPES = {"boolean": bool, "number": float, "integer": int}
+
+#: Every distinct ``request.symptom`` of shared/cases.
+CASE_SYMPTOMS = {
+    "My regression loss hardly moves, it stays at about 3.045e+04":
+        {"symptom_loss_flat": True, "symptom_regression": True, "symptom_loss_value": 30450.0,
+         "symptom_huge_loss": None},
+    "Keras question: loss is going down but extremely slowly: 1.624 to 1.455 in 12 epochs (TF 2 / Keras 3)":
+        {"symptom_slow": True, "symptom_first_loss": 1.624, "symptom_loss_value": 1.455, "symptom_loss_flat": None},
+    "Hi, the loss is huge, 6.38e+03 at its worst and still 1.51 at the end":
+        {"symptom_huge_loss": True, "symptom_max_loss": 6380.0, "symptom_loss_value": 1.51},
+    "Hey all: the loss goes down nicely but accuracy stays at 0 (TF 2 / Keras 3)":
+        {"symptom_metric_stuck": True, "symptom_accuracy": 0.0, "symptom_loss_flat": None},
+    "Val_accuracy stays near zero even though training accuracy goes up":
+        {"symptom_val_near_zero": True, "symptom_loss_flat": None, "symptom_gap": None},
+    "The loss barely changes between epochs (1.103 at the start, 1.099 after 10 epochs). What am I doing wrong?":
+        {"symptom_loss_flat": True, "symptom_first_loss": 1.103, "symptom_loss_value": 1.099},
+    "Hi, loss plateaus around 0.25 and accuracy won't go above 88%":
+        {"symptom_plateau": True, "symptom_loss_value": 0.25, "symptom_accuracy": 0.88, "symptom_loss_flat": None},
+    "Hi, training loss looks great but val_loss gets worse every epoch after epoch 2":
+        {"symptom_val_worse": True, "symptom_metric_stuck": None, "symptom_loss_value": None},
+    "Hi, nothing seems to be learning, the loss curve is a flat line":
+        {"symptom_loss_flat": True},
+    "The metrics are identical from epoch 1 to epoch 8, nothing moves. Any idea why?":
+        {"symptom_constant_metrics": True, "symptom_loss_flat": True, "symptom_loss_value": None,
+         "symptom_accuracy": None},
+    "Hi, training accuracy gets to 100% but validation only reaches 30%":
+        {"symptom_gap": True, "symptom_train_accuracy": 1.0, "symptom_val_accuracy": 0.30},
+    "My loss doesn't go down, it stays around 1.61 the whole time":
+        {"symptom_loss_flat": True, "symptom_loss_value": 1.61},
+    "Accuracy is 95% but recall stays at 0.00. How do I fix this?":
+        {"symptom_recall_zero": True, "symptom_accuracy": 0.95, "symptom_loss_flat": None},
+    "Help please - the first epoch loss is 1.376e+08, which seems crazy, and it never gets to a normal value":
+        {"symptom_huge_loss": True, "symptom_first_loss": 1.376e8},
+    "Help please - the loss shows 0.0000 every epoch but accuracy is only 52%. How do I fix this?":
+        {"symptom_zero_loss": True, "symptom_accuracy": 0.52, "symptom_loss_value": 0.0},
+    "Help please - the loss goes below zero (-323 at the end), which I thought was impossible (TF 2 / Keras 3)":
+        {"symptom_negative_loss": True, "symptom_loss_value": -323.0, "symptom_zero_loss": None},
+    "Help please - the loss is huge, 5.04e+05 at its worst and still 5.21e+03 at the end":
+        {"symptom_huge_loss": True, "symptom_max_loss": 5.04e5, "symptom_loss_value": 5210.0},
+    "Keras question: loss plateaus around 1.35 and accuracy won't go above 34%":
+        {"symptom_plateau": True, "symptom_loss_value": 1.35, "symptom_accuracy": 0.34, "symptom_loss_flat": None},
+    "Training finished but the results are poor, the final loss is 0.997. What am I doing wrong?":
+        {"symptom_poor_results": True, "symptom_loss_value": 0.997},
+    "Nothing seems to be learning, the loss curve is a flat line. What am I doing wrong?":
+        {"symptom_loss_flat": True},
+    "Loss values are enormous and accuracy is only 34%":
+        {"symptom_huge_loss": True, "symptom_accuracy": 0.34},
+    "Training accuracy gets to 100% but validation only reaches 67%. How do I fix this?":
+        {"symptom_gap": True, "symptom_train_accuracy": 1.0, "symptom_val_accuracy": 0.67},
+    "The loss jumps up and down a lot between epochs instead of going down steadily":
+        {"symptom_jumpy": True, "symptom_loss_flat": None},
+    "My loss doesn't go down, it stays around 1.1 the whole time (TF 2 / Keras 3)":
+        {"symptom_loss_flat": True, "symptom_loss_value": 1.1},
+    "Hi, the first epoch loss is 1.52e+06, which seems crazy, and it never gets to a normal value. "
+    "How do I fix this?":
+        {"symptom_huge_loss": True, "symptom_first_loss": 1.52e6},
+    "Keras question: training is painfully slow to improve, after 15 epochs accuracy is only 41%. "
+    "What am I doing wrong?":
+        {"symptom_slow": True, "symptom_accuracy": 0.41, "symptom_loss_flat": None},
+}
+
+#: The way people put it on forums and in chat.
+FORUM = {
+    "My CNN accuracy is stuck at 10% on CIFAR-10": {"symptom_loss_flat": True, "symptom_accuracy": 0.10},
+    "val_loss increases after 5 epochs while loss keeps decreasing":
+        {"symptom_val_worse": True, "symptom_loss_flat": None},
+    "getting nan loss after a few iterations": {"symptom_loss_nan": True, "symptom_nan_epoch": None},
+    "model always outputs the same value": {"symptom_same_class": True},
+    "Loss becomes NaN after epoch 3": {"symptom_loss_nan": True, "symptom_nan_epoch": 3},
+    "loss: nan after the 2nd epoch": {"symptom_loss_nan": True, "symptom_nan_epoch": 2},
+    "After 3 epochs the loss goes to NaN": {"symptom_loss_nan": True, "symptom_nan_epoch": 3},
+    "my loss is inf from the very first batch": {"symptom_loss_nan": True},
+    "Why is my model not learning? accuracy stays at 50% for binary classification":
+        {"symptom_loss_flat": True, "symptom_accuracy": 0.5},
+    "Keras model predicts the same class for every input": {"symptom_same_class": True},
+    "Model predicts only zeros for every sample, recall of 0":
+        {"symptom_same_class": True, "symptom_recall_zero": True},
+    "training loss decreases but validation loss increases - overfitting?":
+        {"symptom_val_worse": True, "symptom_metric_stuck": None},
+    "Loss doesn't decrease, stays at 0.6931": {"symptom_loss_flat": True, "symptom_loss_value": 0.6931},
+    "LSTM loss plateaus at 0.45 and stops improving after epoch 20":
+        {"symptom_plateau": True, "symptom_loss_value": 0.45, "symptom_loss_flat": None},
+    "Validation accuracy is very low compared to training accuracy (98% vs 40%)":
+        {"symptom_gap": True, "symptom_train_accuracy": None, "symptom_val_accuracy": None},
+    "Training accuracy 99%, validation accuracy 55%, clearly overfitting":
+        {"symptom_train_accuracy": 0.99, "symptom_val_accuracy": 0.55, "symptom_gap": True,
+         "symptom_val_worse": True},
+    "My loss is oscillating wildly between 0.3 and 5.0": {"symptom_jumpy": True, "symptom_loss_value": None},
+    "The training loss keeps fluctuating and is unstable": {"symptom_jumpy": True},
+    "loss is negative when using binary_crossentropy": {"symptom_negative_loss": True},
+    "The accuracy is always 0 while the loss goes down for my regression model":
+        {"symptom_metric_stuck": True, "symptom_regression": True, "symptom_accuracy": 0.0,
+         "symptom_loss_flat": None},
+    "Precision and recall are 0 for the minority class, the model never predicts the minority class":
+        {"symptom_recall_zero": True},
+    "Training is extremely slow to converge, loss decreases very slowly": {"symptom_slow": True},
+    "Loss went from 0.69 to 0.68 in 50 epochs, super slow":
+        {"symptom_slow": True, "symptom_first_loss": 0.69, "symptom_loss_value": 0.68},
+    "loss starts at 2.30 and ends at 2.29": {"symptom_first_loss": 2.30, "symptom_loss_value": 2.29},
+    "the loss stays exactly the same every epoch": {"symptom_constant_metrics": True},
+    "Accuracy is only 52% after 100 epochs, results are bad":
+        {"symptom_poor_results": True, "symptom_accuracy": 0.52},
+    "loss is 2.3026 and accuracy 0.1 every epoch": {"symptom_loss_value": 2.3026, "symptom_accuracy": 0.1},
+    "Loss explodes to 1e+12 then nan": {"symptom_loss_nan": True, "symptom_huge_loss": True},
+    "val_acc: 0.0000 - acc: 0.9812":
+        {"symptom_val_near_zero": True, "symptom_val_accuracy": 0.0, "symptom_accuracy": 0.9812},
+    "Huge gap between train and validation accuracy": {"symptom_gap": True, "symptom_huge_loss": None},
+    "My loss values are in the millions": {"symptom_huge_loss": True},
+    "regression model: mse stuck around 2.5e+05":
+        {"symptom_regression": True, "symptom_loss_flat": True, "symptom_loss_value": 2.5e5,
+         "symptom_huge_loss": True},
+    "The model is overfitting badly, val loss starts going up after epoch 10": {"symptom_val_worse": True},
+    "accuracy won't go above 60% no matter what I do": {"symptom_plateau": True, "symptom_accuracy": 0.6},
+    "loss zero from epoch 1 and accuracy 0.5": {"symptom_zero_loss": True, "symptom_accuracy": 0.5},
+    "loss jumps around a lot and has spikes": {"symptom_jumpy": True},
+}
+
+#: Words that must not be read as the symptom they mention.
+NEGATIVES = {
+    "the loss is not nan": {"symptom_loss_nan"},
+    "loss never becomes nan": {"symptom_loss_nan"},
+    "there are no NaNs in my data and the loss is fine": {"symptom_loss_nan"},
+    "The loss isn't stuck, it decreases fine": {"symptom_loss_flat"},
+    "accuracy is not stuck anymore": {"symptom_loss_flat"},
+    "no overfitting here, val loss is not increasing": {"symptom_val_worse"},
+    "I don't think it's overfitting": {"symptom_val_worse"},
+    "the model is not predicting the same class": {"symptom_same_class"},
+    "I added noisy labels on purpose": {"symptom_jumpy"},
+    "loss doesn't explode and doesn't oscillate": {"symptom_huge_loss", "symptom_jumpy"},
+    "This is driving me crazy": {"symptom_huge_loss"},
+    "the validation accuracy is 85%, training accuracy is 87%": {"symptom_gap"},
+    "Training on TF 2.15 with Keras 3 and CIFAR-10": {"symptom_loss_value", "symptom_accuracy"},
+    "my data has 3 classes and 1000 samples; I train with batch size 32 and lr 0.01 for 50 epochs":
+        {"symptom_loss_value", "symptom_accuracy", "symptom_first_loss"},
+}
+
+
+def facts_of(text: str) -> dict:
+    facts = symptom_facts(text)
+    keys = [f.key for f in facts]
+    assert len(keys) == len(set(keys)), keys
+    return {f.key: f.value for f in facts}
+
+
+def check(text: str, expected: dict) -> None:
+    found = facts_of(text)
+    for key, value in expected.items():
+        if value is None:
+            assert key not in found, (text, key, found)
+        else:
+            assert key in found, (text, key, found)
+            assert found[key] == (pytest.approx(value) if isinstance(value, float) else value), (text, key)
+
+
+@pytest.mark.parametrize("text, expected", CASE_SYMPTOMS.items(), ids=range(len(CASE_SYMPTOMS)))
+def test_public_case_symptoms(text, expected):
+    check(text, expected)
+
+
+@pytest.mark.skipif(CASES is None, reason="shared/cases is not checked out")
+def test_every_public_case_symptom_has_expectations():
+    for path in CASES.glob("*.json"):
+        assert json.loads(path.read_text())["request"]["symptom"] in CASE_SYMPTOMS, path.name
+
+
+@pytest.mark.parametrize("text, expected", FORUM.items(), ids=range(len(FORUM)))
+def test_forum_phrasings(text, expected):
+    check(text, expected)
+
+
+@pytest.mark.parametrize("text, absent", NEGATIVES.items(), ids=range(len(NEGATIVES)))
+def test_negated_or_unrelated_words_are_not_symptoms(text, absent):
+    assert not absent & set(facts_of(text)), text
+
+
+def test_notes_quote_the_users_words():
+    text = "Hi, the loss is huge, 6.38e+03 at its worst and still 1.51 at the end"
+    notes = {f.key: f.note for f in symptom_facts(text)}
+    assert notes == {
+        "symptom_huge_loss": 'you wrote "the loss is huge"',
+        "symptom_max_loss": 'you wrote "the loss is huge, 6.38e+03 at its worst"',
+        "symptom_loss_value": 'you wrote "6.38e+03 at its worst and still 1.51 at the end"',
+    }
+    assert symptom_facts("stuck at 50%")[1].note == 'you wrote "stuck at 50%"'
+    assert {f.source for f in symptom_facts(text, source="your Slack message")} == {"your Slack message"}
+
+
+def test_every_fact_matches_the_vocabulary_and_quotes_the_text():
+    for text in [*CASE_SYMPTOMS, *FORUM]:
+        flat = " ".join(text.split())
+        for fact in symptom_facts(text):
+            assert isinstance(fact.value, PYTHON_TYPES[SYMPTOM_TYPES[fact.key]]), fact
+            assert fact.value is not False
+            quoted = re.fullmatch(r'you wrote "(.+)"', fact.note)
+            assert quoted and quoted[1] in flat, fact
+
+
+def test_symptom_must_be_text():
+    with pytest.raises(EvidenceError):
+        symptom_facts(None)
+
+
+@pytest.mark.parametrize("text, asked, expected", [
+    ("lr was 0.5", ["learning_rate"], {"learning_rate": 0.5}),
+    ("learning rate = 1e-3", [], {"learning_rate": 0.001}),
+    ("I use adam", ["optimizer"], {"optimizer": "adam"}),
+    ("batch size 32", [], {"batch_size": 32}),
+    ("yes", ["shuffle"], {"shuffle": True}),
+    ("No.", ["from_logits"], {"from_logits": False}),
+    ("Yes, I use BatchNormalization after every Dense layer", ["batch_norm"], {"batch_norm": True}),
+    ("0.001", ["learning_rate"], {"learning_rate": 0.001}),
+    ("about 50 epochs", ["epochs"], {"epochs": 50}),
+    ("dropout of 20%", ["dropout"], {"dropout": 0.2}),
+    ("Adam with lr 3e-4 and batch size 64", ["optimizer"],
+     {"optimizer": "adam", "learning_rate": 0.0003, "batch_size": 64}),
+    ("we use sgd with momentum 0.9", ["optimizer", "momentum"], {"optimizer": "sgd", "momentum": 0.9}),
+    ("loss is binary cross entropy", [], {"loss": "binary_crossentropy"}),
+    ("SparseCategoricalCrossentropy", ["loss"], {"loss": "sparse_categorical_crossentropy"}),
+    ("my_focal_loss", ["loss"], {"loss": "my_focal_loss"}),
+    ("softmax", ["output_activation"], {"output_activation": "softmax"}),
+    ("I standardized the inputs with StandardScaler", ["input_scaling"], {"input_scaling": "standardize"}),
+    ("It's binary", ["task"], {"task": "binary_classification"}),
+    ("no batch norm", [], {"batch_norm": False}),
+    ("shuffle=False", [], {"shuffle": False}),
+    ("dropout 0.5, l2 0.01", [], {"dropout": 0.5, "l2": 0.01}),
+    ("total params: 1,234,567 and 0 trainable params", ["trainable_params"],
+     {"total_params": 1234567, "trainable_params": 0}),
+    ("yes, sorted by label", ["sorted_by_label", "learning_rate"], {"sorted_by_label": True}),
+    ("I don't know", ["shuffle"], {}),
+    ("no idea", ["batch_norm"], {}),
+    ("not sure about batch norm", ["batch_norm"], {}),
+    ("I think 0.01 or 0.001", ["learning_rate"], {}),
+    ("learning rate: fast", ["learning_rate"], {}),
+    ("lr = -1", [], {}),
+    ("the loss was nan", [], {}),
+    ("relu", ["output_activation", "hidden_activation"], {}),
+])
+def test_answers(text, asked, expected):
+    facts = answer_facts(text, asked)
+    assert {f.key: f.value for f in facts} == expected
+    assert all(f.source == "your answer" and f.note.startswith('you wrote "') for f in facts)
+
+
+def test_answer_notes_quote_the_reply():
+    (fact,) = answer_facts("well, lr was 0.5 I think", ["learning_rate"])
+    assert fact.note == 'you wrote "lr was 0.5 I think"'
+
+
+WORDS = st.sampled_from([
+    "loss", "val_loss", "accuracy", "val", "recall", "nan", "inf", "not", "no", "doesn't", "never", "stuck",
+    "plateaus", "at", "around", "epoch", "epochs", "0", "0.5", "52%", "1e+08", "-3", "zero", "but", "and",
+    "while", "goes", "down", "up", "from", "to", "first", "worst", ",", ".", "?", "(", ")", "lr", "=",
+    "yes", "adam", "batch size", "dropout", "%", "vs", "between", "I don't know",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200) | st.lists(WORDS, max_size=30).map(" ".join))
+def test_any_text_gives_symptom_facts(text):
+    for fact in symptom_facts(text):
+        assert fact.key in SYMPTOM_TYPES
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=120) | st.lists(WORDS, max_size=20).map(" ".join),
+       st.lists(st.sampled_from(sorted(VOCABULARY)) | st.text(max_size=8), max_size=3))
+def test_any_reply_gives_contract_facts(text, asked):
+    for fact in answer_facts(text, asked):
+        assert fact.key in VOCABULARY
