@@ -5,6 +5,7 @@ import click
 from flask.cli import ScriptInfo
 
 from . import create_app, db
+from .reasoning.knowledge import kb_command
 
 
 @click.group()
@@ -25,3 +26,4 @@ def serve(info: ScriptInfo, host: str, port: int) -> None:
 
 
 main.add_command(db.init_db_command)
+main.add_command(kb_command)

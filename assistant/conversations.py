@@ -104,7 +104,7 @@ def save(conversation: Conversation, turn: Turn) -> None:
             else:
                 connection.execute(update(db.conversations).where(db.conversations.c.id == conversation.id)
                                    .values(**state))
-            connection.execute(insert(db.turns), rows)
+            connection.execute(insert(db.turns).values(rows))  # one statement: a conflict aborts it cleanly
     except IntegrityError as exc:  # the (conversation_id, seq) key: those numbers were taken meanwhile
         raise Conflict(f"conversation {conversation.id} changed while this turn was answered; send it again") from exc
 

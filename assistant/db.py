@@ -23,11 +23,15 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.types import TypeDecorator
 
 _EXTENSION = "assistant.db"
+#: The PostgreSQL advisory lock that table creation holds: any number every worker agrees on.
+_INIT_LOCK = 0x4B455241  # "KERA"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -109,7 +113,7 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
+def _make_engine(url: str) -> Engine:
     """An engine for ``url`` that stores JSON every backend accepts."""
     engine = create_engine(url, json_serializer=_dumps)
     if engine.dialect.name == "sqlite":
@@ -123,8 +127,14 @@ def get_engine() -> Engine:
 
 
 def init_db() -> None:
-    """Create the tables that do not exist yet; existing data is kept."""
-    metadata.create_all(get_engine())
+    """Create the tables that do not exist yet, once, even when several workers start together; data is kept."""
+    with get_engine().begin() as connection:
+        if connection.dialect.name == "postgresql":  # its IF NOT EXISTS can still race; queue the workers instead
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _INIT_LOCK})
+        for table in metadata.sorted_tables:
+            connection.execute(CreateTable(table, if_not_exists=True))
+            for index in table.indexes:
+                connection.execute(CreateIndex(index, if_not_exists=True))
 
 
 @click.command("init-db")
@@ -137,7 +147,7 @@ def init_db_command() -> None:
 
 def init_app(app: Flask) -> None:
     """Give the app its engine and tables, and the ``init-db`` command."""
-    app.extensions[_EXTENSION] = make_engine(app.config["DATABASE_URL"])
+    app.extensions[_EXTENSION] = _make_engine(app.config["DATABASE_URL"])
     with app.app_context():
         init_db()
     app.cli.add_command(init_db_command)

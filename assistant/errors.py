@@ -46,7 +46,8 @@ def _http_error(error: HTTPException) -> Response:
     elif isinstance(error, MethodNotAllowed):
         message = f"{request.method} is not allowed on {request.path}; use {', '.join(error.valid_methods or ())}"
     elif isinstance(error, RequestEntityTooLarge):
-        message = f"the request is larger than the {current_app.config['MAX_CONTENT_LENGTH']} bytes this service accepts"
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        message = "the request is too large" + (f"; this service accepts at most {limit} bytes" if limit else "")
     else:
         message = error.description or error.name
     code = error.name.lower().replace(" ", "_")

@@ -25,6 +25,9 @@ OSCILLATION_SHARE = 0.3
 VAL_RISE = 0.10
 #: The last epochs still improved the loss by this fraction per epoch: training stopped early.
 STILL_FALLING = 0.01
+#: The last third of the run still made this share of the total improvement: a steady, slow decline
+#: rather than a plateau.
+STEADY_SHARE = 0.2
 
 
 def _series(history: History, column: str) -> pd.Series | None:
@@ -128,6 +131,12 @@ def _shape_facts(out: _Collector, good: pd.Series, scale: float) -> None:
     if values[-1] > values[0] * 1.5 and values[-1] > values.min() * 2:
         out.add("loss_diverges", True, f"loss grew from {_fmt(values[0])} to {_fmt(values[-1])}",
                 int(good.index[-1]))
+    third = len(values) // 3
+    drop = values[0] - values[-1]
+    if len(values) >= 6 and drop > FLAT_CHANGE * scale and (values[-third - 1] - values[-1]) / drop >= STEADY_SHARE:
+        out.add("loss_steady_decline", True,
+                f"loss fell evenly from {_fmt(values[0])} to {_fmt(values[-1])}, still improving in the last "
+                f"{third} epochs", int(good.index[-1]))
     recent = values[-3:]
     if len(recent) >= 2:
         rate = float((recent[0] - recent[-1]) / (len(recent) - 1) / max(abs(recent[0]), 1e-12))

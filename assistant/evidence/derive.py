@@ -30,10 +30,10 @@ def _classes(v: dict[str, Any]) -> int | None:
 
 def _class_balance(v: dict[str, Any]) -> dict[str, Any]:
     counts = v.get("class_counts")
-    if not isinstance(counts, dict) or not counts or sum(counts.values()) <= 0:
+    present = [n for n in counts.values() if n > 0] if isinstance(counts, dict) else []
+    if not present:
         return {}
-    total, top, low = sum(counts.values()), max(counts.values()), min(counts.values())
-    return {"majority_fraction": top / total, "imbalance_ratio": top / low if low else math.inf}
+    return {"majority_fraction": max(present) / sum(present), "imbalance_ratio": max(present) / min(present)}
 
 
 def _feature_scale(v: dict[str, Any]) -> dict[str, Any]:

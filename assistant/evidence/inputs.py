@@ -171,7 +171,7 @@ def _spec(key: str, entry: Mapping[str, Any]) -> Spec:
 
 #: Every contract fact key (the ``kind: input`` facts of knowledge/facts.yaml).
 VOCABULARY: dict[str, Spec] = {
-    key: _spec(key, entry) for key, entry in vocabulary._facts().items() if entry["kind"] == "input"
+    key: _spec(key, entry) for key, entry in vocabulary.facts().items() if entry["kind"] == "input"
 }
 
 #: Pairs (low, high) whose values, when both are sent, must not be out of order.
@@ -389,50 +389,3 @@ def contract_facts(mapping: Mapping, *, source: str, field: str) -> list[Fact]:
                 field=f"{field}.{low}",
             )
     return [Fact(key, value, source, f"{describe(key, value)} (from {source})") for key, value in values.items()]
-
-
-def _share(count: int, total: int) -> str:
-    return f"{count / total:.0%}"
-
-
-def _class_facts(counts: Fact, known: Mapping[str, Fact]) -> Iterable[Fact]:
-    """Balance of the classes: majority share, majority/minority ratio, and n_classes if unsent."""
-    values: dict[str, int] = counts.value
-    total = sum(values.values())
-    present = {label: n for label, n in values.items() if n > 0}
-    if "n_classes" not in known:
-        yield Fact("n_classes", len(values), counts.source, f"{len(values)} classes in the class counts")
-    if not present:
-        return
-    major = max(present, key=present.get)
-    minor = min(present, key=present.get)
-    yield Fact(
-        "majority_fraction", present[major] / total, counts.source,
-        f"class {major} has {present[major]} of {total} samples ({_share(present[major], total)})",
-    )
-    if len(present) > 1:
-        ratio = present[major] / present[minor]
-        yield Fact(
-            "imbalance_ratio", ratio, counts.source,
-            f"class {major} has {present[major]} samples, class {minor} only {present[minor]}"
-            f" ({ratio:.3g} to 1)",
-        )
-
-
-def derived_facts(facts: Iterable[Fact]) -> list[Fact]:
-    """Facts that follow from contract facts: ``majority_fraction``, ``imbalance_ratio``,
-    ``n_classes`` (from ``class_counts`` when it was not sent) and ``feature_range``.
-
-    Run it over everything known so far, so facts from different turns combine.
-    """
-    known = {fact.key: fact for fact in facts}
-    derived: list[Fact] = []
-    if "class_counts" in known:
-        derived.extend(_class_facts(known["class_counts"], known))
-    if "feature_min" in known and "feature_max" in known:
-        low, high = known["feature_min"].value, known["feature_max"].value
-        derived.append(Fact(
-            "feature_range", high - low, known["feature_max"].source,
-            f"feature values span {_fmt(low)} to {_fmt(high)} (a range of {_fmt(high - low)})",
-        ))
-    return derived

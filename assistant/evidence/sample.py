@@ -4,6 +4,7 @@ Users who cannot describe their data can paste or upload a few thousand rows ins
 module measures what a person would otherwise be asked for (task, class balance, feature
 scale, missing values, duplicates, whether rows are sorted by label), so the result goes
 through :func:`~assistant.evidence.inputs.contract_facts` like any summary a client sends.
+It needs only pandas: web workers import it, and scikit-learn would add a second to each start.
 """
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.utils.multiclass import type_of_target
 
 from .facts import EvidenceError
 
@@ -136,14 +136,12 @@ def _labels(frame: pd.DataFrame, label: str | None) -> tuple[pd.Series, list[str
 
 
 def _is_classification(y: pd.Series) -> bool:
-    try:
-        kind = type_of_target(y.to_numpy())
-    except ValueError:
-        return True  # mixed labels such as "cat" and 3 are categories
-    if kind not in ("binary", "multiclass"):
-        return False
+    """Text labels are classes; numbers are classes when whole and few, else a regression target."""
     if not pd.api.types.is_numeric_dtype(y):
         return True
+    values = y.to_numpy(dtype=float)
+    if not np.array_equal(values, np.round(values)):
+        return False
     k = y.nunique()
     return k <= 2 or (k <= MAX_CLASSES and (_zero_based(y) or len(y) >= k * MIN_ROWS_PER_CLASS))
 

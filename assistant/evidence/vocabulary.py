@@ -14,10 +14,11 @@ FACTS_FILE = Path(__file__).resolve().parents[2] / "knowledge" / "facts.yaml"
 
 
 @lru_cache(maxsize=1)
-def _facts() -> dict[str, dict]:
+def facts() -> dict[str, dict]:
+    """Every fact's entry: kind, type, bounds, question."""
     return yaml.safe_load(FACTS_FILE.read_text(encoding="utf-8"))["facts"]
 
 
 def signs(kind: str) -> tuple[str, ...]:
     """The boolean facts of one kind ("curve", "symptom"): false unless a parser finds them."""
-    return tuple(k for k, spec in _facts().items() if spec["kind"] == kind and spec["type"] == "boolean")
+    return tuple(k for k, spec in facts().items() if spec["kind"] == kind and spec["type"] == "boolean")

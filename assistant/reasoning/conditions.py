@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping
 
 Condition = Mapping[str, Any]
+#: The value of a measurement that was looked for and not seen: every comparison with it is false.
+NOT_OBSERVED = object()
 COMPARISONS = {
     "is": lambda value, ref: value == ref,
     "in": lambda value, ref: value in ref,
@@ -31,7 +33,7 @@ def evaluate(cond: Condition, values: Mapping[str, Any]) -> bool | None:
         return None if inner is None else not inner
     value = values.get(cond["fact"])
     if "known" in cond:
-        return (value is not None) == cond["known"]
+        return (value is not None and value is not NOT_OBSERVED) == cond["known"]
     if value is None:
         return None
     op = next(k for k in COMPARISONS if k in cond)

@@ -13,7 +13,7 @@ from typing import Any, Collection, Mapping
 
 from ..evidence.derive import derive
 from ..evidence.facts import Facts
-from .conditions import Condition, evaluate, facts_in, references
+from .conditions import NOT_OBSERVED, Condition, evaluate, facts_in, references
 from .knowledge import Cause, KnowledgeBase
 
 #: Softmax temperature: larger spreads confidence more evenly (fitted on the public cases).
@@ -94,6 +94,23 @@ def _tree_weights(node: dict[str, Any], values: Mapping[str, Any], share: float,
         _tree_weights(node["then" if result else "else"], values, share, out, readings)
 
 
+class _Observed(dict):
+    """The facts as a tree sees them: a sign nobody measured was not observed; only inputs are unknown.
+
+    Without this a history lacking an accuracy column would split every accuracy test in
+    half, although the user cannot tell us more about it.
+    """
+
+    def __init__(self, values: Mapping[str, Any], kb: KnowledgeBase) -> None:
+        super().__init__(values)
+        self.kb = kb
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self:
+            return self[key]
+        return None if self.kb.askable(key) else NOT_OBSERVED
+
+
 def _applicable(kb: KnowledgeBase, values: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The trees whose inputs exist: a curve tree without a history would only split evenly."""
     return [t for t in kb.trees.values() if "applies_when" not in t or evaluate(t["applies_when"], values)]
@@ -101,9 +118,10 @@ def _applicable(kb: KnowledgeBase, values: Mapping[str, Any]) -> list[dict[str, 
 
 def _scores(kb: KnowledgeBase, values: Mapping[str, Any]) -> dict[str, float]:
     scores = {cid: cause.prior for cid, cause in kb.causes.items()}
+    observed = _Observed(values, kb)
     for tree in _applicable(kb, values):
         weights: dict[str, float] = {}
-        _tree_weights(tree["root"], values, 1.0, weights, [])
+        _tree_weights(tree["root"], observed, 1.0, weights, [])
         for cid, w in weights.items():
             scores[cid] += w
     for cid, cause in kb.causes.items():
@@ -196,7 +214,7 @@ def diagnose(kb: KnowledgeBase, facts: Facts, *, declined: Collection[str] = ())
     beliefs.sort(key=lambda b: (-b.confidence, b.cause.id))
     readings: list[tuple[float, str]] = []
     for tree in _applicable(kb, values):
-        _tree_weights(tree["root"], values, 1.0, {}, readings)
+        _tree_weights(tree["root"], _Observed(values, kb), 1.0, {}, readings)
     sure = [text for share, text in readings if share >= 0.99]
     questions = [] if beliefs[0].confidence >= ASK_BELOW else _questions(kb, facts, probs, declined)
     return Diagnosis(beliefs, questions, sure, values)

@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import click
 import jsonschema
 import yaml
 from referencing import Registry, Resource
@@ -210,3 +211,26 @@ def _contract_causes() -> set[str]:
     if not path.exists():
         return set()
     return set(json.loads(path.read_text(encoding="utf-8"))["causes"])
+
+
+@click.group("kb")
+def kb_command() -> None:
+    """Inspect the knowledge base in knowledge/."""
+
+
+@kb_command.command("check")
+@click.option("--directory", type=click.Path(exists=True, file_okay=False), default=str(DEFAULT_DIR),
+              show_default=True, help="The knowledge base to check.")
+def check_command(directory: str) -> None:
+    """Validate every file against its schema and report what a reviewer must fix."""
+    try:
+        kb = load(directory)
+    except KnowledgeError as exc:
+        raise click.ClickException(str(exc)) from None
+    problems = check(kb)
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) in the knowledge base")
+    click.echo(f"knowledge base OK: {len(kb.causes)} causes, {len(kb.trees)} trees, "
+               f"{len(kb.facts)} facts, {len(kb.snippets)} snippet templates")

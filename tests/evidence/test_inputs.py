@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assistant.evidence.facts import EvidenceError, Fact
-from assistant.evidence.inputs import VOCABULARY, coerce, contract_facts, derived_facts, unknown_keys
+from assistant.evidence.inputs import VOCABULARY, coerce, contract_facts, unknown_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = next((path for path in (ROOT / "shared" / "cases", ROOT.parent / "shared" / "cases") if path.is_dir()), None)
@@ -157,34 +157,6 @@ def test_every_public_case_reads_cleanly():
         assert values(case["facts"], "facts") == case["facts"], path.name
 
 
-def test_class_balance_is_derived_with_a_readable_note():
-    facts = contract_facts({"class_counts": {"0": 760, "1": 40}}, source="the dataset summary you sent",
-                           field="dataset")
-    derived = {f.key: f for f in derived_facts(facts)}
-    assert derived["majority_fraction"].value == pytest.approx(0.95)
-    assert derived["majority_fraction"].note == "class 0 has 760 of 800 samples (95%)"
-    assert derived["imbalance_ratio"].value == pytest.approx(19)
-    assert derived["imbalance_ratio"].note == "class 0 has 760 samples, class 1 only 40 (19 to 1)"
-    assert derived["n_classes"].value == 2
-    assert derived["n_classes"].source == "the dataset summary you sent"
-
-
-def test_sent_n_classes_is_not_overridden_and_empty_classes_are_not_a_minority():
-    facts = contract_facts({"n_classes": 3, "class_counts": {"a": 10, "b": 30, "c": 0}}, source="s", field="dataset")
-    derived = {f.key: f.value for f in derived_facts(facts)}
-    assert "n_classes" not in derived
-    assert derived["imbalance_ratio"] == 3
-    assert derived["majority_fraction"] == 0.75
-
-
-def test_feature_range_is_derived():
-    facts = contract_facts({"feature_min": -1e6, "feature_max": 1e6}, source="s", field="dataset")
-    (fact,) = derived_facts(facts)
-    assert (fact.key, fact.value) == ("feature_range", 2e6)
-    assert fact.note == "feature values span -1e+06 to 1e+06 (a range of 2e+06)"
-    assert derived_facts([]) == []
-
-
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
     | st.sampled_from(["nan", "inf", "-inf", "1e-3", "adam", "yes", "", "0", "1.5"]),
@@ -205,7 +177,6 @@ def test_any_mapping_gives_facts_or_an_evidence_error(mapping):
     for fact in facts:
         assert fact.key in CONTRACT_KEYS
         assert not (isinstance(fact.value, float) and not math.isfinite(fact.value))
-    derived_facts(facts)
     unknown_keys(mapping)
 
 

@@ -1,0 +1,58 @@
+"""Replies carry the contract's shape, the user's numbers, and snippets that cannot be injected into."""
+from __future__ import annotations
+
+import ast
+
+from assistant.evidence import gather
+from assistant.evidence.facts import Facts
+from assistant.reasoning.knowledge import load_cached
+from assistant.reply import compose, render_snippet
+
+
+def reply_for(**inputs):
+    facts = Facts()
+    facts.update(gather(**inputs).facts)
+    return compose(facts)
+
+
+def test_reply_has_the_contract_shape_and_markdown():
+    reply = reply_for(symptom="loss becomes nan", metrics={"loss": [1.2, float("nan")]},
+                      training={"optimizer": "adam", "learning_rate": 3.0})
+    assert set(reply) >= {"text", "causes", "questions"}
+    cause = reply["causes"][0]
+    assert set(cause) >= {"id", "title", "category", "confidence", "evidence", "snippet"}
+    assert cause["snippet"]["language"] == "python"
+    assert "**" in reply["text"] and "```python" in reply["text"]
+    confidences = [c["confidence"] for c in reply["causes"]]
+    assert confidences == sorted(confidences, reverse=True)
+
+
+def test_snippet_uses_the_users_learning_rate():
+    reply = reply_for(symptom="loss is nan", metrics={"loss": [1.2, float("nan")]},
+                      training={"optimizer": "rmsprop", "learning_rate": 0.5})
+    code = next(c for c in reply["causes"] if c["id"] == "learning_rate_too_high")["snippet"]["code"]
+    assert "RMSprop(learning_rate=0.05" in code
+    ast.parse(code)
+
+
+def test_class_weights_come_from_the_users_class_counts():
+    reply = reply_for(symptom="accuracy is 95% but recall is 0", metrics={"loss": [0.5, 0.3], "accuracy": [0.95, 0.95]},
+                      dataset={"class_counts": {"0": 1425, "1": 75}, "task": "binary_classification"})
+    code = next(c for c in reply["causes"] if c["id"] == "class_imbalance")["snippet"]["code"]
+    assert "class_weight = {0: 0.5263, 1: 10}" in code
+
+
+def test_every_snippet_renders_to_valid_python_even_with_nothing_known():
+    kb = load_cached()
+    for cause in kb.causes.values():
+        ast.parse(render_snippet(kb, cause.snippet, {}))
+
+
+def test_user_text_cannot_become_code_in_a_snippet():
+    kb = load_cached()
+    hostile = {"optimizer": "adam')\nimport os; os.system('echo pwned')#", "class_counts": {"0\"]; import os #": 3},
+               "loss": "mse\nimport os", "learning_rate": 0.01}
+    for cause in kb.causes.values():
+        tree = ast.parse(render_snippet(kb, cause.snippet, hostile))
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "system"]
+        assert not calls, cause.id
