@@ -46,6 +46,16 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value
 
 
+class PlainText(TypeDecorator[str]):
+    """Text without NUL characters, which PostgreSQL's text type refuses and no person means to send."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else value.replace("\x00", "")
+
+
 metadata = MetaData()
 
 conversations = Table(
@@ -53,7 +63,7 @@ conversations = Table(
     metadata,
     Column("id", String(40), primary_key=True),
     Column("owner", String(64)),
-    Column("title", Text, nullable=False),
+    Column("title", PlainText, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("facts", JSON, nullable=False),
@@ -79,7 +89,7 @@ feedback = Table(
     Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("cause_id", String(100), nullable=False),
     Column("verdict", String(16), CheckConstraint("verdict IN ('fixed', 'not_helpful')"), nullable=False),
-    Column("comment", Text),
+    Column("comment", PlainText),
     Column("created_at", UtcDateTime, nullable=False),
 )
 

@@ -89,3 +89,10 @@ def test_feedback(ctx):
     assert stored["conversation_id"] == new.id
     assert (stored["cause"], stored["verdict"], stored["comment"]) == ("overfitting", "not_helpful", "val loss still rises")
     assert conversations.add_feedback("conv-" + "0" * 32, None, "overfitting", "fixed") is None
+
+
+def test_nul_characters_are_dropped_from_text_columns(ctx):
+    new = Conversation.new(None, "loss\x00 is flat")
+    conversations.save(new, turn())
+    assert conversations.transcript(new.id, None)["title"] == "loss is flat"
+    assert conversations.add_feedback(new.id, None, "overfitting", "fixed", "thanks\x00")["id"]

@@ -111,23 +111,43 @@ class _Observed(dict):
         return None if self.kb.askable(key) else NOT_OBSERVED
 
 
-def _applicable(kb: KnowledgeBase, values: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The trees whose inputs exist: a curve tree without a history would only split evenly."""
-    return [t for t in kb.trees.values() if "applies_when" not in t or evaluate(t["applies_when"], values)]
+def _tree_scores(kb: KnowledgeBase, values: Mapping[str, Any], tree_id: str) -> dict[str, float]:
+    """What one tree adds to each cause; nothing when its inputs are absent (it would only split evenly)."""
+    tree = kb.trees[tree_id]
+    weights: dict[str, float] = {}
+    if "applies_when" not in tree or evaluate(tree["applies_when"], values):
+        _tree_weights(tree["root"], _Observed(values, kb), 1.0, weights, [])
+    return weights
 
 
-def _scores(kb: KnowledgeBase, values: Mapping[str, Any]) -> dict[str, float]:
-    scores = {cid: cause.prior for cid, cause in kb.causes.items()}
-    observed = _Observed(values, kb)
-    for tree in _applicable(kb, values):
-        weights: dict[str, float] = {}
-        _tree_weights(tree["root"], observed, 1.0, weights, [])
-        for cid, w in weights.items():
-            scores[cid] += w
-    for cid, cause in kb.causes.items():
-        scores[cid] += sum(r.weight for r in cause.supports if evaluate(r.when, values))
-        scores[cid] -= sum(r.weight for r in cause.contradicts if evaluate(r.when, values))
-    return scores
+@dataclass
+class _Scoring:
+    """The parts of every cause's score, so a hypothetical answer re-evaluates only what reads it."""
+
+    hits: list[bool]
+    trees: dict[str, dict[str, float]]
+
+    @classmethod
+    def of(cls, kb: KnowledgeBase, values: Mapping[str, Any]) -> "_Scoring":
+        return cls([bool(evaluate(cond, values)) for _, _, cond, _ in kb.rules],
+                   {tid: _tree_scores(kb, values, tid) for tid in kb.trees})
+
+    def changed(self, kb: KnowledgeBase, values: Mapping[str, Any], keys: set[str]) -> "_Scoring":
+        hits = [evaluate(cond, values) is True if names & keys else hit
+                for (_, _, cond, names), hit in zip(kb.rules, self.hits)]
+        trees = {tid: _tree_scores(kb, values, tid) if kb.tree_facts[tid] & keys else weights
+                 for tid, weights in self.trees.items()}
+        return _Scoring(hits, trees)
+
+    def scores(self, kb: KnowledgeBase) -> dict[str, float]:
+        scores = {cid: cause.prior for cid, cause in kb.causes.items()}
+        for weights in self.trees.values():
+            for cid, w in weights.items():
+                scores[cid] += w
+        for (cid, weight, _, _), hit in zip(kb.rules, self.hits):
+            if hit:
+                scores[cid] += weight
+        return scores
 
 
 def _softmax(scores: Mapping[str, float]) -> dict[str, float]:
@@ -170,8 +190,8 @@ def _hypotheses(kb: KnowledgeBase, name: str) -> list[Any]:
     return points
 
 
-def _questions(kb: KnowledgeBase, facts: Facts, probs: dict[str, float],
-               declined: Collection[str]) -> list[Question]:
+def _questions(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring: _Scoring,
+               probs: dict[str, float], declined: Collection[str]) -> list[Question]:
     leaders = sorted(probs, key=probs.get, reverse=True)[:LEADERS]
     candidates = sorted({f for cid in leaders for f in kb.asks.get(cid, ())}
                         - set(facts.values()) - set(declined))
@@ -186,7 +206,8 @@ def _questions(kb: KnowledgeBase, facts: Facts, probs: dict[str, float],
             trial = facts.values()
             trial[name] = answer
             trial.update(derive(trial))
-            expected += _entropy(_softmax(_scores(kb, trial))) / len(answers)
+            changed = {k for k in trial.keys() | values.keys() if trial.get(k) != values.get(k)}
+            expected += _entropy(_softmax(scoring.changed(kb, trial, changed).scores(kb))) / len(answers)
         gain = base - expected
         if gain >= MIN_GAIN:
             spec = kb.facts[name]
@@ -198,7 +219,8 @@ def _questions(kb: KnowledgeBase, facts: Facts, probs: dict[str, float],
 def diagnose(kb: KnowledgeBase, facts: Facts, *, declined: Collection[str] = ()) -> Diagnosis:
     """Rank every cause for the known facts and pick the questions that would separate the leaders."""
     values = _all_values(facts)
-    probs = _softmax(_scores(kb, values))
+    scoring = _Scoring.of(kb, values)
+    probs = _softmax(scoring.scores(kb))
     beliefs = []
     for cid, cause in kb.causes.items():
         belief = Belief(cause, 0.0, probs[cid])
@@ -213,8 +235,9 @@ def diagnose(kb: KnowledgeBase, facts: Facts, *, declined: Collection[str] = ())
         beliefs.append(belief)
     beliefs.sort(key=lambda b: (-b.confidence, b.cause.id))
     readings: list[tuple[float, str]] = []
-    for tree in _applicable(kb, values):
-        _tree_weights(tree["root"], _Observed(values, kb), 1.0, {}, readings)
+    for tree in kb.trees.values():
+        if "applies_when" not in tree or evaluate(tree["applies_when"], values):
+            _tree_weights(tree["root"], _Observed(values, kb), 1.0, {}, readings)
     sure = [text for share, text in readings if share >= 0.99]
-    questions = [] if beliefs[0].confidence >= ASK_BELOW else _questions(kb, facts, probs, declined)
+    questions = [] if beliefs[0].confidence >= ASK_BELOW else _questions(kb, facts, values, scoring, probs, declined)
     return Diagnosis(beliefs, questions, sure, values)

@@ -56,6 +56,10 @@ class KnowledgeBase:
     directory: Path
     #: input facts each cause's rules mention: where the questions come from.
     asks: dict[str, set[str]] = field(default_factory=dict)
+    #: every rule as (cause, signed weight, condition, facts it reads), for incremental scoring.
+    rules: list[tuple[str, float, Condition, frozenset[str]]] = field(default_factory=list)
+    #: the facts each tree reads, its applicability test included.
+    tree_facts: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def askable(self, name: str) -> bool:
         return self.facts.get(name, {}).get("kind") == "input"
@@ -113,6 +117,10 @@ def load(directory: Path | str = DEFAULT_DIR) -> KnowledgeBase:
     kb = KnowledgeBase(facts_doc["facts"], causes, trees, snippets, directory)
     kb.asks = {c.id: {f for r in (*c.supports, *c.contradicts) for f in facts_in(r.when) if kb.askable(f)}
                for c in causes.values()}
+    kb.rules = [(c.id, sign * r.weight, r.when, frozenset(facts_in(r.when)))
+                for c in causes.values() for sign, rules in ((1, c.supports), (-1, c.contradicts)) for r in rules]
+    kb.tree_facts = {tid: frozenset(f for _, path in walk(t["root"]) for _, cond in path for f in facts_in(cond))
+                     | frozenset(facts_in(t.get("applies_when", {}))) for tid, t in trees.items()}
     return kb
 
 

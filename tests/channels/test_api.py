@@ -302,7 +302,7 @@ JSON_VALUES = st.recursive(
 FACT_MAPPINGS = st.dictionaries(st.sampled_from(sorted(VOCABULARY)), JSON_VALUES, max_size=6)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(__import__("os").environ.get("HYPO_N", 60)), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.fixed_dictionaries({"symptom": st.text(max_size=60)}, optional={
     "training": FACT_MAPPINGS | JSON_VALUES, "dataset": FACT_MAPPINGS | JSON_VALUES, "metrics": JSON_VALUES}))
 def test_any_json_start_gets_a_reply_or_a_4xx(client, body):
