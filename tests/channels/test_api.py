@@ -302,9 +302,24 @@ JSON_VALUES = st.recursive(
 FACT_MAPPINGS = st.dictionaries(st.sampled_from(sorted(VOCABULARY)), JSON_VALUES, max_size=6)
 
 
-@settings(max_examples=int(__import__("os").environ.get("HYPO_N", 60)), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+ANY_JSON = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@ANY_JSON
 @given(body=st.fixed_dictionaries({"symptom": st.text(max_size=60)}, optional={
     "training": FACT_MAPPINGS | JSON_VALUES, "dataset": FACT_MAPPINGS | JSON_VALUES, "metrics": JSON_VALUES}))
 def test_any_json_start_gets_a_reply_or_a_4xx(client, body):
     response = client.post(API, json=body)
     assert response.status_code in (201, 400), response.get_data(as_text=True)
+
+
+@ANY_JSON
+@given(body=st.fixed_dictionaries({}, optional={
+    "text": st.text(max_size=40), "facts": FACT_MAPPINGS | JSON_VALUES, "metrics": JSON_VALUES}))
+def test_any_json_turn_gets_a_reply_or_a_4xx_that_changes_nothing(client, body):
+    conversation = start(client)["id"]
+    before = client.get(f"{API}/{conversation}").get_data()
+    response = client.post(f"{API}/{conversation}/turns", json=body)
+    assert response.status_code in (200, 400), response.get_data(as_text=True)
+    if response.status_code == 400:
+        assert client.get(f"{API}/{conversation}").get_data() == before
