@@ -93,6 +93,26 @@ feedback = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 
+# A Slack thread is one conversation: every message in it is the next turn.
+slack_threads = Table(
+    "slack_threads",
+    metadata,
+    Column("team_id", String(32), primary_key=True),
+    Column("channel_id", String(32), primary_key=True),
+    Column("thread_ts", String(32), primary_key=True),
+    Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# What Slack delivered already, by event id or message: it retries unacknowledged events and
+# sends one message as both app_mention and message; each is answered once.
+slack_deliveries = Table(
+    "slack_deliveries",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("received_at", UtcDateTime, nullable=False, index=True),
+)
+
 
 def now() -> datetime:
     """The timestamp every stored row carries."""

@@ -23,7 +23,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings in the developer's shell must not leak into the app under test."""
-    for name in os.environ:
+    for name in list(os.environ):
         if name.startswith("ASSISTANT_") and not name.startswith("ASSISTANT_TEST_"):
             monkeypatch.delenv(name)
 
