@@ -29,11 +29,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["API_TOKENS"] = _token_list(app.config["API_TOKENS"])
 
     from . import db, errors
-    from .channels import api
+    from .channels import api, slack, web
 
     errors.init_app(app)
     db.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(web.bp)
+    slack.init_app(app)
     return app
 
 

@@ -5,6 +5,7 @@ import click
 from flask.cli import ScriptInfo
 
 from . import create_app, db
+from .channels import slack
 from .reasoning.knowledge import kb_command
 
 
@@ -27,3 +28,4 @@ def serve(info: ScriptInfo, host: str, port: int) -> None:
 
 main.add_command(db.init_db_command)
 main.add_command(kb_command)
+main.add_command(slack.socket_command)

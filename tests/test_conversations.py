@@ -96,3 +96,18 @@ def test_nul_characters_are_dropped_from_text_columns(ctx):
     conversations.save(new, turn())
     assert conversations.transcript(new.id, None)["title"] == "loss is flat"
     assert conversations.add_feedback(new.id, None, "overfitting", "fixed", "thanks\x00")["id"]
+
+
+def test_words_that_answer_no_question_decline_them(ctx, monkeypatch):
+    offered = []
+
+    def compose(facts, *, declined=()):
+        offered.append(set(declined))
+        return REPLY  # always asks for the learning rate
+
+    monkeypatch.setattr(conversations, "compose", compose)
+    conversation_id, _ = conversations.start(None, {"symptom": "my loss is flat"})
+    conversations.reply_to(conversation_id, None, {"facts": {"batch_size": 32}})
+    conversations.reply_to(conversation_id, None, {"text": "no idea"})
+    assert offered == [set(), set(), {"learning_rate"}]
+    assert conversations.load(conversation_id, None).declined == {"learning_rate"}

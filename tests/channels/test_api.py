@@ -1,5 +1,6 @@
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -104,9 +105,9 @@ def test_conversation_survives_a_restart(make_app):
 
 
 def test_i_dont_know_declines_the_questions(client):
-    started = start(client, {"symptom": "my model does not learn", "metrics": HISTORY})
+    started = start(client, {"symptom": "my model is not learning"})
     asked = {q["fact"] for q in started["reply"]["questions"]}
-    assert asked, "a thin start should ask something"
+    assert asked, "a bare symptom should make the assistant ask"
     turn = client.post(f"{API}/{started['id']}/turns", json={"text": "I don't know"}).get_json()
     assert not asked & {q["fact"] for q in turn["reply"]["questions"]}
     assert asked <= set(client.get(f"{API}/{started['id']}").get_json()["declined"])
@@ -120,8 +121,6 @@ def test_too_many_epochs(make_app, row_counts):
 
 
 def test_concurrent_turns_get_distinct_numbers(app):
-    from concurrent.futures import ThreadPoolExecutor
-
     conversation = start(app.test_client())["id"]
     answers = [{"facts": {"batch_size": size}} for size in (8, 64, 512)]  # as many as the retries cover
     with ThreadPoolExecutor(len(answers)) as pool:
@@ -165,7 +164,7 @@ BAD_STARTS = [
 def test_bad_start_is_refused_and_stores_nothing(client, row_counts, request_kwargs, status, code, named):
     message = assert_error(client.post(API, **request_kwargs()), status, code)
     assert named in message
-    assert row_counts() == {"conversations": 0, "turns": 0, "feedback": 0}
+    assert not any(row_counts().values())
 
 
 BAD_TURNS = [
@@ -202,7 +201,7 @@ def test_bad_turn_leaves_the_conversation_unchanged(client, row_counts, request_
 def test_unknown_conversation(client, row_counts, method, path, body):
     message = assert_error(getattr(client, method)(path, json=body), 404, "not_found")
     assert MISSING in message
-    assert row_counts() == {"conversations": 0, "turns": 0, "feedback": 0}
+    assert not any(row_counts().values())
 
 
 def test_bad_feedback(client, row_counts):

@@ -40,7 +40,7 @@ export function curveEvents(facts) {
   if (Number.isInteger(facts.nan_epoch)) events.push({ kind: "nan", epoch: facts.nan_epoch, label: `NaN at epoch ${facts.nan_epoch}` });
   if (facts.loss_flat || facts.loss_constant) events.push({ kind: "plateau", label: "flat from the start" });
   if (Number.isInteger(facts.val_min_epoch)) {
-    events.push({ kind: "val_min", epoch: facts.val_min_epoch, label: `validation minimum (epoch ${facts.val_min_epoch})` });
+    events.push({ kind: "val_min", epoch: facts.val_min_epoch, label: `val min, epoch ${facts.val_min_epoch}` });
   }
   return events;
 }

@@ -1,0 +1,322 @@
+"""The Slack bot end to end: signed requests through the Flask app, Slack's Web API a real server on loopback."""
+import hashlib
+import hmac
+import json
+import time
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import select
+
+from assistant import db
+from assistant.channels import slack
+from assistant.channels.slack import blocks, runs
+from tests.channels.slack_web_api import BOT_USER, TEAM, TOKEN, SlackWebApi
+from tests.helpers import assert_error
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+CHANNEL = "C0CHAN"
+USER = "U0USER"
+SYMPTOM = "my loss stays at 0.693 and accuracy at 50%"
+FLAT_CSV = "epoch,accuracy,loss,val_accuracy,val_loss\n" + "".join(f"{e},0.5,0.6931,0.5,0.6932\n" for e in range(6))
+
+
+@pytest.fixture
+def slack_api():
+    api = SlackWebApi().start()
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def make_slack_app(make_app, slack_api):
+    """Apps whose bot talks to the loopback Web API; each waits for its bot's work before the database goes."""
+    bots = []
+
+    def make(**config):
+        app = make_app(SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack_api.url,
+                       SLACK_RUN_POLL_SECONDS=0.05, **config)
+        bots.append(app.extensions[slack.EXTENSION])
+        return app
+
+    yield make
+    for bot in bots:
+        bot.close()
+
+
+@pytest.fixture
+def slack_app(make_slack_app):
+    return make_slack_app()
+
+
+@pytest.fixture
+def slack_client(slack_app):
+    return slack_app.test_client()
+
+
+def signed(body: str, *, secret: str = SECRET, timestamp: int | None = None) -> dict[str, str]:
+    """Slack's request signature: v0=HMAC-SHA256(secret, "v0:<timestamp>:<body>")."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": f"v0={digest}"}
+
+
+def send_event(client, event, *, event_id="Ev0001", headers=None, **signing):
+    body = json.dumps({"token": "unused", "team_id": TEAM, "api_app_id": "A0APP", "type": "event_callback",
+                       "event_id": event_id, "event_time": int(time.time()), "event": event})
+    return client.post("/slack/events", data=body, content_type="application/json",
+                       headers={**signed(body, **signing), **(headers or {})})
+
+
+def send_form(client, fields):
+    body = urlencode(fields)
+    return client.post("/slack/events", data=body, content_type="application/x-www-form-urlencoded",
+                       headers=signed(body))
+
+
+def mention(text=SYMPTOM, ts="1700000000.000100", **event):
+    return {"type": "app_mention", "user": USER, "text": f"<@{BOT_USER}> {text}", "ts": ts, "channel": CHANNEL,
+            "event_ts": ts, **event}
+
+
+def click(client, reply, action):
+    """Click ``action`` (one of the elements of ``reply``'s blocks) as ``USER``."""
+    payload = {"type": "block_actions", "team": {"id": TEAM}, "user": {"id": USER}, "api_app_id": "A0APP",
+               "token": "unused", "trigger_id": "1.2.3", "channel": {"id": CHANNEL},
+               "container": {"type": "message", "message_ts": reply.response["ts"], "channel_id": CHANNEL},
+               "message": {"type": "message", "ts": reply.response["ts"], "thread_ts": reply.args["thread_ts"],
+                           "text": reply.args["text"], "blocks": reply.args["blocks"]},
+               "actions": [{**action, "block_id": "b1", "action_ts": str(time.time())}]}
+    return send_form(client, {"payload": json.dumps(payload)})
+
+
+def buttons(call):
+    return [element for block in call.args["blocks"] if block["type"] == "actions" for element in block["elements"]]
+
+
+def button(call, action_id):
+    return next(element for element in buttons(call) if element["action_id"] == action_id)
+
+
+def stored(app, table):
+    with app.app_context(), db.get_engine().connect() as connection:
+        return connection.execute(select(table)).mappings().all()
+
+
+def transcript(app, thread_ts):
+    from assistant import conversations
+
+    with app.app_context():
+        (link,) = [row for row in stored(app, db.slack_threads) if row["thread_ts"] == thread_ts]
+        return conversations.transcript(link["conversation_id"], f"slack:{TEAM}")
+
+
+def test_url_verification(slack_client):
+    body = json.dumps({"token": "unused", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+                       "type": "url_verification"})
+    response = slack_client.post("/slack/events", data=body, content_type="application/json", headers=signed(body))
+    assert response.status_code == 200
+    assert response.get_json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
+
+
+@pytest.mark.parametrize("signing", [{"secret": "not-the-secret"}, {"timestamp": int(time.time()) - 6 * 60}],
+                         ids=["bad signature", "stale timestamp"])
+def test_unverified_requests_are_refused(slack_app, slack_client, slack_api, row_counts, signing):
+    before = row_counts()
+    response = send_event(slack_client, mention(), **signing)
+    assert response.status_code == 401
+    unsigned = slack_client.post("/slack/events", data=json.dumps({"type": "event_callback", "event": mention()}),
+                                 content_type="application/json")
+    assert unsigned.status_code == 401
+    slack_app.extensions[slack.EXTENSION].close()  # whatever was started has finished
+    assert slack_api.calls == [] and row_counts() == before
+
+
+def test_mention_is_answered_in_its_thread(slack_app, slack_client, slack_api):
+    response = send_event(slack_client, mention())
+    assert response.status_code == 200
+    (reply,) = slack_api.wait_for("chat.postMessage", 1)
+    assert reply.args["channel"] == CHANNEL and reply.args["thread_ts"] == "1700000000.000100"
+    assert reply.headers["authorization"] == f"Bearer {TOKEN}"
+    assert reply.args["blocks"][0]["text"]["text"] == "*Most likely causes*"
+    assert "```" in json.dumps(reply.args["blocks"])  # the top snippet, as a code block
+    assert {"answer-0", blocks.DONT_KNOW, blocks.FIXED}.issubset(b["action_id"] for b in buttons(reply))
+    assert blocks.VALIDATE not in [b["action_id"] for b in buttons(reply)]  # no reproduction runs here
+    conversation = transcript(slack_app, "1700000000.000100")
+    assert conversation["turns"][0]["body"] == {"symptom": SYMPTOM}
+    assert conversation["turns"][1]["body"]["causes"][0]["title"] in reply.args["text"]
+
+
+def test_a_direct_message_starts_a_conversation_and_channel_chatter_is_ignored(slack_app, slack_client, slack_api):
+    direct = {"type": "message", "channel_type": "im", "user": USER, "text": SYMPTOM, "ts": "1700000000.000200",
+              "channel": "D0DIRECT"}
+    elsewhere = {**direct, "channel_type": "channel", "channel": CHANNEL, "ts": "1700000000.000300",
+                 "thread_ts": "1700000000.000250"}  # a reply in someone else's thread
+    assert send_event(slack_client, direct, event_id="Ev1").status_code == 200
+    assert send_event(slack_client, elsewhere, event_id="Ev2").status_code == 200
+    slack_app.extensions[slack.EXTENSION].close()
+    (reply,) = slack_api.received("chat.postMessage")
+    assert reply.args["channel"] == "D0DIRECT" and reply.args["thread_ts"] == "1700000000.000200"
+
+
+def test_a_file_shared_in_the_thread_is_read_as_the_next_turn(slack_app, slack_client, slack_api):
+    send_event(slack_client, mention())
+    slack_api.wait_for("chat.postMessage", 1)
+    shared = slack_api.share("training.log.csv", FLAT_CSV.encode())
+    follow_up = {"type": "message", "subtype": "file_share", "channel_type": "channel", "user": USER,
+                 "text": "here is my CSVLogger file", "ts": "1700000000.000500", "thread_ts": "1700000000.000100",
+                 "channel": CHANNEL, "files": [shared]}
+    assert send_event(slack_client, follow_up, event_id="Ev2").status_code == 200
+    _, reply = slack_api.wait_for("chat.postMessage", 2)
+    assert reply.args["thread_ts"] == "1700000000.000100"
+    (download,) = slack_api.received(f"files-pri/{TEAM}/download/training.log.csv")
+    assert download.headers["authorization"] == f"Bearer {TOKEN}"
+    turns = transcript(slack_app, "1700000000.000100")["turns"]
+    assert len(turns) == 4
+    assert turns[2]["body"]["text"] == "here is my CSVLogger file"
+    assert turns[2]["body"]["history"]["loss"] == [0.6931] * 6
+    assert any("6 epochs" in item or "0.693" in item for cause in turns[3]["body"]["causes"]
+               for item in cause["evidence"]), turns[3]["body"]["causes"]
+
+
+def test_a_file_over_the_upload_limit_is_refused_in_the_thread(slack_app, slack_client, slack_api):
+    shared = slack_api.share("huge.log", b"Epoch 1/1\n", size=slack_app.config["MAX_CONTENT_LENGTH"] + 1)
+    send_event(slack_client, mention(files=[shared], subtype="file_share"))
+    refusal, reply = slack_api.wait_for("chat.postMessage", 2)
+    assert refusal.args["thread_ts"] == "1700000000.000100"
+    assert refusal.args["text"].startswith("I did not read `huge.log`: it is 10.5 MB and I read files up to 10 MB.")
+    assert reply.args["blocks"][0]["text"]["text"] == "*Most likely causes*"  # the words are still answered
+    assert not slack_api.received(f"files-pri/{TEAM}/download/huge.log")
+
+
+def test_a_clicked_answer_is_the_next_turn(slack_app, slack_client, slack_api):
+    send_event(slack_client, mention())
+    (first,) = slack_api.wait_for("chat.postMessage", 1)
+    choice = button(first, "answer-0")
+    assert click(slack_client, first, choice).status_code == 200
+    _, second = slack_api.wait_for("chat.postMessage", 2)
+    assert second.args["thread_ts"] == "1700000000.000100"
+    answer = json.loads(choice["value"])
+    assert second.args["blocks"][0]["elements"][0]["text"].startswith(f"<@{USER}> answered: {answer['fact']} =")
+    conversation = transcript(slack_app, "1700000000.000100")
+    assert conversation["turns"][2]["body"] == {"facts": {answer["fact"]: answer["choice"]}}
+    assert answer["fact"] in conversation["facts"]
+
+
+def test_feedback_buttons_are_stored(slack_app, slack_client, slack_api):
+    send_event(slack_client, mention())
+    (reply,) = slack_api.wait_for("chat.postMessage", 1)
+    fixed = button(reply, blocks.FIXED)
+    click(slack_client, reply, fixed)
+    _, thanks = slack_api.wait_for("chat.postMessage", 2)
+    assert thanks.args["text"].startswith(f"Thanks, <@{USER}>: noted that the fix for `{fixed['value']}` worked.")
+    (row,) = stored(slack_app, db.feedback)
+    assert (row["cause_id"], row["verdict"]) == (fixed["value"], "fixed")
+
+
+def test_a_retried_event_is_answered_once(slack_app, slack_client, slack_api):
+    assert send_event(slack_client, mention(), event_id="Ev9").status_code == 200
+    retry = send_event(slack_client, mention(), event_id="Ev9",
+                       headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    assert retry.status_code == 200
+    # The same message also arrives as a message event, with an event id of its own.
+    as_message = {**mention(), "type": "message", "channel_type": "channel"}
+    assert send_event(slack_client, as_message, event_id="Ev10").status_code == 200
+    slack_app.extensions[slack.EXTENSION].close()
+    assert len(slack_api.received("chat.postMessage")) == 1
+    assert len(stored(slack_app, db.conversations)) == 1
+
+
+def test_slash_command_answers_in_a_thread_of_its_own(slack_app, slack_client, slack_api):
+    command = {"command": "/troubleshoot", "text": SYMPTOM, "team_id": TEAM, "channel_id": CHANNEL,
+               "user_id": USER, "response_url": slack_api.root + "/respond", "trigger_id": "1.2.3", "token": "x"}
+    response = send_form(slack_client, command)
+    assert response.status_code == 200 and not response.get_data()
+    parent, reply = slack_api.wait_for("chat.postMessage", 2)
+    assert parent.args["text"] == f"<@{USER}> asked: {SYMPTOM}" and "thread_ts" not in parent.args
+    assert reply.args["thread_ts"] == parent.response["ts"]
+
+    usage = send_form(slack_client, {**command, "text": "  "})
+    assert usage.status_code == 200 and usage.get_data(as_text=True).startswith("Tell me what you see")
+    slack_app.extensions[slack.EXTENSION].close()
+    assert len(slack_api.received("chat.postMessage")) == 2
+
+
+class ImmediateRuns:
+    """A reproduction backend whose runs finish on the second look: the bot's side of the interface."""
+
+    def __init__(self):
+        self.looks = 0
+
+    def start(self, conversation_id, owner):
+        self.started = (conversation_id, owner)
+        return {"id": "run-1", "status": "queued"}
+
+    def get(self, conversation_id, run_id, owner):
+        self.looks += 1
+        if self.looks < 2:
+            return {"id": run_id, "status": "running", "progress": {"epoch": 1, "epochs": 5}}
+        history = {"epoch": [1, 2, 3], "loss": [0.69, 0.69, 0.69], "val_loss": [0.69, 0.69, float("nan")]}
+        return {"id": run_id, "status": "done", "progress": {"epoch": 5, "epochs": 5},
+                "result": {"reproduced": True, "verdict": "The baseline stays at 0.69; the fix learns.",
+                           "experiments": [{"name": "baseline", "history": history},
+                                           {"name": "fixed", "history": {"loss": [0.69, 0.4, 0.2]}}]}}
+
+
+def validate_and_wait(slack_app, slack_client, slack_api, timeout=15):
+    """Click "Validate with a short run" under the first reply; the verdict message and the uploaded plot."""
+    send_event(slack_client, mention())
+    (reply,) = slack_api.wait_for("chat.postMessage", 1)
+    assert click(slack_client, reply, button(reply, blocks.VALIDATE)).status_code == 200
+    _, started, verdict = slack_api.wait_for("chat.postMessage", 3, timeout=timeout)
+    assert started.args["text"].startswith(f"<@{USER}> started a short run")
+    (upload,) = slack_api.wait_for("files.completeUploadExternal", timeout=timeout)
+    (plot,) = [call for call in slack_api.calls if call.method.startswith("upload/")]
+    return verdict, upload, plot
+
+
+def test_a_validation_run_posts_its_verdict_and_plot(make_slack_app, slack_api):
+    app = make_slack_app()
+    app.extensions[runs.EXTENSION] = backend = ImmediateRuns()
+    verdict, upload, plot = validate_and_wait(app, app.test_client(), slack_api)
+    assert backend.started[1] == f"slack:{TEAM}"
+    assert verdict.args["thread_ts"] == upload.args["thread_ts"] == "1700000000.000100"
+    assert "The baseline stays at 0.69; the fix learns." in verdict.args["blocks"][0]["text"]["text"]
+    assert plot.body.startswith(b"\x89PNG")
+
+
+def test_a_validation_run_of_the_real_backend(slack_app, slack_api):
+    """Runs once ``assistant.repro`` registers itself; until then the bot shows no button."""
+    if runs.backend(slack_app) is None:
+        pytest.skip("no reproduction runs on this app yet (assistant.repro registers them)")
+    verdict, upload, plot = validate_and_wait(slack_app, slack_app.test_client(), slack_api, timeout=300)
+    assert verdict.args["thread_ts"] == upload.args["thread_ts"] == "1700000000.000100"
+    assert plot.body.startswith(b"\x89PNG")
+
+
+def test_without_slack_settings_nothing_is_served(make_app, monkeypatch):
+    for name in slack.STANDARD_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    app = make_app()
+    assert slack.EXTENSION not in app.extensions
+    assert_error(app.test_client().post("/slack/events", json={}), 404, "not_found")
+
+
+def test_standard_environment_names_configure_the_bot(make_app, monkeypatch, slack_api):
+    monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SECRET)
+    app = make_app(SLACK_API_URL=slack_api.url)
+    try:
+        body = json.dumps({"type": "url_verification", "challenge": "c"})
+        response = app.test_client().post("/slack/events", data=body, content_type="application/json",
+                                          headers=signed(body))
+        assert response.get_json() == {"challenge": "c"}
+    finally:
+        app.extensions[slack.EXTENSION].close()
+
+
+def test_socket_mode_needs_an_app_token(slack_app):
+    slack_app.config["SLACK_APP_TOKEN"] = None
+    result = slack_app.test_cli_runner().invoke(slack.socket_command)
+    assert result.exit_code == 1
+    assert "set SLACK_APP_TOKEN" in result.output
