@@ -6,6 +6,7 @@ from flask.cli import ScriptInfo
 
 from . import create_app, db
 from .channels import slack
+from .client.command import diagnose_command
 from .reasoning.knowledge import kb_command
 
 
@@ -29,3 +30,4 @@ def serve(info: ScriptInfo, host: str, port: int) -> None:
 main.add_command(db.init_db_command)
 main.add_command(kb_command)
 main.add_command(slack.socket_command)
+main.add_command(diagnose_command)

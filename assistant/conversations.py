@@ -6,17 +6,17 @@ never touch the pipeline or the tables themselves.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import db
+from . import alarms, db
 from .evidence import gather
-from .evidence.facts import EvidenceError, Facts
+from .evidence.facts import EvidenceError, Fact, Facts
 from .reply import compose
 
 #: How often a turn is answered again after another turn on the same conversation was stored first.
@@ -43,6 +43,8 @@ class Conversation:
     asked: tuple[str, ...]
     #: Sequence number of the last stored turn; 0 before the first one.
     last_seq: int
+    #: Ids of the causes the last reply listed, most likely first.
+    shown: tuple[str, ...] = ()
 
     @classmethod
     def new(cls, owner: str | None, title: str) -> Conversation:
@@ -57,6 +59,10 @@ class Turn:
     reply: dict[str, Any]
     facts: Facts
     declined: frozenset[str]
+    #: One epoch of a live training run (Keras's logs with its 0-based ``epoch``) that this turn adds.
+    epoch: dict[str, Any] | None = None
+    #: False for a live epoch that changes nothing a person would read: the facts advance, the transcript does not.
+    recorded: bool = True
 
 
 def answer(conversation: Conversation, inputs: Mapping[str, Any]) -> Turn:
@@ -95,18 +101,30 @@ def save(conversation: Conversation, turn: Turn) -> None:
          "created_at": stamp}
         for n, role, body in ((1, "user", turn.user), (2, "assistant", turn.reply))
     ]
+    conflict = Conflict(f"conversation {conversation.id} changed while this turn was answered; send it again")
+    c, e = db.conversations.c, db.live_epochs.c
     try:
         with db.get_engine().begin() as connection:
             if conversation.last_seq == 0:
                 connection.execute(insert(db.conversations).values(
                     id=conversation.id, owner=conversation.owner, title=conversation.title, created_at=stamp,
                     **state))
-            else:
-                connection.execute(update(db.conversations).where(db.conversations.c.id == conversation.id)
-                                   .values(**state))
-            connection.execute(insert(db.turns).values(rows))  # one statement: a conflict aborts it cleanly
+            elif turn.recorded:
+                connection.execute(update(db.conversations).where(c.id == conversation.id).values(**state))
+            else:  # no turn rows to collide on: the state may only move on from the one this turn was read with
+                last_seq = select(func.max(db.turns.c.seq)).where(db.turns.c.conversation_id == conversation.id)
+                if not connection.execute(update(db.conversations).values(**state).where(
+                        c.id == conversation.id, last_seq.scalar_subquery() == conversation.last_seq)).rowcount:
+                    raise conflict
+            if turn.epoch is not None:  # an epoch number seen before: training started again from there
+                connection.execute(delete(db.live_epochs).where(e.conversation_id == conversation.id,
+                                                                e.epoch >= turn.epoch["epoch"]))
+                connection.execute(insert(db.live_epochs).values(
+                    conversation_id=conversation.id, epoch=turn.epoch["epoch"], logs=turn.epoch, created_at=stamp))
+            if turn.recorded:
+                connection.execute(insert(db.turns).values(rows))  # one statement: a conflict aborts it cleanly
     except IntegrityError as exc:  # the (conversation_id, seq) key: those numbers were taken meanwhile
-        raise Conflict(f"conversation {conversation.id} changed while this turn was answered; send it again") from exc
+        raise conflict from exc
 
 
 def start(owner: str | None, inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -123,11 +141,85 @@ def reply_to(conversation_id: str, owner: str | None, inputs: Mapping[str, Any])
     A turn that lands on the same conversation meanwhile changes what this one should say, so
     the conversation is read and the turn answered again.
     """
+    return _advance(conversation_id, owner, lambda conversation: answer(conversation, inputs))
+
+
+def add_findings(conversation_id: str, owner: str | None, user: dict[str, Any], findings: Iterable[Fact],
+                 explain: Callable[[dict[str, Any], Facts], dict[str, Any]]) -> dict[str, Any] | None:
+    """Add facts the assistant found itself (a reproduction run) and store the reply re-ranked on them.
+
+    ``user`` is the stored request that led to them; ``explain(reply, facts)`` adds to the reply
+    what was found. None when the owner has no such conversation.
+    """
+    findings = list(findings)
+
+    def step(conversation: Conversation) -> Turn:
+        facts = conversation.facts.copy()
+        facts.update(findings)
+        reply = explain(compose(facts, declined=conversation.declined), facts)
+        return Turn(dict(user), reply, facts, conversation.declined)
+
+    return _advance(conversation_id, owner, step)
+
+
+def add_epoch(conversation_id: str, owner: str | None, logs: dict[str, Any], *,
+              title: str | None = None) -> dict[str, Any] | None:
+    """Add one epoch of a live training run and answer for the run so far, through the same pipeline as any turn.
+
+    ``logs`` are Keras's epoch logs with the 0-based ``epoch``; an epoch number already stored means
+    training started again from there, so it and the later ones are replaced. The reply carries
+    ``live`` (see :func:`_with_live`). A turn joins the transcript only when the leading cause or the
+    alarms change; otherwise just the facts advance. None when the owner has no such conversation, unless
+    ``title`` is given: then the run's conversation starts under ``conversation_id``.
+    """
+    def step(conversation: Conversation) -> Turn:
+        records = [r for r in epochs(conversation.id) if r["epoch"] < logs["epoch"]] + [logs]
+        turn = answer(conversation, {"metrics": records})
+        reply = _with_live(turn.reply, records, turn.facts)
+        rung = {problem["fact"] for problem in reply["live"]["problems"]}
+        changed = (reply["causes"][0]["id"] != next(iter(conversation.shown), None)
+                   or rung != {problem["fact"] for problem in alarms.problems(conversation.facts)})
+        return replace(turn, user={"epoch": logs, **turn.user}, reply=reply, epoch=logs,
+                       recorded=changed or conversation.last_seq == 0)
+
+    start = None if title is None else replace(Conversation.new(owner, title), id=conversation_id)
+    return _advance(conversation_id, owner, step, start=start)
+
+
+def live_reply(conversation_id: str, owner: str | None) -> dict[str, Any] | None:
+    """The reply for a live run as it stands, for a client that polls it; None when there is no such conversation."""
+    conversation = load(conversation_id, owner)
+    if conversation is None:
+        return None
+    reply = compose(conversation.facts, declined=conversation.declined)
+    return _with_live(reply, epochs(conversation_id), conversation.facts)
+
+
+def _with_live(reply: dict[str, Any], records: list[dict[str, Any]], facts: Facts) -> dict[str, Any]:
+    """The reply with ``live``: the last epoch received (Keras's number), how many the run has, and its alarms."""
+    return {**reply, "live": {"epoch": records[-1]["epoch"] if records else None, "epochs": len(records),
+                              "problems": alarms.problems(facts)}}
+
+
+def epochs(conversation_id: str) -> list[dict[str, Any]]:
+    """The logs of a live run's epochs, in order."""
+    e = db.live_epochs.c
+    with db.get_engine().connect() as connection:
+        rows = connection.execute(select(e.logs).where(e.conversation_id == conversation_id).order_by(e.epoch))
+        return [row.logs for row in rows]
+
+
+def _advance(conversation_id: str, owner: str | None, step: Callable[[Conversation], Turn], *,
+             start: Conversation | None = None) -> dict[str, Any] | None:
+    """Store the turn ``step`` makes of the conversation, reading it again while other turns land first.
+
+    None when the owner has no such conversation and there is no ``start`` to begin it with.
+    """
     for _ in range(ATTEMPTS):
-        conversation = load(conversation_id, owner)
+        conversation = load(conversation_id, owner) or start
         if conversation is None:
             return None
-        turn = answer(conversation, inputs)
+        turn = step(conversation)
         try:
             save(conversation, turn)
             return turn.reply
@@ -151,8 +243,9 @@ def load(conversation_id: str, owner: str | None) -> Conversation | None:
             .order_by(db.turns.c.seq.desc()).limit(1)
         ).one()
     asked = tuple(question["fact"] for question in last.body.get("questions", ()))
+    shown = tuple(cause["id"] for cause in last.body.get("causes", ()))
     return Conversation(row.id, row.owner, row.title, Facts.from_list(row.facts), frozenset(row.declined), asked,
-                        last.seq)
+                        last.seq, shown)
 
 
 def transcript(conversation_id: str, owner: str | None) -> dict[str, Any] | None:

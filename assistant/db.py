@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -93,6 +94,17 @@ feedback = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 
+# The epochs of a live training run, as Keras logged them (its 0-based ``epoch`` included): each
+# new one is diagnosed together with those before it.
+live_epochs = Table(
+    "live_epochs",
+    metadata,
+    Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True),
+    Column("epoch", Integer, primary_key=True),
+    Column("logs", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
 # A Slack thread is one conversation: every message in it is the next turn.
 slack_threads = Table(
     "slack_threads",
@@ -111,6 +123,29 @@ slack_deliveries = Table(
     metadata,
     Column("key", String(200), primary_key=True),
     Column("received_at", UtcDateTime, nullable=False, index=True),
+)
+
+
+# A reproduction run: short training experiments that test a conversation's leading causes.
+# Workers on any machine report here, so any web process can answer for any run.
+reproductions = Table(
+    "reproductions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("owner", String(64)),
+    Column("status", String(16),
+           CheckConstraint("status IN ('queued', 'running', 'done', 'failed', 'cancelled')"), nullable=False),
+    Column("backend", String(16), nullable=False),
+    Column("plan", JSON, nullable=False),
+    Column("progress", JSON, nullable=False),
+    Column("result", JSON),
+    Column("error", PlainText),
+    Column("plot", LargeBinary),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime),
+    Column("finished_at", UtcDateTime),
 )
 
 

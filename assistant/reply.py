@@ -6,12 +6,14 @@ typed can become code in a snippet.
 """
 from __future__ import annotations
 
+import json
 import math
 from functools import lru_cache
 from typing import Any, Collection
 
 import jinja2
 
+from .evidence.derive import REGRESSION_LOSSES
 from .evidence.facts import Facts
 from .reasoning.engine import Belief, Diagnosis, diagnose
 from .reasoning.knowledge import KnowledgeBase, load_cached
@@ -23,6 +25,14 @@ ALSO_SHOWN_ABOVE = 0.15
 OPTIMIZER_CLASSES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop", "nadam": "Nadam",
                      "adagrad": "Adagrad", "adamax": "Adamax", "adadelta": "Adadelta", "ftrl": "Ftrl",
                      "lion": "Lion"}
+#: Optimizers whose ``momentum`` a snippet keeps when it builds the user's optimizer anew.
+WITH_MOMENTUM = {"sgd", "rmsprop"}
+#: Activations a snippet may give a rebuilt layer: Keras 3 names, so a user's odd name cannot break the code.
+ACTIVATIONS = {"elu", "gelu", "leaky_relu", "linear", "mish", "relu", "relu6", "selu", "sigmoid", "softplus",
+               "softsign", "swish", "tanh"}
+#: The classes a snippet builds when the output layer emits logits and the loss needs ``from_logits=True``.
+LOSS_CLASSES = {"binary_crossentropy": "BinaryCrossentropy", "categorical_crossentropy": "CategoricalCrossentropy",
+                "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy"}
 
 
 def _py(value: Any) -> str:
@@ -37,7 +47,7 @@ def _py(value: Any) -> str:
         return "[" + ", ".join(_py(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{_py(k)}: {_py(v)}" for k, v in value.items()) + "}"
-    return repr(str(value))
+    return json.dumps(str(value))  # a double-quoted literal; JSON's escapes are Python's
 
 
 @lru_cache(maxsize=4)
@@ -49,27 +59,42 @@ def _environment(directory: str) -> jinja2.Environment:
     return env
 
 
-def _fitting_loss(v: dict[str, Any]) -> str:
-    units, activation = _fitting_output(v)
-    if activation == "linear":
+def _regression(v: dict[str, Any]) -> bool:
+    """A regression task, as the user said or as their loss shows."""
+    return v.get("task") == "regression" or (v.get("task") is None and v.get("loss") in REGRESSION_LOSSES)
+
+
+def _n_classes(v: dict[str, Any]) -> int | None:
+    counts = v.get("class_counts")
+    return v.get("n_classes") or (len(counts) if isinstance(counts, dict) and counts else None)
+
+
+def _fresh_head(v: dict[str, Any]) -> tuple[int, str]:
+    """Units and activation of an output layer that fits the task and the labels' encoding."""
+    if _regression(v):
+        return 1, "linear"
+    k = _n_classes(v)
+    binary = v.get("task") == "binary_classification" or k == 2 or (k is None and v.get("output_units") == 1)
+    if binary:
+        return (2, "softmax") if v.get("label_format") == "one_hot" else (1, "sigmoid")
+    return int(k or v.get("output_units") or 2), "softmax"
+
+
+def _loss_for(units: int, v: dict[str, Any]) -> str:
+    """The Keras loss that fits an output layer of ``units`` units and the labels' encoding."""
+    if _regression(v):
         return "mse"
-    if activation == "sigmoid":
+    if units == 1:
         return "binary_crossentropy"
     return "categorical_crossentropy" if v.get("label_format") == "one_hot" else "sparse_categorical_crossentropy"
 
 
-def _fitting_output(v: dict[str, Any]) -> tuple[int, str]:
-    """Output units and activation that fit the task: linear for regression, sigmoid or softmax otherwise."""
-    if v.get("task") == "regression":
-        return 1, "linear"
-    k = v.get("n_classes") or (len(v["class_counts"]) if isinstance(v.get("class_counts"), dict) else None)
-    if v.get("task") == "binary_classification" or k == 2 or (k is None and v.get("output_units") == 1):
-        return 1, "sigmoid"
-    return int(k or v.get("output_units") or 2), "softmax"
-
-
 def _class_weight(counts: Any) -> dict[int, float] | None:
-    """scikit-learn's "balanced" weights, n / (k * count), from the user's class counts."""
+    """scikit-learn's "balanced" weights, n / (k * count), from the user's class counts.
+
+    The same numbers as ``compute_class_weight("balanced", ...)`` without expanding the counts
+    into one label per sample.
+    """
     if not isinstance(counts, dict) or not counts:
         return None
     try:
@@ -81,36 +106,53 @@ def _class_weight(counts: Any) -> dict[int, float] | None:
 
 
 def snippet_context(values: dict[str, Any]) -> dict[str, Any]:
-    """The names every snippet template may use, derived from what the conversation knows."""
+    """The names every snippet template may use, derived from what the conversation knows.
+
+    What the conversation does not know, a snippet reads from the user's session where it can
+    (an unknown optimizer or learning rate comes from ``model.optimizer``), and otherwise it
+    falls back to Keras's usual defaults.
+    """
     lr = values.get("learning_rate") or 0.001
-    epochs = values.get("epochs") or values.get("epochs_run") or 20
-    task = values.get("task")
-    regression = task == "regression"
-    output_units, output_activation_fit = _fitting_output(values)
+    epochs = int(values.get("epochs") or values.get("epochs_run") or 20)
+    regression = _regression(values)
+    optimizer = values.get("optimizer")
+    fresh_units, fresh_activation = _fresh_head(values)
+    units = values.get("output_units") or fresh_units
+    hidden = values.get("hidden_activation")
     return {
-        "output_units": output_units,
-        "output_activation_fit": output_activation_fit,
         "values": values,
+        "regression": regression,
+        "metrics": ["mae"] if regression else ["accuracy"],
+        # The user's optimizer, rebuilt with a new learning rate (see _macros.j2's `optimizer`).
+        "optimizer_class": OPTIMIZER_CLASSES.get(optimizer or ""),
+        "momentum": values.get("momentum") if optimizer in WITH_MOMENTUM else None,
+        "learning_rate_known": "learning_rate" in values,
         "learning_rate": lr,
-        "optimizer_class": OPTIMIZER_CLASSES.get(values.get("optimizer") or "adam", "Adam"),
         "lower_learning_rate": lr / 10,
         "higher_learning_rate": min(lr * 10, 0.01) if lr < 0.01 else lr,
         "batch_size": values.get("batch_size") or 32,
         "epochs": epochs,
-        "more_epochs": max(int(epochs) * 5, 50),
-        "patience": max(3, min(20, int(epochs) // 10 or 3)),
-        "loss": values.get("loss") or _fitting_loss(values),
-        "fitting_loss": _fitting_loss(values),
-        "metrics": ["mae"] if regression else ["accuracy"],
+        "more_epochs": max(epochs * 5, 50),
+        # EarlyStopping waits about a tenth of the run for an improvement, within 3..20 epochs.
+        "patience": max(3, min(20, epochs // 10)),
         "monitor": "val_loss",
-        "regression": regression,
-        "n_classes": values.get("n_classes") or values.get("output_units") or 2,
+        # The user's own output layer (as far as known), and the loss that fits it and the labels.
+        "output_units": units,
+        "output_activation": values.get("output_activation"),
+        "fitting_loss": _loss_for(units, values),
+        "from_logits": not regression and (values.get("from_logits") is True
+                                           or values.get("output_activation") == "linear"),
+        "loss_classes": LOSS_CLASSES,
+        # The output layer and loss of a model the snippet builds afresh.
+        "fresh_units": fresh_units,
+        "fresh_activation": fresh_activation,
+        "fresh_loss": _loss_for(fresh_units, values),
         "class_weight": _class_weight(values.get("class_counts")),
+        "n_classes": _n_classes(values),
         "l2": values.get("l2") or 0.0,
         "dropout": values.get("dropout") or 0.0,
         "n_hidden_layers": values.get("n_hidden_layers"),
-        "hidden_activation": values.get("hidden_activation") or "relu",
-        "output_activation": values.get("output_activation"),
+        "hidden_activation": hidden if hidden in ACTIVATIONS else "relu",
         "kernel_initializer": values.get("kernel_initializer"),
         "missing_fraction": values.get("missing_fraction"),
         "feature_max": values.get("feature_max"),

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, g, request, url_for
 from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.exceptions import best_match
 from referencing import Registry
@@ -16,6 +16,7 @@ from referencing.jsonschema import DRAFT202012
 
 from .. import conversations
 from ..errors import ApiError, error_response
+from ..repro import reproductions
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -137,6 +138,8 @@ def get_conversation(conversation_id: str) -> dict[str, Any]:
     found = conversations.transcript(conversation_id, g.owner)
     if found is None:
         raise _not_found(conversation_id)
+    if reproductions() is not None:  # where the "Validate with a short run" button posts
+        found["reproductions"] = url_for("api.list_reproductions", conversation_id=conversation_id)
     return found
 
 

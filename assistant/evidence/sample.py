@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -70,8 +71,14 @@ def _parse_error(error: Exception) -> EvidenceError:
 
 def _read(text: str, max_rows: int, header: int | None) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=_delimiter(text), header=header,
-                            nrows=max_rows + 1, skipinitialspace=True)
+        with warnings.catch_warnings():
+            # A row longer than the header would silently lose cells: refuse it instead.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(io.StringIO(text), sep=_delimiter(text), header=header,
+                                nrows=max_rows + 1, skipinitialspace=True, index_col=False)
+    except pd.errors.ParserWarning:
+        raise EvidenceError("some rows of the data sample have more fields than the header",
+                            field="sample") from None
     except pd.errors.EmptyDataError:
         raise EvidenceError("the data sample is empty", field="sample") from None
     except (pd.errors.ParserError, ValueError, OverflowError) as error:
@@ -237,14 +244,25 @@ def summarize_sample(csv_text: str | bytes, *, label: str | None = None,
     for unreadable CSV (with its line number), a missing label column, or more than
     ``max_rows`` rows.
     """
+    features, y, one_hot = sample_rows(csv_text, label=label, max_rows=max_rows)
+    return {
+        "n_samples": len(features),
+        **_label_summary(y, one_hot),
+        **_feature_summary(features),
+        "duplicate_fraction": float(pd.concat([features, y.rename("__label__")], axis=1).duplicated().mean()),
+    }
+
+
+def sample_rows(csv_text: str | bytes, *, label: str | None = None,
+                max_rows: int = MAX_ROWS) -> tuple[pd.DataFrame, pd.Series, bool]:
+    """The feature columns, the label per row, and whether the labels were one-hot columns.
+
+    Read as :func:`summarize_sample` reads them, so a reproduction run trains on the very rows
+    the summary describes.
+    """
     frame = _frame(_text(csv_text), max_rows)
     y, label_columns, one_hot = _labels(frame, label)
     features = frame.drop(columns=label_columns)
     if features.shape[1] == 0:
         raise EvidenceError("the data sample has a label column but no feature columns", field="sample")
-    return {
-        "n_samples": len(frame),
-        **_label_summary(y, one_hot),
-        **_feature_summary(features),
-        "duplicate_fraction": float(frame.duplicated().mean()),
-    }
+    return features, y.reset_index(drop=True), one_hot

@@ -75,7 +75,7 @@ class SlackWebApi:
         with self._lock:
             while len(found := [c for c in self.calls if c.method == method]) < count:
                 remaining = deadline - time.monotonic()
-                assert remaining > 0, f"{len(found)} of {count} {method} calls arrived: {[c.method for c in self.calls]}"
+                assert remaining > 0, f"{len(found)} of {count} {method} calls came: {[c.method for c in self.calls]}"
                 self._lock.wait(remaining)
         return found[:count]
 

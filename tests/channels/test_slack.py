@@ -3,22 +3,32 @@ import hashlib
 import hmac
 import json
 import time
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+import yaml
 from sqlalchemy import select
 
-from assistant import db
+from assistant import conversations, db, repro
 from assistant.channels import slack
-from assistant.channels.slack import blocks, runs
+from assistant.channels.slack import blocks
 from tests.channels.slack_web_api import BOT_USER, TEAM, TOKEN, SlackWebApi
 from tests.helpers import assert_error
 
+MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "slack-manifest.yaml"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 CHANNEL = "C0CHAN"
 USER = "U0USER"
 SYMPTOM = "my loss stays at 0.693 and accuracy at 50%"
 FLAT_CSV = "epoch,accuracy,loss,val_accuracy,val_loss\n" + "".join(f"{e},0.5,0.6931,0.5,0.6932\n" for e in range(6))
+NAN_CSV = "epoch,loss,val_loss\n0,0.66,0.64\n1,0.57,0.55\n2,2.94,3.87\n3,nan,nan\n4,nan,nan\n"
+#: Facts a reproduction run can build and train a model from.
+RUNNABLE_TRAINING = {"optimizer": "adam", "learning_rate": 0.5, "loss": "binary_crossentropy", "epochs": 6,
+                     "batch_size": 32, "n_hidden_layers": 2, "hidden_activation": "relu",
+                     "output_activation": "sigmoid", "output_units": 1}
+RUNNABLE_DATASET = {"task": "binary_classification", "n_samples": 400, "n_features": 8, "n_classes": 2}
+PNG = b"\x89PNG\r\n\x1a\n a plot"
 
 
 @pytest.fixture
@@ -104,10 +114,9 @@ def stored(app, table):
 
 
 def transcript(app, thread_ts):
-    from assistant import conversations
-
+    """The conversation the bot keeps for a thread of the test channel."""
+    (link,) = [row for row in stored(app, db.slack_threads) if row["thread_ts"] == thread_ts]
     with app.app_context():
-        (link,) = [row for row in stored(app, db.slack_threads) if row["thread_ts"] == thread_ts]
         return conversations.transcript(link["conversation_id"], f"slack:{TEAM}")
 
 
@@ -141,7 +150,8 @@ def test_mention_is_answered_in_its_thread(slack_app, slack_client, slack_api):
     assert reply.args["blocks"][0]["text"]["text"] == "*Most likely causes*"
     assert "```" in json.dumps(reply.args["blocks"])  # the top snippet, as a code block
     assert {"answer-0", blocks.DONT_KNOW, blocks.FIXED}.issubset(b["action_id"] for b in buttons(reply))
-    assert blocks.VALIDATE not in [b["action_id"] for b in buttons(reply)]  # no reproduction runs here
+    offered = blocks.VALIDATE in [b["action_id"] for b in buttons(reply)]
+    assert offered is (slack_app.extensions[repro.EXTENSION] is not None)  # only where runs exist
     conversation = transcript(slack_app, "1700000000.000100")
     assert conversation["turns"][0]["body"] == {"symptom": SYMPTOM}
     assert conversation["turns"][1]["body"]["causes"][0]["title"] in reply.args["text"]
@@ -175,8 +185,38 @@ def test_a_file_shared_in_the_thread_is_read_as_the_next_turn(slack_app, slack_c
     assert len(turns) == 4
     assert turns[2]["body"]["text"] == "here is my CSVLogger file"
     assert turns[2]["body"]["history"]["loss"] == [0.6931] * 6
-    assert any("6 epochs" in item or "0.693" in item for cause in turns[3]["body"]["causes"]
-               for item in cause["evidence"]), turns[3]["body"]["causes"]
+
+
+def test_a_thread_stays_its_conversation_after_a_restart(make_slack_app, slack_api):
+    send_event(make_slack_app().test_client(), mention())
+    slack_api.wait_for("chat.postMessage", 1)
+    restarted = make_slack_app()
+    reply_in_thread = {"type": "message", "channel_type": "channel", "user": USER, "text": "learning rate = 0.01",
+                       "ts": "1700000000.000600", "thread_ts": "1700000000.000100", "channel": CHANNEL}
+    send_event(restarted.test_client(), reply_in_thread, event_id="Ev2")
+    _, reply = slack_api.wait_for("chat.postMessage", 2)
+    assert reply.args["thread_ts"] == "1700000000.000100"
+    conversation = transcript(restarted, "1700000000.000100")
+    assert [turn["role"] for turn in conversation["turns"]] == ["user", "assistant"] * 2
+    assert conversation["facts"]["learning_rate"] == 0.01
+
+
+def test_a_console_log_pasted_in_a_message_is_read(slack_app, slack_client, slack_api):
+    log = "".join(f"Epoch {e}/3\n32/32 - 0s - loss: 0.6931 - accuracy: 0.5000\n" for e in (1, 2, 3))
+    send_event(slack_client, mention(f"accuracy is stuck, here is the log:\n```{log}```"))
+    slack_api.wait_for("chat.postMessage", 1)
+    user = transcript(slack_app, "1700000000.000100")["turns"][0]["body"]
+    assert user["history"]["loss"] == [0.6931] * 3
+
+
+def test_an_unreadable_file_is_explained_in_the_thread(slack_app, slack_client, slack_api, row_counts):
+    before = row_counts()
+    shared = slack_api.share("training.log", b"epoch,loss\n0,abc\n1,0.5\n")
+    send_event(slack_client, mention(files=[shared], subtype="file_share"))
+    (reply,) = slack_api.wait_for("chat.postMessage", 1)
+    assert reply.args["thread_ts"] == "1700000000.000100"
+    assert reply.args["text"] == "I could not read that: metrics: line 2: expected a number in column loss, got 'abc'"
+    assert row_counts()["conversations"] == before["conversations"]
 
 
 def test_a_file_over_the_upload_limit_is_refused_in_the_thread(slack_app, slack_client, slack_api):
@@ -243,7 +283,7 @@ def test_slash_command_answers_in_a_thread_of_its_own(slack_app, slack_client, s
 
 
 class ImmediateRuns:
-    """A reproduction backend whose runs finish on the second look: the bot's side of the interface."""
+    """Reproduction runs that finish on the second look, with a plot: the calls the bot makes of them."""
 
     def __init__(self):
         self.looks = 0
@@ -262,10 +302,13 @@ class ImmediateRuns:
                            "experiments": [{"name": "baseline", "history": history},
                                            {"name": "fixed", "history": {"loss": [0.69, 0.4, 0.2]}}]}}
 
+    def plot(self, conversation_id, run_id, owner):
+        return PNG
 
-def validate_and_wait(slack_app, slack_client, slack_api, timeout=15):
-    """Click "Validate with a short run" under the first reply; the verdict message and the uploaded plot."""
-    send_event(slack_client, mention())
+
+def validate_and_wait(slack_client, slack_api, event, timeout=15):
+    """Click "Validate with a short run" under the reply to ``event``; the verdict message and the uploaded plot."""
+    send_event(slack_client, event)
     (reply,) = slack_api.wait_for("chat.postMessage", 1)
     assert click(slack_client, reply, button(reply, blocks.VALIDATE)).status_code == 200
     _, started, verdict = slack_api.wait_for("chat.postMessage", 3, timeout=timeout)
@@ -275,22 +318,35 @@ def validate_and_wait(slack_app, slack_client, slack_api, timeout=15):
     return verdict, upload, plot
 
 
-def test_a_validation_run_posts_its_verdict_and_plot(make_slack_app, slack_api):
-    app = make_slack_app()
-    app.extensions[runs.EXTENSION] = backend = ImmediateRuns()
-    verdict, upload, plot = validate_and_wait(app, app.test_client(), slack_api)
+def test_a_validation_run_posts_its_verdict_and_plot(slack_app, slack_client, slack_api):
+    slack_app.extensions[repro.EXTENSION] = backend = ImmediateRuns()
+    verdict, upload, plot = validate_and_wait(slack_client, slack_api, mention())
     assert backend.started[1] == f"slack:{TEAM}"
     assert verdict.args["thread_ts"] == upload.args["thread_ts"] == "1700000000.000100"
-    assert "The baseline stays at 0.69; the fix learns." in verdict.args["blocks"][0]["text"]["text"]
-    assert plot.body.startswith(b"\x89PNG")
+    assert verdict.args["blocks"][0]["text"]["text"] == ("*The short run reproduced the problem.*\n"
+                                                         "The baseline stays at 0.69; the fix learns.")
+    assert plot.body == PNG
 
 
-def test_a_validation_run_of_the_real_backend(slack_app, slack_api):
-    """Runs once ``assistant.repro`` registers itself; until then the bot shows no button."""
-    if runs.backend(slack_app) is None:
-        pytest.skip("no reproduction runs on this app yet (assistant.repro registers them)")
-    verdict, upload, plot = validate_and_wait(slack_app, slack_app.test_client(), slack_api, timeout=300)
+def test_a_run_that_needs_more_facts_asks_for_them(slack_app, slack_client, slack_api):
+    send_event(slack_client, mention())
+    (reply,) = slack_api.wait_for("chat.postMessage", 1)
+    click(slack_client, reply, button(reply, blocks.VALIDATE))
+    _, asking = slack_api.wait_for("chat.postMessage", 2)
+    assert asking.args["blocks"][0]["elements"][0]["text"].startswith("to build your model I still need: ")
+    assert any(b["action_id"].startswith(blocks.ANSWER) for b in buttons(asking))
+
+
+def test_a_validation_run_in_the_reproduction_workers(slack_client, slack_api, database_url):
+    """A real run: TensorFlow starts in a worker process and trains every experiment (a minute or two)."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("one real run is enough; the database does not change what it shows")
+    setup = slack_api.share("setup.json", json.dumps({"metrics": NAN_CSV, "training": RUNNABLE_TRAINING,
+                                                      "dataset": RUNNABLE_DATASET}).encode())
+    event = mention("loss becomes nan", files=[setup], subtype="file_share")
+    verdict, upload, plot = validate_and_wait(slack_client, slack_api, event, timeout=300)
     assert verdict.args["thread_ts"] == upload.args["thread_ts"] == "1700000000.000100"
+    assert verdict.args["text"].startswith(("The short run reproduced the problem.", "The short run is done."))
     assert plot.body.startswith(b"\x89PNG")
 
 
@@ -320,3 +376,14 @@ def test_socket_mode_needs_an_app_token(slack_app):
     result = slack_app.test_cli_runner().invoke(slack.socket_command)
     assert result.exit_code == 1
     assert "set SLACK_APP_TOKEN" in result.output
+
+
+def test_the_manifest_subscribes_to_what_the_bot_listens_for():
+    manifest = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))
+    settings = manifest["settings"]
+    urls = {settings["event_subscriptions"]["request_url"], settings["interactivity"]["request_url"],
+            *(command["url"] for command in manifest["features"]["slash_commands"])}
+    assert {url.rpartition(".com")[2] for url in urls} == {"/slack/events"}
+    assert [command["command"] for command in manifest["features"]["slash_commands"]] == ["/troubleshoot"]
+    assert {"app_mention", "message.im", "message.channels"} <= set(settings["event_subscriptions"]["bot_events"])
+    assert {"chat:write", "commands", "files:read", "files:write"} <= set(manifest["oauth_config"]["scopes"]["bot"])

@@ -32,6 +32,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 LAPTOP = {"width": 1280, "height": 800}
 NARROW = {"width": 390, "height": 780}
 API = "/api/v1/conversations"
+REPLIES = ".turn.assistant[data-seq]"  # answered turns, not the "thinking" placeholder
 
 # A CSVLogger file (0-based epochs) whose loss falls, blows up and turns NaN at the 4th epoch.
 NAN_CSV = "epoch,accuracy,loss,val_accuracy,val_loss\n" + "".join(
@@ -42,6 +43,11 @@ NAN_CSV = "epoch,accuracy,loss,val_accuracy,val_loss\n" + "".join(
 # Three balanced classes, loss stuck at ln 3 from the first epoch: the assistant needs to ask.
 FLAT_CSV = "epoch,accuracy,loss,val_accuracy,val_loss\n" + "".join(
     f"{epoch},0.3359,{1.0987 - epoch * 0.000004:.6f},0.3250,{1.0986 + epoch * 0.000004:.6f}\n" for epoch in range(10))
+# Everything a reproduction run needs to build the model.
+RUNNABLE_TRAINING = {"optimizer": "adam", "learning_rate": 0.5, "loss": "binary_crossentropy", "epochs": 6,
+                     "batch_size": 32, "n_hidden_layers": 2, "hidden_activation": "relu", "output_activation": "sigmoid",
+                     "output_units": 1}
+RUNNABLE_DATASET = {"task": "binary_classification", "n_samples": 400, "n_features": 8, "n_classes": 2}
 # Line 3 holds a word where the loss should be.
 BROKEN_CSV = "epoch,accuracy,loss\n0,0.51,0.69\n1,0.52,oops\n2,0.53,0.68\n"
 
@@ -137,7 +143,7 @@ def test_start_with_a_csvlogger_upload_shows_ranked_causes_and_the_plot(site, op
     page.get_by_label("Message").fill("My loss goes to NaN after a few epochs")
     page.get_by_label("Message").press("Enter")
 
-    reply = page.locator(".turn.assistant")
+    reply = page.locator(REPLIES)
     expect(reply).to_have_count(1)
     expect(page).to_have_url(re.compile(r"/c/conv-[0-9a-f]{32}$"))
     expect(page.locator(".turn.user")).to_contain_text("training.log (6 epochs)")
@@ -153,6 +159,35 @@ def test_start_with_a_csvlogger_upload_shows_ranked_causes_and_the_plot(site, op
     expect(reply.locator("svg.panel").first).to_have_attribute("aria-label", re.compile("NaN at epoch 4"))
     expect(reply).to_be_focused()
     screenshot(page, "02-diagnosis")
+
+
+def test_attached_files_are_sorted_by_kind(site, open_page, tmp_path):
+    app, url = site
+    page = open_page(url)
+    data = Path(__file__).resolve().parents[1] / "evidence" / "data"
+    (tmp_path / "dataset.json").write_text('{"task": "multiclass_classification", "n_classes": 3, "n_samples": 600}')
+    (tmp_path / "sample.csv").write_text("x1,x2,label\n0.1,0.2,0\n0.3,0.1,1\n0.2,0.2,2\n")
+    files = [data / "lightning_metrics.csv", data / "run-validation-tag-epoch_accuracy.csv",
+             tmp_path / "dataset.json", tmp_path / "sample.csv"]
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Attach files").click()
+    chooser.value.set_files([str(path) for path in files])
+    expect(page.get_by_label("Send lightning_metrics.csv as")).to_have_value("metrics")
+    expect(page.get_by_label("Send run-validation-tag-epoch_accuracy.csv as")).to_have_value("metrics")  # TensorBoard
+    expect(page.get_by_label("Send dataset.json as")).to_have_value("dataset")
+    expect(page.get_by_label("Send sample.csv as")).to_have_value("sample")
+
+    page.get_by_label("Message").fill("validation accuracy will not go up")
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_role("alert")).to_have_text("Send one training history at a time (a file or a pasted log).")
+    page.get_by_role("button", name="Remove run-validation-tag-epoch_accuracy.csv").click()
+    page.get_by_role("button", name="Send").click()
+
+    expect(page.locator(REPLIES)).to_have_count(1)
+    sent = page.locator(".turn.user .chip")
+    expect(sent).to_have_text([re.compile("Training history lightning_metrics.csv"), "Dataset summary 3 fields",
+                               re.compile(r"Data sample \d+ bytes")])
+    expect(page.locator(".turn.assistant svg.panel").first).to_be_visible()
 
 
 def test_copy_a_snippet(site, open_page):
@@ -176,7 +211,7 @@ def test_answering_a_question_re_ranks_the_causes(site, open_page):
     fact = first.get_attribute("data-fact")
     before = cause_ids(page.locator(".turn.assistant"))
     confidences_before = page.locator(".turn.assistant .percent").all_inner_texts()
-    choice = first.locator(".choice").first
+    choice = first.locator(".choice").last  # the far end of the choices is the likelier to move the ranking
     if choice.count():
         answer = choice.inner_text()
         choice.click()
@@ -185,9 +220,9 @@ def test_answering_a_question_re_ranks_the_causes(site, open_page):
         first.get_by_role("textbox").fill(answer)
         first.get_by_role("button", name="Send").click()
 
-    replies = page.locator(".turn.assistant")
+    replies = page.locator(REPLIES)
     expect(replies).to_have_count(2)
-    expect(page.locator(".turn.user").nth(1)).to_contain_text(f"{fact.replace('_', ' ')} {answer}")
+    expect(page.locator(".turn.user").nth(1)).to_contain_text(f"{fact.replace('_', ' ')}: {answer}", ignore_case=True)
     after = cause_ids(replies.nth(1))
     confidences_after = replies.nth(1).locator(".percent").all_inner_texts()
     assert (after, confidences_after) != (before, confidences_before), "the answer changed nothing"
@@ -267,18 +302,26 @@ def test_a_narrow_window_and_the_keyboard(site, open_page):
     page.keyboard.press("Enter")
     expect(menu).to_have_attribute("aria-expanded", "true")
     expect(page.get_by_role("link", name="New conversation")).to_be_visible()
-    page.keyboard.press("Enter")  # the menu button still has focus: close it again
+    page.keyboard.press("Escape")
     expect(page.get_by_role("navigation", name="Conversations")).to_be_hidden()
+    expect(menu).to_be_focused()
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= NARROW["width"], "the page scrolls sideways"
     screenshot(page, "05-narrow")
 
-    # Answer a question with the keyboard alone: focus its input, type, Enter.
+    # Answer a question with the keyboard alone: focus its input, type, Enter. A value the
+    # service cannot read is refused next to the question, in words.
     question = page.locator(".question").first
+    fact = question.get_attribute("data-fact").replace("_", " ")
     question.get_by_role("textbox").focus()
-    page.keyboard.type("3")
+    page.keyboard.type("??")
     page.keyboard.press("Enter")
-    expect(page.locator(".turn.assistant")).to_have_count(2)
+    expect(question.get_by_role("alert")).to_have_text(re.compile(f'^{fact}: expected .*, got "\\?\\?"$', re.I))
+    choices = question.locator(".choice")
+    page.keyboard.press("Control+A")
+    page.keyboard.type(choices.first.inner_text() if choices.count() else "3")
+    page.keyboard.press("Enter")
+    expect(page.locator(REPLIES)).to_have_count(2)
 
 
 def test_a_service_with_tokens_asks_for_one(serve, open_page):
@@ -300,17 +343,22 @@ def test_a_service_with_tokens_asks_for_one(serve, open_page):
 
 def test_validate_with_a_short_run(site, open_page):
     app, url = site
-    conversation = seed(app, symptom="loss becomes nan", metrics=NAN_CSV,
-                        training={"optimizer": "adam", "learning_rate": 0.5, "epochs": 6},
-                        dataset={"task": "binary_classification", "n_samples": 400, "n_features": 8})
-    offered = app.test_client().get(f"{API}/{conversation}").get_json().get("reproductions")
-    if not offered:
+    conversation = seed(app, symptom="loss becomes nan", metrics=NAN_CSV, training=RUNNABLE_TRAINING, dataset=RUNNABLE_DATASET)
+    if not app.test_client().get(f"{API}/{conversation}").get_json().get("reproductions"):
         pytest.skip("reproduction runs not available")
     page = open_page(url, f"/c/{conversation}")
     page.get_by_role("button", name="Validate with a short run").click()
     expect(page.get_by_role("progressbar", name="Short run progress")).to_be_visible()
-    verdict = page.locator(".turn.verdict")
-    expect(verdict).to_be_visible(timeout=300_000)
-    expect(verdict.get_by_role("heading")).to_contain_text("Short run")
-    expect(verdict.locator("svg.panel")).to_have_count(1)
+    expect(page.locator(".run-status")).to_contain_text(re.compile("epoch|Waiting|Preparing"))
+
+    verdict = page.locator(".verdict")
+    expect(verdict).to_be_visible(timeout=240_000)  # TensorFlow starts in a worker, then trains every experiment
+    expect(page.get_by_role("progressbar")).to_have_count(0)
+    expect(page.locator(".turn.user").last).to_have_text("Validate with a short run")
+    expect(verdict.get_by_role("heading", name="Short run")).to_be_visible()
+    expect(verdict).to_contain_text(re.compile("Reproduced|Not reproduced|Could not run"))
+    expect(verdict.locator("svg.panel")).to_have_count(2)  # loss and validation loss of every experiment
+    expect(page.locator(REPLIES).last.locator(".cause").first).to_be_visible()  # re-ranked with what the run measured
+    page.locator(REPLIES).last.scroll_into_view_if_needed()
+    verdict.scroll_into_view_if_needed()
     screenshot(page, "06-run-verdict")

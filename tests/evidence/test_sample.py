@@ -153,3 +153,8 @@ def test_any_text_gives_a_summary_or_an_evidence_error(text):
 def test_any_numeric_table_gives_valid_contract_facts(rows):
     frame = pd.DataFrame(rows, columns=["x", "k", "label"])
     contract_facts(summarize_sample(csv(frame)), source="your data sample", field="sample")
+
+
+def test_a_row_longer_than_the_header_is_refused_not_truncated():
+    with pytest.raises(EvidenceError, match="more fields than the header"):
+        summarize_sample(";\n;;;0")

@@ -2,7 +2,8 @@
 
 Slack refuses a message with a section over 3,000 characters or more than 50 blocks, and
 a button whose text exceeds 75 characters or whose value exceeds 2,000. Every piece of a
-reply is clipped to its share of a budget that keeps the whole message far below those limits.
+reply is clipped to its share, and a reply over the budget for the whole message shows fewer
+questions, then fewer causes.
 """
 from __future__ import annotations
 
@@ -11,25 +12,28 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-#: Slack's own limits.
+#: Slack's documented limits.
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
 BUTTON_TEXT_LIMIT = 75
 BUTTON_VALUE_LIMIT = 2000
-#: Our shares of them: what one reply shows at most.
-MAX_CAUSES = 5
+#: And one it does not document: blocks holding about 13,000 characters in all are refused
+#: (``msg_blocks_too_long``, slackapi/bolt-js#2509). A reply's serialized blocks stay under this.
+MESSAGE_BUDGET = 10_000
+#: What one reply shows at most, and each piece's share of the budget.
+MAX_CAUSES = 4
 MAX_EVIDENCE = 3
 MAX_QUESTIONS = 3
 MAX_CHOICES = 6
-TITLE_LIMIT = 150
-ITEM_LIMIT = 300
-PROSE_LIMIT = 1000
-#: The serialized blocks of a reply stay under this, half of what a message may hold.
-MESSAGE_BUDGET = 20_000
+TITLE_LIMIT = 100
+ITEM_LIMIT = 200
+PROSE_LIMIT = 600
+#: A longer choice is one to type: a button cannot show it, and its value is never cut.
+CHOICE_LIMIT = 40
+#: The longest snippet shown inline; a longer one is uploaded as a file.
+CODE_LIMIT = 2000
 
 _FENCE = "```"
-#: The longest snippet shown inline; a longer one is uploaded as a file.
-CODE_LIMIT = SECTION_LIMIT - 2 * len(_FENCE) - 2
 
 #: Action ids of the buttons, which the bot's listeners match.
 ANSWER = "answer"  # one per choice, numbered: answer-0, answer-1, ...
@@ -119,10 +123,9 @@ def _fix_blocks(cause: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Snippet
 def _question_blocks(questions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Each question with its choices as buttons; the answer clicked is the conversation's next turn."""
     blocks = [section("*To tell these apart, it would help to know:*")]
-    for question in questions[:MAX_QUESTIONS]:
+    for question in questions:
         text = escape(clip(question["text"], ITEM_LIMIT))
-        # A choice too long for a button is one to type; a button's value is never cut.
-        choices = [choice for choice in question.get("choices", []) if len(choice) <= ITEM_LIMIT][:MAX_CHOICES]
+        choices = [choice for choice in question.get("choices", []) if len(choice) <= CHOICE_LIMIT][:MAX_CHOICES]
         if not choices:
             blocks.append(section(f"{text}\n_Reply in this thread with the answer._"))
             continue
@@ -139,10 +142,21 @@ def reply_message(reply: Mapping[str, Any], *, runs: bool, note: str | None = No
     """The reply as a thread message: ranked causes, the top fix, questions as buttons.
 
     ``runs`` offers the "Validate with a short run" button; ``note`` (mrkdwn) says what the
-    reply answers, e.g. which button someone clicked.
+    reply answers, e.g. which button someone clicked. Over the budget, the last questions and
+    then the least likely causes are left out; the top cause and first question always fit.
     """
-    causes = reply["causes"][:MAX_CAUSES]
-    blocks = [context(note)] if note else []
+    causes = list(reply["causes"][:MAX_CAUSES])
+    questions = list(reply["questions"][:MAX_QUESTIONS])
+    while True:
+        message = _reply_message(causes, questions, runs=runs, note=note)
+        if len(json.dumps(message.blocks)) <= MESSAGE_BUDGET or len(causes) + len(questions) <= 2:
+            return message
+        (questions if len(questions) > 1 else causes).pop()
+
+
+def _reply_message(causes: Sequence[Mapping[str, Any]], questions: Sequence[Mapping[str, Any]], *, runs: bool,
+                   note: str | None) -> Message:
+    blocks = [context(clip(note, ITEM_LIMIT))] if note else []
     if not causes:
         blocks.append(section("I found no likely cause yet. Tell me more in this thread: what the loss and "
                               "accuracy do, or share the CSVLogger file or the console log."))
@@ -150,16 +164,16 @@ def reply_message(reply: Mapping[str, Any], *, runs: bool, note: str | None = No
     blocks.append(section("*Most likely causes*"))
     for rank, cause in enumerate(causes, 1):
         blocks += _cause_blocks(rank, cause)
-    fix, snippet = _fix_blocks(causes[0])
-    blocks += [{"type": "divider"}, section(f"*How to check and fix: {escape(clip(causes[0]['title'], TITLE_LIMIT))}*"),
+    top = causes[0]
+    fix, snippet = _fix_blocks(top)
+    blocks += [{"type": "divider"}, section(f"*How to check and fix: {escape(clip(top['title'], TITLE_LIMIT))}*"),
                *fix]
-    if reply["questions"]:
-        blocks += [{"type": "divider"}, *_question_blocks(reply["questions"])]
+    if questions:
+        blocks += [{"type": "divider"}, *_question_blocks(questions)]
     if runs:
         blocks.append(actions(button("Validate with a short run", VALIDATE, style="primary")))
     blocks.append(context("Reply in this thread with more details, or share a CSVLogger file, a console log, "
                           "a dataset summary JSON or a CSV sample of the data."))
-    top = causes[0]
     return Message(clip(f"Most likely: {top['title']} ({top['confidence']:.0%})", ITEM_LIMIT), blocks, snippet)
 
 

@@ -25,7 +25,7 @@ from slack_bolt.adapter.flask import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from ... import conversations
+from ... import conversations, repro
 from ...evidence.facts import EvidenceError
 from . import blocks, files, runs, store
 from .store import Thread
@@ -94,7 +94,7 @@ def _ack(ack: Ack) -> None:
     ack()
 
 
-def skip_redeliveries(body: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse | None:
+def skip_redeliveries(body: dict[str, Any], next_: Callable[[], BoltResponse]) -> BoltResponse:
     """Acknowledge an event seen before without handling it again.
 
     Slack resends an event (with ``X-Slack-Retry-Num``) when the first delivery was not
@@ -103,11 +103,15 @@ def skip_redeliveries(body: dict[str, Any], next: Callable[[], BoltResponse]) ->
     event_id = body.get("event_id")
     if event_id and not store.first_delivery(f"event:{event_id}"):
         return BoltResponse(status=200, body="")
-    return next()
+    return next_()
 
 
 def ack_command(ack: Ack, command: dict[str, Any]) -> None:
-    ack() if command.get("text", "").strip() else ack(USAGE)
+    """An empty ``/troubleshoot`` gets the usage, shown only to the person who typed it."""
+    if command.get("text", "").strip():
+        ack()
+    else:
+        ack(USAGE)
 
 
 # --- Listeners: each runs after Slack has its acknowledgement -----------------------------------
@@ -176,16 +180,21 @@ def on_feedback(body: dict[str, Any], action: dict[str, Any], context: BoltConte
 def on_validate(body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
     """Queue a short reproduction run; its verdict and plot are posted in the thread when it ends."""
     thread = _clicked_thread(body, context)
-    reproductions = runs.backend(current_app)
+    reproductions = repro.reproductions()
     with _answering(client, thread):
-        if reproductions is None:  # a button from before this deployment lost its workers
+        if reproductions is None:  # a button from before this deployment stopped offering runs
             client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts,
                                     text="Short runs are not available on this service.")
             return
         conversation_id = _known_conversation(client, thread)
         if conversation_id is None:
             return
-        run = reproductions.start(conversation_id, _owner(context))
+        try:
+            run = reproductions.start(conversation_id, _owner(context))
+        except repro.IncompleteFacts as missing:  # the conversation has asked for them: show those questions
+            latest = conversations.transcript(conversation_id, _owner(context))["turns"][-1]["body"]
+            _post_reply(client, thread, latest, note=blocks.escape(str(missing)))
+            return
         client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts,
                                 text=f"<@{body['user']['id']}> started a short run ({run['id']}). "
                                      "I will post its verdict here when it is done.")
@@ -241,7 +250,12 @@ def _converse(client: WebClient, thread: Thread, conversation_id: str | None, ow
         reply = conversations.reply_to(conversation_id, owner, inputs)
         if reply is None:
             raise LookupError(f"conversation {conversation_id} of Slack thread {thread} is gone")
-    message = blocks.reply_message(reply, runs=runs.backend(current_app) is not None, note=note)
+    _post_reply(client, thread, reply, note=note)
+
+
+def _post_reply(client: WebClient, thread: Thread, reply: Mapping[str, Any], note: str | None = None) -> None:
+    """A reply in Block Kit, and its long snippet as a file after it."""
+    message = blocks.reply_message(reply, runs=repro.reproductions() is not None, note=note)
     client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts, text=message.text, blocks=message.blocks)
     if message.snippet is not None:
         client.files_upload_v2(channel=thread.channel, thread_ts=thread.ts, content=message.snippet.code,
@@ -257,7 +271,7 @@ def _answering(client: WebClient, thread: Thread) -> Iterator[None]:
     except EvidenceError as error:
         where = f"{error.field}: " if error.field and not error.message.startswith(error.field) else ""
         text = f"I could not read that: {where}{error.message}"
-    except conversations.Conflict as error:
+    except (conversations.Conflict, repro.SpecError) as error:  # both say what to do, for the user
         text = str(error)
     except Exception:
         log.exception("could not answer in Slack thread %s", thread)

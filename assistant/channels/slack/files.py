@@ -87,15 +87,20 @@ def classify(name: str, content: bytes) -> dict[str, Any]:
             raise Refused(f"it is not valid JSON: {error}.") from None
         if isinstance(value, dict) and any(field in value for field in REQUEST_FIELDS):
             return {field: value[field] for field in REQUEST_FIELDS if field in value}
-        if isinstance(value, dict) and any(normal_key(key) in VOCABULARY for key in value):
+        if isinstance(value, dict) and not _is_history(value) and any(normal_key(key) in VOCABULARY for key in value):
             return {"dataset": value}
         return {"metrics": value}
-    if name.lower().endswith((".csv", ".tsv")) and not _is_history(stripped):
+    if name.lower().endswith((".csv", ".tsv")) and not _is_history_csv(stripped):
         return {"sample": content}
     return {"metrics": text, "metrics_filename": name}
 
 
-def _is_history(csv_text: str) -> bool:
+def _is_history(mapping: Mapping[str, Any]) -> bool:
+    """Whether a JSON object is ``history.history`` (lists by metric) or a RemoteMonitor payload (an epoch)."""
+    return "epoch" in mapping or any(isinstance(value, list) for value in mapping.values())
+
+
+def _is_history_csv(csv_text: str) -> bool:
     """Whether a CSV's header names epochs, steps or losses, as a history has and a data sample does not."""
     header = csv_text.partition("\n")[0]
     names = {name.strip().strip('"').lower() for name in header.split(max(",;\t", key=header.count))}

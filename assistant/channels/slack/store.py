@@ -1,4 +1,4 @@
-"""What the Slack bot remembers across requests and restarts: which conversation each thread is, and what it answered."""
+"""What the Slack bot keeps across requests and restarts: each thread's conversation, and what it answered."""
 from __future__ import annotations
 
 from datetime import timedelta

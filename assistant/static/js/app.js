@@ -4,7 +4,8 @@
 
 import { api, token } from "./api.js";
 import { h } from "./dom.js";
-import { pendingTurn, runProgress, transcript, userTurn, verdictTurn } from "./render.js";
+import { experimentsFigure } from "./plot.js";
+import { pendingTurn, runProgress, transcript, userTurn } from "./render.js";
 
 const API = "/api/v1/conversations";
 const ROLES = { metrics: "Training history", dataset: "Dataset summary", sample: "Data sample" };
@@ -21,24 +22,30 @@ const ui = {
 };
 const welcome = $("#welcome");
 const state = { id: document.body.dataset.conversationId || null, conversation: null, attachments: [], busy: false };
+/** The API address of the open conversation. */
+const here = () => `${API}/${encodeURIComponent(state.id)}`;
 
 // --- errors, in place and in plain words ----------------------------------------------------
+
+const capitalize = (text) => text.charAt(0).toUpperCase() + text.slice(1);
 
 /** The API's message as a sentence for a person, naming the file at fault when there is one. */
 function explain(error, attachments = []) {
   if (error.status === 401) {
-    ui.tokenDialog.showModal();
+    if (!ui.tokenDialog.open) ui.tokenDialog.showModal();
     return "This service needs an API token; enter it and try again.";
   }
   if (error.status === 404 && error.code === "not_found") {
     return "This conversation does not exist here, or it was started with another API token.";
   }
-  if (error.status === 413) return "That is more than the service accepts in one message (10 MiB); send a smaller file.";
+  if (error.status === 413) return "That is more than the service accepts in one message; send a smaller file.";
   const [field, ...rest] = error.message.split(": ");
+  const problem = rest.join(": ");
   const file = attachments.find((item) => item.role === field);
-  if (file && rest.length) return `${file.file.name} could not be read: ${rest.join(": ")}`;
-  if (field === "metrics" && rest.length) return `The pasted log could not be read: ${rest.join(": ")}`;
-  return error.message.charAt(0).toUpperCase() + error.message.slice(1);
+  if (file && rest.length) return `${file.file.name} could not be read: ${problem}`;
+  if (field === "metrics" && rest.length) return `The pasted log could not be read: ${problem}`;
+  if (field.startsWith("facts.") && rest.length) return capitalize(`${field.slice(6).replaceAll("_", " ")}: ${problem}`);
+  return capitalize(error.message);
 }
 
 function showError(box, message) {
@@ -116,7 +123,7 @@ async function exchange(preview, request, errorBox, attachments = []) {
   if (state.busy) return;
   setBusy(true);
   showError(errorBox, "");
-  welcome.remove();
+  welcome.hidden = true;
   const pending = [userTurn(preview), pendingTurn("Reading your numbers…")];
   ui.log.append(...pending);
   pending[1].scrollIntoView({ block: "end" });
@@ -131,6 +138,7 @@ async function exchange(preview, request, errorBox, attachments = []) {
     listConversations();
   } catch (error) {
     pending.forEach((node) => node.remove());
+    welcome.hidden = false;  // back on a page that has not started yet; gone from one that has
     showError(errorBox, explain(error, attachments));
     if (errorBox === ui.error) ui.message.focus();
   } finally {
@@ -177,8 +185,7 @@ async function composed() {
       }
     }
   }
-  const id = state.id;
-  return { preview: { ...preview, text }, items, request: () => api(`${API}/${id}/turns`, { method: "POST", json: body }) };
+  return { preview: { ...preview, text }, items, request: () => api(`${here()}/turns`, { method: "POST", json: body }) };
 }
 
 async function send(event) {
@@ -200,12 +207,12 @@ async function send(event) {
 const actions = {
   answer(fact, value, errorBox) {
     const facts = { [fact]: value };
-    exchange({ facts }, () => api(`${API}/${state.id}/turns`, { method: "POST", json: { facts } }), errorBox);
+    exchange({ facts }, () => api(`${here()}/turns`, { method: "POST", json: { facts } }), errorBox);
   },
 
   skip(errorBox) {
     const text = "I don't know";
-    exchange({ text }, () => api(`${API}/${state.id}/turns`, { method: "POST", json: { text } }), errorBox);
+    exchange({ text }, () => api(`${here()}/turns`, { method: "POST", json: { text } }), errorBox);
   },
 
   async copy(code, button) {
@@ -229,7 +236,7 @@ const actions = {
     const status = group.querySelector(".status");
     status.classList.remove("error");
     try {
-      await api(`${API}/${state.id}/feedback`, { method: "POST", json: { cause, verdict } });
+      await api(`${here()}/feedback`, { method: "POST", json: { cause, verdict } });
       for (const button of group.querySelectorAll("button")) button.setAttribute("aria-pressed", String(button.dataset.verdict === verdict));
       status.textContent = verdict === "fixed" ? "Thanks, glad it worked. Recorded." : "Thanks, noted.";
     } catch (error) {
@@ -238,26 +245,29 @@ const actions = {
     }
   },
 
+  /** Start a run and follow it by polling (an EventSource could not send the API token); its verdict is the next turn. */
   async validate(button) {
-    const runs = state.conversation.reproductions;
     button.disabled = true;
     const progress = runProgress();
     ui.log.append(progress.node);
     progress.node.scrollIntoView({ block: "end" });
     try {
-      let run = await api(runs, { method: "POST", json: {} });
+      let run = await api(state.conversation.reproductions, { method: "POST", json: {} });
       while (!FINISHED.has(run.status)) {
         progress.update(run);
         await new Promise((resolve) => { setTimeout(resolve, POLL_MS); });
-        run = await api(`${runs}/${run.id}`);
+        run = await api(run.links.self);
       }
-      const verdict = verdictTurn(run);
-      progress.node.replaceWith(verdict);
-      verdict.focus();
-      announce(verdict.querySelector("h2").textContent);
+      if (run.status !== "done") {
+        throw new Error(`The short run ${run.status === "cancelled" ? "was cancelled" : "failed"}: ${run.error || "no reason given"}.`);
+      }
+      await showConversation({ focus: true });
     } catch (error) {
-      const note = h("p", { class: "error", role: "alert" }, `The short run could not be started: ${explain(error)}`);
-      progress.node.replaceWith(note);
+      if (error.code === "missing_facts") {  // the conversation now asks for what the run needs
+        await showConversation({ focus: true });
+        return;
+      }
+      progress.node.replaceWith(h("p", { class: "error", role: "alert" }, explain(error)));
       button.disabled = false;
     }
   },
@@ -267,10 +277,10 @@ const actions = {
 
 async function showConversation({ focus = false } = {}) {
   try {
-    state.conversation = await api(`${API}/${state.id}`);
+    state.conversation = await api(here());
   } catch (error) {
     ui.log.replaceChildren(h("p", { class: "error panel", role: "alert" }, explain(error)));
-    ui.title.textContent = "Conversation not found";
+    ui.title.textContent = error.status === 404 ? "Conversation not found" : "Conversation could not be loaded";
     return;
   }
   const conversation = state.conversation;
@@ -288,6 +298,23 @@ async function showConversation({ focus = false } = {}) {
     latest.focus({ preventScroll: true });
     const causes = conversation.turns[conversation.turns.length - 1].body.causes;
     announce(`The assistant replied: ${causes.length ? `most likely ${causes[0].title}` : "no cause stands out yet"}.`);
+  }
+  await drawRunPlots();
+}
+
+/** Each verdict's experiments, from its run; without them the verdict's words stand alone. */
+async function drawRunPlots() {
+  for (const slot of ui.log.querySelectorAll(".run-plot[data-run]")) {
+    if (!state.conversation.reproductions) {
+      slot.remove();
+      continue;
+    }
+    try {
+      const run = await api(`${state.conversation.reproductions}/${encodeURIComponent(slot.dataset.run)}`);
+      slot.replaceWith(experimentsFigure((run.result && run.result.experiments) || []) || "");
+    } catch {
+      slot.remove();
+    }
   }
 }
 
@@ -332,9 +359,16 @@ ui.files.addEventListener("change", () => {
   ui.files.value = "";
 });
 ui.pasteToggle.addEventListener("click", () => togglePaste());
-ui.menu.addEventListener("click", () => {
-  const open = ui.layout.classList.toggle("sidebar-open");
+function toggleSidebar(open) {
+  ui.layout.classList.toggle("sidebar-open", open);
   ui.menu.setAttribute("aria-expanded", String(open));
+}
+ui.menu.addEventListener("click", () => toggleSidebar(!ui.layout.classList.contains("sidebar-open")));
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && ui.layout.classList.contains("sidebar-open")) {
+    toggleSidebar(false);
+    ui.menu.focus();
+  }
 });
 ui.share.addEventListener("click", () => actions.copy(location.href, ui.share));
 ui.tokenForm.addEventListener("submit", () => {

@@ -12,3 +12,30 @@ export function h(tag, attributes = {}, ...children) {
   node.append(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
   return node;
 }
+
+/** **bold**, _italic_ and `code` within a line, as nodes. */
+function inline(text) {
+  return text.split(/(\*\*[^*]+\*\*|(?<!\w)_[^_]+_(?!\w)|`[^`]+`)/).filter(Boolean).map((part) => {
+    if (/^\*\*.+\*\*$/.test(part)) return h("strong", {}, part.slice(2, -2));
+    if (/^`.+`$/.test(part)) return h("code", {}, part.slice(1, -1));
+    if (/^_.+_$/.test(part)) return h("em", {}, part.slice(1, -1));
+    return part;
+  });
+}
+
+/** The little markdown the API's texts use (paragraphs, "- " lists, inline emphasis), as nodes. */
+export function markdown(text) {
+  const nodes = [];
+  let list = null;
+  for (const line of text.split("\n")) {
+    if (line.startsWith("- ")) {
+      if (!list) nodes.push(list = h("ul"));
+      list.append(h("li", {}, ...inline(line.slice(2))));
+      continue;
+    }
+    list = null;
+    if (line.trim() === "---") nodes.push(h("hr"));
+    else if (line.trim()) nodes.push(h("p", {}, ...inline(line)));
+  }
+  return nodes;
+}

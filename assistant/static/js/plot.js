@@ -8,6 +8,7 @@ const WIDTH = 480;
 const HEIGHT = 250;
 const MARGIN = { top: 26, right: 14, bottom: 34, left: 54 };
 const NOT_METRICS = new Set(["epoch", "step", "lr", "learning_rate"]);
+const RUN_STYLES = 6;  // colours for experiments, run-0 ... run-5 in chat.css
 
 function s(tag, attributes = {}, ...children) {
   const node = document.createElementNS(SVG, tag);
@@ -20,7 +21,7 @@ function s(tag, attributes = {}, ...children) {
 const finite = (value) => (typeof value === "number" && Number.isFinite(value) ? value : null);
 
 /** Three significant digits, or scientific notation for very large and very small numbers. */
-export function formatNumber(value) {
+function formatNumber(value) {
   const size = Math.abs(value);
   if (value !== 0 && (size >= 1e4 || size < 1e-3)) return value.toExponential(1).replace("e+", "e");
   return String(Number(value.toPrecision(3)));
@@ -32,10 +33,15 @@ function niceStep(span, count) {
   return [1, 2, 5, 10].map((m) => m * power).find((step) => step >= raw);
 }
 
+/** Round ticks, each labelled with as many decimals as the step between them needs. */
 function linearTicks(low, high) {
   const step = niceStep(high - low, 4);
+  const decimals = Math.max(0, -Math.floor(Math.log10(step)));
   const ticks = [];
-  for (let t = Math.ceil(low / step) * step; t <= high + step * 1e-9; t += step) ticks.push(Number(t.toPrecision(12)));
+  for (let t = Math.ceil(low / step) * step; t <= high + step * 1e-9; t += step) {
+    const size = Math.abs(t);
+    ticks.push({ value: t, label: size >= 1e4 || (decimals > 4 && size > 0) ? formatNumber(t) : t.toFixed(decimals) });
+  }
   return ticks;
 }
 
@@ -47,14 +53,17 @@ function yScale(values) {
   if (log) {
     [low, high] = [Math.floor(Math.log10(low)), Math.ceil(Math.log10(high))];
   } else {
-    const pad = (high - low) * 0.08 || Math.abs(high) * 0.05 || 0.5;
-    [low, high] = [low - pad, high + pad];
+    // At least 5% of the values' size, so that a flat curve looks flat rather than zoomed-in noise.
+    const span = Math.max(high - low, Math.max(Math.abs(low), Math.abs(high)) * 0.05) || 1;
+    const middle = (low + high) / 2;
+    [low, high] = [Math.min(low, middle - span / 2) - span * 0.08, Math.max(high, middle + span / 2) + span * 0.08];
   }
   const top = MARGIN.top;
   const bottom = HEIGHT - MARGIN.bottom;
   const at = (v) => bottom - (((log ? Math.log10(v) : v) - low) / (high - low)) * (bottom - top);
   const ticks = log
-    ? Array.from({ length: high - low + 1 }, (_, i) => 10 ** (low + i)).filter((_, i, all) => all.length <= 6 || i % 2 === 0)
+    ? Array.from({ length: high - low + 1 }, (_, i) => 10 ** (low + i))
+      .filter((_, i, all) => all.length <= 6 || i % 2 === 0).map((value) => ({ value, label: formatNumber(value) }))
     : linearTicks(low, high);
   return { at, ticks, log };
 }
@@ -89,11 +98,11 @@ function axes(x, y, label) {
   const left = MARGIN.left;
   const right = WIDTH - MARGIN.right;
   const bottom = HEIGHT - MARGIN.bottom;
-  for (const t of y.ticks) {
-    const at = y.at(t);
+  for (const tick of y.ticks) {
+    const at = y.at(tick.value);
     if (at < MARGIN.top - 1 || at > bottom + 1) continue;
     group.append(s("line", { class: "grid", x1: left, x2: right, y1: at, y2: at }),
-      s("text", { class: "tick", x: left - 6, y: at + 4, "text-anchor": "end" }, formatNumber(t)));
+      s("text", { class: "tick", x: left - 6, y: at + 4, "text-anchor": "end" }, tick.label));
   }
   for (const t of x.ticks) {
     group.append(s("text", { class: "tick", x: x.at(t), y: bottom + 16, "text-anchor": "middle" }, String(t)));
@@ -135,7 +144,8 @@ function eventMarks(event, epochs, series, x, y) {
   const below = cy < top + 40;
   return mark("val_min",
     s("circle", { cx, cy, r: 5 }),
-    s("text", { x: cx, y: below ? cy + 18 : cy - 10, "text-anchor": cx > WIDTH * 0.75 ? "end" : "middle" }, event.label));
+    s("text", { x: cx, y: below ? cy + 18 : cy - 10,
+      "text-anchor": cx < WIDTH * 0.3 ? "start" : cx > WIDTH * 0.7 ? "end" : "middle" }, event.label));
 }
 
 function panel(label, epochs, series, events) {
@@ -153,15 +163,16 @@ function panel(label, epochs, series, events) {
     ...marks.filter((m) => m.dataset.event === "val_min"));
 }
 
-function legend(series) {
-  return h("ul", { class: "legend" }, ...series.map((line) =>
-    h("li", {}, h("span", { class: `swatch ${line.style}`, "aria-hidden": "true" }), line.label)));
+/** The key under the panels: one entry per line style ({style, label}). */
+function legend(entries) {
+  return h("ul", { class: "legend" }, ...entries.map((entry) =>
+    h("li", {}, h("span", { class: `swatch ${entry.style}`, "aria-hidden": "true" }), entry.label)));
 }
 
-function figure(caption, panels, series) {
+function figure(caption, panels, key) {
   return h("figure", { class: "curves" },
     h("div", { class: "panels" }, ...panels.filter(Boolean)),
-    h("figcaption", {}, legend(series), caption ? h("p", { class: "caption" }, caption) : null));
+    h("figcaption", {}, legend(key), caption ? h("p", { class: "caption" }, caption) : null));
 }
 
 const humanName = (name) => name.replace(/^val_/, "validation ").replaceAll("_", " ");
@@ -174,31 +185,32 @@ export function historyFigure(history, events = []) {
   const names = Object.keys(history).filter((name) => !NOT_METRICS.has(name));
   const length = Math.max(...names.map((name) => history[name].length));
   const epochs = history.epoch || Array.from({ length }, (_, i) => i + 1);
-  const lines = (metric) => [metric, `val_${metric}`].filter((name) => name in history).map((name, i) => ({
-    name, label: humanName(name), style: i === 0 && !name.startsWith("val_") ? "train" : "validation",
-    values: history[name].map(finite),
+  const lines = (metric) => [metric, `val_${metric}`].filter((name) => name in history).map((name) => ({
+    name, style: name.startsWith("val_") ? "validation" : "train", values: history[name].map(finite),
   }));
   const loss = lines("loss");
   const other = names.find((name) => name !== "loss" && !name.startsWith("val_"));
   const second = other ? lines(other) : [];
   const caption = events.length ? `Marked: ${events.map((e) => e.label).join("; ")}.` : "";
+  const styles = new Set([...loss, ...second].map((line) => line.style));
+  const key = [{ style: "train", label: "training" }, { style: "validation", label: "validation" }]
+    .filter((entry) => styles.has(entry.style));
   return figure(caption,
-    [panel("loss", epochs, loss, events), second.length ? panel(humanName(other), epochs, second, []) : null],
-    loss.length ? loss : second);
+    [panel("loss", epochs, loss, events), second.length ? panel(humanName(other), epochs, second, []) : null], key);
 }
 
-/** A reproduction run's experiments: each one's training (solid) and validation (dashed) loss. */
+/** A reproduction run's experiments side by side: each one's training loss, and its validation loss. */
 export function experimentsFigure(experiments) {
-  const series = [];
-  experiments.forEach((experiment, i) => {
-    for (const name of ["loss", "val_loss"]) {
-      if (!experiment.history || !(name in experiment.history)) continue;
-      series.push({ name, label: `${experiment.name}: ${humanName(name)}`,
-        style: `run-${i % 4}${name === "val_loss" ? " dashed" : ""}`, values: experiment.history[name].map(finite) });
-    }
-  });
-  if (!series.length) return null;
-  const length = Math.max(...series.map((line) => line.values.length));
+  const trained = experiments.filter((experiment) => experiment.history && (experiment.history.loss || []).length);
+  if (!trained.length) return null;
+  const length = Math.max(...trained.map((experiment) => experiment.history.loss.length));
   const epochs = Array.from({ length }, (_, i) => i + 1);
-  return figure("", [panel("loss", epochs, series, [])], series);
+  const style = (i) => `run-${i % RUN_STYLES}`;
+  const lines = (metric) => trained.map((experiment, i) => ({
+    name: metric, style: style(i), values: (experiment.history[metric] || []).map(finite),
+  }));
+  // Drawn last, the baseline ("your setup") stays visible where a fix changed nothing.
+  return figure("", [panel("loss", epochs, lines("loss").reverse(), []),
+    panel("validation loss", epochs, lines("val_loss").reverse(), [])],
+    trained.map((experiment, i) => ({ style: style(i), label: experiment.title || experiment.name })));
 }

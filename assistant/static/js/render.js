@@ -2,8 +2,8 @@
 // the reproduction run's progress and verdict. Rendering only; what a click does is up to
 // the `actions` that app.js passes in.
 
-import { h } from "./dom.js";
-import { experimentsFigure, formatNumber, historyFigure } from "./plot.js";
+import { h, markdown } from "./dom.js";
+import { historyFigure } from "./plot.js";
 
 const humanFact = (key) => key.replaceAll("_", " ");
 const display = (value) => (typeof value === "object" && value !== null ? JSON.stringify(value) : String(value));
@@ -19,23 +19,26 @@ function chip(kind, value) {
 
 /** A user turn: their words, and what they attached or answered, as chips. */
 export function userTurn(body) {
-  const text = body.symptom || body.text;
+  const text = body.symptom || body.text || (body.reproduction ? "Validate with a short run" : "");
   const chips = [];
   const epochs = body.history && body.history.epoch ? ` (${body.history.epoch.length} epochs)` : "";
   if (body.metrics_filename) chips.push(chip("Training history", body.metrics_filename + epochs));
   else if (body.history) chips.push(chip("Training history", `pasted${epochs}`));
-  if (body.dataset) chips.push(chip("Dataset summary", `${Object.keys(body.dataset).length} fields`));
-  if (body.training) chips.push(chip("Training config", `${Object.keys(body.training).length} fields`));
+  const fields = (mapping) => (Object.keys(mapping).length ? `${Object.keys(mapping).length} fields` : "");
+  if (body.dataset) chips.push(chip("Dataset summary", fields(body.dataset)));
+  if (body.training) chips.push(chip("Training config", fields(body.training)));
   if (body.sample_bytes !== undefined) chips.push(chip("Data sample", size(body.sample_bytes)));
-  for (const [key, value] of Object.entries(body.facts || {})) chips.push(chip(humanFact(key), display(value)));
+  const answers = Object.entries(body.facts || {}).map(([key, value]) => h("p", {},
+    `${humanFact(key).replace(/^./, (first) => first.toUpperCase())}: ${display(value)}`));
   return h("section", { class: "turn user", "aria-label": "You" },
     h("div", { class: "bubble" },
       text ? h("p", {}, text) : null,
+      answers,
       chips.length ? h("ul", { class: "chips", "aria-label": "Sent with it" }, chips) : null));
 }
 
 /** The marks the plot draws, from the facts the evidence measured on the latest history. */
-export function curveEvents(facts) {
+function curveEvents(facts) {
   const events = [];
   if (Number.isInteger(facts.nan_epoch)) events.push({ kind: "nan", epoch: facts.nan_epoch, label: `NaN at epoch ${facts.nan_epoch}` });
   if (facts.loss_flat || facts.loss_constant) events.push({ kind: "plateau", label: "flat from the start" });
@@ -88,7 +91,7 @@ function causeCard(cause, at, previous, actions) {
       h("header", { class: "cause-head" },
         h("span", { class: "rank", "aria-hidden": "true" }, String(at)),
         h("h3", { id: titleId }, cause.title),
-        h("span", { class: `category ${cause.category}` }, cause.category),
+        h("span", { class: "category" }, cause.category),
         movement({ id: cause.id, at }, previous),
         h("span", { class: "confidence", title: "How likely this cause is, given what you sent" },
           h("span", { class: "meter", "aria-hidden": "true" }, bar), h("span", { class: "percent" }, `${percent}%`))),
@@ -133,29 +136,41 @@ function questions(items, actions) {
     error);
 }
 
-/** The reply's reading of the curves ("What I see: ..."), the line of its text the cards do not repeat. */
+/** The reply's opening paragraph ("What I see: ..."), which the cards below do not repeat. */
 function reading(text) {
-  const match = /^What I see: (.+)$/m.exec(text || "");
-  return match ? h("p", { class: "reading" }, h("strong", {}, "What I see: "), match[1].replaceAll("**", "")) : null;
+  const first = (text || "").split(/\n\s*\n/, 1)[0];
+  if (!first || first.startsWith("Most likely causes")) return null;
+  return h("div", { class: "reading" }, ...markdown(first));
+}
+
+/** A reproduction run's verdict, above the causes it re-ranked: its headline, the run's plot (app.js draws it into the slot), the details. */
+function verdict(summary) {
+  const [headline, ...details] = markdown(summary.verdict || "");
+  return h("div", { class: "verdict" },
+    h("h3", {}, "Short run"), headline, h("div", { class: "run-plot", "data-run": summary.id }), details);
+}
+
+/** The ranked cause cards under the reply's reading (or a run's verdict). */
+function replyBody(reply, previous, actions) {
+  if (!reply.causes.length) return h("p", { class: "reading" }, "No cause stands out yet; tell me more about the model and the data.");
+  // A verdict's text opens with the verdict itself, shown above.
+  return [reply.reproduction ? verdict(reply.reproduction) : reading(reply.text),
+    h("ol", { class: "causes", "aria-label": "Likely causes, most likely first" },
+      ...reply.causes.map((cause, i) => causeCard(cause, i + 1, previous, actions)))];
 }
 
 /** An assistant turn: the plot of the history it answered, the ranked cause cards, and (latest only) its questions. */
-export function assistantTurn(reply, { seq, history, events, previous, latest, runs, actions }) {
+function assistantTurn(reply, { seq, history, events, previous, latest, runs, actions }) {
   const turnActions = { ...actions, turn: seq };
-  const causes = reply.causes.length
-    ? h("ol", { class: "causes", "aria-label": "Likely causes, most likely first" },
-      ...reply.causes.map((cause, i) => causeCard(cause, i + 1, previous, turnActions)))
-    : h("p", {}, "No cause stands out yet; tell me more about the model and the data.");
   return h("section", { class: "turn assistant", tabindex: "-1", "aria-labelledby": `turn-${seq}`, "data-seq": seq },
     h("h2", { class: "who", id: `turn-${seq}` }, h("span", { class: "logo", "aria-hidden": "true" }, "K"), "Assistant"),
     history ? historyFigure(history, events) : null,
-    reading(reply.text),
-    causes,
+    replyBody(reply, previous, turnActions),
     latest && reply.questions.length ? questions(reply.questions, turnActions) : null,
     latest && runs ? h("div", { class: "run-offer" },
       h("button", { type: "button", class: "button", onclick: (event) => actions.validate(event.currentTarget) },
         "Validate with a short run"),
-      h("span", { class: "hint" }, "Trains your setup and the top fix for a few epochs on data shaped like yours.")) : null);
+      h("span", { class: "hint" }, "Trains your setup and the leading fixes for a few epochs on data shaped like yours.")) : null);
 }
 
 /** Every turn of a conversation, with rank changes against the reply before and the latest history's events marked. */
@@ -191,39 +206,22 @@ export function pendingTurn(text) {
 
 /** A run's live progress; `update` redraws it from the latest GET of the run. */
 export function runProgress() {
-  const bar = h("progress", { max: "1", value: "0", "aria-label": "Short run progress" });
+  const bar = h("progress", { max: "1", "aria-label": "Short run progress" });
   const text = h("span", { class: "run-status" }, "Starting the short run…");
-  const node = h("section", { class: "turn assistant run", "aria-label": "Short run", "aria-busy": "true" },
+  const node = h("section", { class: "turn assistant", "aria-label": "Short run", "aria-busy": "true" },
     h("p", { class: "who" }, h("span", { class: "logo", "aria-hidden": "true" }, "K"), "Short run"),
     h("div", { class: "progress" }, bar, text));
   function update(run) {
-    const { epoch, epochs } = run.progress || {};
+    const { epoch = 0, epochs, experiment } = run.progress || {};
     if (run.status === "running" && epochs) {
+      const step = (run.plan || []).find((planned) => planned.name === experiment);
       bar.max = epochs;
-      bar.value = epoch || 0;
-      text.textContent = `Training: epoch ${epoch || 0} of ${epochs}`;
+      bar.value = epoch;
+      text.textContent = `${step ? `${step.title}: ` : "Training: "}epoch ${epoch} of ${epochs}`;
     } else {
       bar.removeAttribute("value");
       text.textContent = run.status === "queued" ? "Waiting for a worker…" : "Preparing the run…";
     }
   }
   return { node, update };
-}
-
-/** The run's verdict, with each experiment's curves. */
-export function verdictTurn(run) {
-  const result = run.result || {};
-  const done = run.status === "done";
-  const heading = !done ? `The short run ${run.status === "cancelled" ? "was cancelled" : "failed"}`
-    : result.reproduced ? "Short run: the problem reproduced" : "Short run: the problem did not reproduce";
-  const detail = result.verdict || (run.error && run.error.message) || "";
-  const rows = (result.experiments || []).map((experiment) => {
-    const loss = (experiment.history && experiment.history.loss || []).filter((v) => typeof v === "number");
-    return loss.length ? h("li", {}, `${experiment.name}: final loss ${formatNumber(loss[loss.length - 1])}`) : null;
-  });
-  return h("section", { class: `turn assistant verdict ${done ? "" : "failed"}`, tabindex: "-1", "aria-labelledby": `run-${run.id}` },
-    h("h2", { class: "who", id: `run-${run.id}` }, h("span", { class: "logo", "aria-hidden": "true" }, "K"), heading),
-    detail ? h("p", {}, detail) : null,
-    result.experiments ? experimentsFigure(result.experiments) : null,
-    rows.some(Boolean) ? h("ul", { class: "experiments" }, rows) : null);
 }

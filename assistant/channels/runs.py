@@ -1,0 +1,126 @@
+"""Reproduction runs over the JSON API: start one, follow it (status or server-sent events), cancel it, see its plot.
+
+The routes join the API blueprint, so they share its access rule and error shapes; the runs
+themselves are :mod:`assistant.repro`'s business.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Response, current_app, g, request, stream_with_context, url_for
+
+from ..errors import ApiError
+from ..repro import IncompleteFacts, Reproductions, SpecError, reproductions
+from .api import _FORM_TYPES, _json_body, _not_found, _validated, bp
+
+FINISHED = ("done", "failed", "cancelled")
+#: How often the event stream looks at the run, and how often it sends a keep-alive comment.
+EVENT_POLL = 0.5
+KEEP_ALIVE = 15.0
+
+
+def _runs() -> Reproductions:
+    runs = reproductions()
+    if runs is None:
+        raise ApiError(404, "not_found", "this service does not offer reproduction runs")
+    return runs
+
+
+def _linked(run: dict[str, Any]) -> dict[str, Any]:
+    """A run with the addresses a client follows it by."""
+    ids = {"conversation_id": run["conversation_id"], "run_id": run["id"]}
+    links = {"self": url_for("api.get_reproduction", **ids), "events": url_for("api.reproduction_events", **ids),
+             "cancel": url_for("api.cancel_reproduction", **ids)}
+    if run.pop("has_plot"):
+        links["plot"] = url_for("api.reproduction_plot", **ids)
+    return {**run, "links": links}
+
+
+def _found(run: dict[str, Any] | None, run_id: str) -> dict[str, Any]:
+    if run is None:
+        raise ApiError(404, "not_found", f"no reproduction run {run_id} in this conversation")
+    return _linked(run)
+
+
+def _request() -> dict[str, Any]:
+    """The optional upload: ``model`` (``model.to_json()``, as text or parsed) and ``sample`` CSV rows."""
+    if request.mimetype in _FORM_TYPES:
+        fields: dict[str, Any] = request.form.to_dict()
+        for name, upload in request.files.items():
+            fields[name] = upload.read().decode("utf-8-sig", errors="replace")
+    else:
+        fields = _json_body() if request.get_data() else {}
+    body = _validated("ReproductionRequest", fields)
+    if isinstance(body.get("model"), dict):
+        body["model"] = json.dumps(body["model"])
+    return {"model_json": body.get("model"), "sample": body.get("sample")}
+
+
+@bp.post("/conversations/<conversation_id>/reproductions")
+def start_reproduction(conversation_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+    runs = _runs()
+    try:
+        run = runs.start(conversation_id, g.owner, **_request())
+    except IncompleteFacts as missing:
+        raise ApiError(422, "missing_facts", f"{missing}; the conversation now asks for them") from None
+    except SpecError as refused:
+        raise ApiError(400, "bad_input", str(refused)) from None
+    if run is None:
+        raise _not_found(conversation_id)
+    run = _linked(run)
+    return run, 202, {"Location": run["links"]["self"]}
+
+
+@bp.get("/conversations/<conversation_id>/reproductions")
+def list_reproductions(conversation_id: str) -> dict[str, Any]:
+    return {"reproductions": [_linked(run) for run in _runs().list(conversation_id, g.owner)]}
+
+
+@bp.get("/conversations/<conversation_id>/reproductions/<run_id>")
+def get_reproduction(conversation_id: str, run_id: str) -> dict[str, Any]:
+    return _found(_runs().get(conversation_id, run_id, g.owner), run_id)
+
+
+@bp.delete("/conversations/<conversation_id>/reproductions/<run_id>")
+@bp.post("/conversations/<conversation_id>/reproductions/<run_id>/cancel")
+def cancel_reproduction(conversation_id: str, run_id: str) -> dict[str, Any]:
+    """Cancel a queued or running run; one that has ended already is left as it is."""
+    return _found(_runs().cancel(conversation_id, run_id, g.owner), run_id)
+
+
+@bp.get("/conversations/<conversation_id>/reproductions/<run_id>/plot.png")
+def reproduction_plot(conversation_id: str, run_id: str) -> Response:
+    picture = _runs().plot(conversation_id, run_id, g.owner)
+    if picture is None:
+        raise ApiError(404, "not_found", f"reproduction run {run_id} has no plot (yet)")
+    return Response(picture, mimetype="image/png", headers={"Cache-Control": "private, max-age=86400"})
+
+
+@bp.get("/conversations/<conversation_id>/reproductions/<run_id>/events")
+def reproduction_events(conversation_id: str, run_id: str) -> Response:
+    """Server-sent events: ``progress`` while the run changes, then one ``done``, ``failed`` or ``cancelled``."""
+    runs, owner = _runs(), g.owner
+    _found(runs.get(conversation_id, run_id, owner), run_id)
+    give_up = time.monotonic() + current_app.config["REPRO_TIMEOUT"] + 120
+
+    def stream() -> Iterator[str]:
+        seen, quiet_since = None, time.monotonic()
+        while True:
+            run = _found(runs.get(conversation_id, run_id, owner), run_id)
+            state = (run["status"], run["progress"])
+            if state != seen:
+                seen, quiet_since = state, time.monotonic()
+                name = run["status"] if run["status"] in FINISHED else "progress"
+                yield f"event: {name}\ndata: {json.dumps(run)}\n\n"
+            if run["status"] in FINISHED or time.monotonic() > give_up:
+                return
+            if time.monotonic() - quiet_since > KEEP_ALIVE:
+                quiet_since = time.monotonic()
+                yield ": still running\n\n"
+            time.sleep(EVENT_POLL)
+
+    return Response(stream_with_context(stream()), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,239 @@
+"""Which experiments a reproduction run trains, and what the cheap checks measure.
+
+The cause → fix mapping and the checks are data (``knowledge/experiments.yaml``); this module
+loads and validates them, turns them into run specs, and plans a run: the baseline, the fix of
+each leading cause, and the checks whose answer best separates the leading causes (the same
+expected-entropy rule the assistant uses to pick its questions).
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from ..evidence.facts import Fact, Facts
+from ..reasoning.engine import diagnose
+from ..reasoning.knowledge import DEFAULT_DIR, KnowledgeBase, walk
+from .spec import ARCHITECTURE, OPTIMIZERS, PART_OF, Caps, RunSpec, fitting, scaled
+
+#: Fixes tried per run: those of the leading causes whose fix changes the run ...
+FIXES = 3
+#: ... found among this many leading causes.
+LEADERS = 5
+#: Checks run at most, and only those expected to remove at least this much entropy (nats).
+CHECKS = 2
+MIN_GAIN = 0.05
+#: A variant did clearly better than another: validation accuracy this much higher ...
+BETTER_ACCURACY = 0.05
+#: ... or validation loss at most this share of the other's.
+BETTER_LOSS = 0.9
+#: The one-batch check passes when the loss falls below this share of its first value.
+ONE_BATCH_LOSS = 0.5
+#: Representative answers of a numeric check, for planning: far below, at, far above.
+RATIOS = (0.01, 1.0, 100.0)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The content of ``knowledge/experiments.yaml``."""
+
+    fixes: dict[str, dict[str, Any]]
+    checks: dict[str, dict[str, Any]]
+    symptoms: dict[str, list[str]]
+    broken: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One training run of a job: the baseline, the fix of a cause, or a check."""
+
+    name: str
+    kind: str  # baseline | fix | check
+    title: str
+    spec: RunSpec
+    cause: str | None = None
+    check: str | None = None
+    #: Settings changed from the baseline: name → [before, after].
+    changes: dict[str, list[Any]] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "title": self.title, "spec": self.spec.to_json(),
+                "cause": self.cause, "check": self.check, "changes": self.changes or {}}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Experiment:
+        return cls(data["name"], data["kind"], data["title"], RunSpec.from_json(data["spec"]), data.get("cause"),
+                   data.get("check"), data.get("changes") or {})
+
+
+def load(directory: Path | str = DEFAULT_DIR) -> Catalog:
+    """Read and schema-validate ``experiments.yaml``."""
+    directory = Path(directory)
+    doc = yaml.safe_load((directory / "experiments.yaml").read_text(encoding="utf-8"))
+    schema = json.loads((directory / "schemas" / "experiments.schema.json").read_text(encoding="utf-8"))
+    jsonschema.validate(doc, schema)
+    return Catalog(doc["fixes"], doc["checks"], doc["symptoms"], frozenset(doc["broken"]))
+
+
+@lru_cache(maxsize=4)
+def load_cached(directory: str = str(DEFAULT_DIR)) -> Catalog:
+    return load(directory)
+
+
+def problems(catalog: Catalog, kb: KnowledgeBase) -> list[str]:
+    """Every name in the catalog that the knowledge base or the run spec does not know."""
+    found = []
+    for cause, fix in catalog.fixes.items():
+        if cause not in kb.causes:
+            found.append(f"fixes: unknown cause '{cause}'")
+        found += [f"fixes/{cause}: unknown setting '{name}'" for name in fix["set"] if name not in PART_OF]
+    for name, check in catalog.checks.items():
+        found += [f"checks/{name}: unknown setting '{s}'" for s in check["set"] if s not in PART_OF]
+        if kb.facts.get(check["fact"], {}).get("kind") != "experiment":
+            found.append(f"checks/{name}: '{check['fact']}' is not an experiment fact in facts.yaml")
+        if name not in MEASURES:
+            found.append(f"checks/{name}: no measure for it in assistant/repro/experiments.py")
+    curve_leaves = {leaf["leaf"] for leaf, _ in walk(kb.trees["curves"]["root"])}
+    word_leaves = {leaf["leaf"] for leaf, _ in walk(kb.trees["words"]["root"])}
+    for said, leaves in catalog.symptoms.items():
+        if said not in word_leaves:
+            found.append(f"symptoms: '{said}' is no leaf of trees/words.yaml")
+        found += [f"symptoms/{said}: '{leaf}' is no leaf of trees/curves.yaml" for leaf in leaves
+                  if leaf not in curve_leaves]
+    found += [f"broken: '{leaf}' is no leaf of trees/curves.yaml" for leaf in catalog.broken - curve_leaves]
+    return found
+
+
+def _value(spec: RunSpec, name: str, rule: Any) -> Any:
+    """One setting's new value under a rule of experiments.yaml."""
+    if rule == "fitting":
+        return fitting(spec)[name]
+    if rule == "contiguous":
+        return ()
+    if not isinstance(rule, Mapping):
+        return rule
+    current = spec.get(name)
+
+    def bound(value: Any) -> float:
+        return OPTIMIZERS[spec.training.optimizer] if value == "default" else value
+
+    value = current * rule.get("times", 1)
+    if "at_least" in rule:
+        value = max(value, bound(rule["at_least"]))
+    if "at_most" in rule:
+        value = min(value, bound(rule["at_most"]))
+    return round(value) if isinstance(current, int) else value
+
+
+def variant(spec: RunSpec, settings: Mapping[str, Any], caps: Caps) -> tuple[RunSpec, dict[str, list[Any]]]:
+    """The spec with a fix's or check's settings applied and the caps kept; and what changed."""
+    changed = spec
+    for name, rule in settings.items():  # in order: a later rule may read an earlier one (optimizer, then its default)
+        changed = changed.replace(**{name: _value(changed, name, rule)})
+    changed = scaled(changed, caps)
+    changes = {name: [spec.get(name), changed.get(name)] for name in PART_OF
+               if spec.get(name) != changed.get(name) and name != "sample"}
+    return changed, changes
+
+
+def _entropy(probabilities: list[float]) -> float:
+    return -sum(p * math.log(p) for p in probabilities if p > 0)
+
+
+def _confidences(kb: KnowledgeBase, facts: Facts) -> list[float]:
+    return [belief.confidence for belief in diagnose(kb, facts).beliefs]
+
+
+def check_gain(kb: KnowledgeBase, facts: Facts, fact: str) -> float:
+    """Expected drop in the entropy over causes once a check has measured ``fact``."""
+    answers = [True, False] if kb.facts[fact]["type"] == "boolean" else list(RATIOS)
+    after = 0.0
+    for answer in answers:
+        trial = facts.copy()
+        trial.add(Fact(fact, answer, "a planned check"))
+        after += _entropy(_confidences(kb, trial)) / len(answers)
+    return _entropy(_confidences(kb, facts)) - after
+
+
+def plan(spec: RunSpec, facts: Facts, kb: KnowledgeBase, catalog: Catalog, caps: Caps) -> list[Experiment]:
+    """The baseline, the fixes of the leading causes, and the checks that best separate them."""
+    experiments = [Experiment("baseline", "baseline", "Your setup", spec)]
+    for belief in diagnose(kb, facts).beliefs[:LEADERS]:
+        cause = belief.cause.id
+        if cause not in catalog.fixes or len(experiments) > FIXES:  # the baseline and FIXES fixes
+            continue
+        fixed, changes = variant(spec, catalog.fixes[cause]["set"], caps)
+        if not changes or (spec.model.keras_json and ARCHITECTURE & changes.keys()):
+            continue  # nothing to change, or a change to an uploaded model's layers
+        experiments.append(Experiment(f"fix:{cause}", "fix", f"Fix: {belief.cause.title}", fixed, cause=cause,
+                                      changes=changes))
+    gains = sorted(((check_gain(kb, facts, check["fact"]), name) for name, check in catalog.checks.items()),
+                   reverse=True)
+    for gain, name in gains[:CHECKS]:
+        if gain >= MIN_GAIN:
+            check = catalog.checks[name]
+            probe, changes = variant(spec, check["set"], caps)
+            experiments.append(Experiment(f"check:{name}", "check", check["title"], probe, check=name,
+                                          changes=changes))
+    return experiments
+
+
+# --- what each check measures ------------------------------------------------------------------
+# A result is what the worker reports for one experiment: its history, internals and, for the
+# range test, the loss at each step.
+
+def _finite(values: list[Any]) -> list[float]:
+    return [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+
+
+def clearly_better(result: Mapping[str, Any], other: Mapping[str, Any], task: str) -> bool:
+    """Whether a run did clearly better on validation data than another: by accuracy where it means something."""
+    mine, theirs = result.get("history") or {}, other.get("history") or {}
+    if task != "regression" and "val_accuracy" in mine and "val_accuracy" in theirs:
+        best, rival = max(_finite(mine["val_accuracy"]), default=0.0), max(_finite(theirs["val_accuracy"]), default=0.0)
+        return best >= rival + BETTER_ACCURACY
+    key = "val_loss" if "val_loss" in mine and "val_loss" in theirs else "loss"
+    best, rival = min(_finite(mine.get(key, [])), default=math.inf), min(_finite(theirs.get(key, [])), default=math.inf)
+    return best <= BETTER_LOSS * rival if math.isfinite(best) else False
+
+
+def learns_one_batch(check: Mapping[str, Any], baseline: Mapping[str, Any], spec: RunSpec) -> bool:
+    loss = (check.get("history") or {}).get("loss", [])
+    finite = _finite(loss)
+    return len(finite) == len(loss) > 1 and finite[-1] <= ONE_BATCH_LOSS * finite[0]
+
+
+def baseline_clearly_better(check: Mapping[str, Any], baseline: Mapping[str, Any], spec: RunSpec) -> bool:
+    """The real labels and inputs were learned clearly better than the check's shuffled or zeroed ones."""
+    return clearly_better(baseline, check, spec.data.task)
+
+
+def lr_ratio(check: Mapping[str, Any], baseline: Mapping[str, Any], spec: RunSpec) -> float | None:
+    """Where the smoothed loss of the range test was lowest, a tenth of that learning rate, over the one used."""
+    steps = [(lr, loss) for lr, loss in check.get("steps") or () if math.isfinite(loss)]
+    if len(steps) < 5:
+        return None
+    average, lowest, best_lr = 0.0, math.inf, steps[0][0]
+    for i, (lr, loss) in enumerate(steps, 1):
+        average = 0.9 * average + 0.1 * loss
+        value = average / (1 - 0.9 ** i)  # an exponential moving average without its start-up bias
+        if value > 4 * lowest:
+            break  # diverged: later steps say nothing
+        if value < lowest:
+            lowest, best_lr = value, lr
+    return round(best_lr / 10 / spec.training.learning_rate, 6)
+
+
+MEASURES: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any], RunSpec], Any]] = {
+    "one_batch": learns_one_batch,
+    "shuffled_labels": baseline_clearly_better,
+    "zeroed_inputs": baseline_clearly_better,
+    "lr_range": lr_ratio,
+}

@@ -1,0 +1,305 @@
+"""The verdict of a reproduction run: what was reproduced and what each fix changed, in plain words.
+
+Each run's history goes through the same evidence path as an uploaded one (``gather``). What it
+shows is named by the knowledge base's own curves tree, so "the same symptom" means the same
+leaf the user's history (or their words) reached. What the run measured joins the
+conversation as facts (kind ``experiment``), the ``repro_*`` trees re-rank the causes, and the
+verdict is stored as the conversation's next assistant turn.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .. import conversations
+from ..evidence import gather
+from ..evidence.curves import FLAT_CHANGE
+from ..evidence.derive import derive
+from ..evidence.facts import Fact, Facts
+from ..reasoning.conditions import evaluate
+from ..reasoning.engine import diagnose
+from ..reasoning.knowledge import KnowledgeBase, load_cached
+from .experiments import MEASURES, Catalog, Experiment, clearly_better, load_cached as load_catalog
+
+#: Internals of the baseline run that become facts: summary key → fact.
+INTERNAL_FACTS = {"dead_fraction": "repro_dead_fraction", "saturated_fraction": "repro_saturated_fraction",
+                  "gradient_ratio": "repro_gradient_ratio", "gradient_max": "repro_gradient_max",
+                  "update_ratio": "repro_update_ratio"}
+#: The loss changed by less than this share of its first value: it "stayed".
+STAYED = FLAT_CHANGE
+#: Where the user's setup did not learn, a fix whose loss fell by this share of its first value got it learning.
+STARTED = 0.05
+
+
+def leaf(tree: Mapping[str, Any], values: Mapping[str, Any]) -> str:
+    """The leaf of a triage tree that the values reach; a sign that cannot be measured counts as absent."""
+    node = tree["root"]
+    while "leaf" not in node:
+        node = node["then" if evaluate(node["test"], values) else "else"]
+    return node["leaf"]
+
+
+def _number(value: float) -> str:
+    return f"{value:.3g}" if math.isfinite(value) else str(value)
+
+
+def course(history: Mapping[str, Sequence[Any]], *, brief: bool = False) -> str:
+    """How a run went, in a phrase: "the loss fell from 2.3 to 0.41 in 10 epochs, validation accuracy 0.87"."""
+    loss = [float(v) if isinstance(v, (int, float)) else math.nan for v in history.get("loss", [])]
+    if not loss:
+        return "no loss was recorded"
+    bad = next((i for i, v in enumerate(loss) if not math.isfinite(v)), None)
+    first, last = loss[0], loss[-1]
+    if bad is not None:
+        words = f"the loss became {loss[bad]} at epoch {bad + 1}"
+    elif abs(last - first) <= STAYED * abs(first):
+        words = f"the loss stayed at {_number(last)}"
+    else:
+        words = f"the loss {'fell' if last < first else 'rose'} from {_number(first)} to {_number(last)}"
+    if brief:
+        return words
+    words += f" in {len(loss)} epochs"
+    accuracy = [v for v in history.get("val_accuracy", []) if isinstance(v, (int, float)) and math.isfinite(v)]
+    if accuracy:
+        words += f", validation accuracy {max(accuracy):.2f} at best"
+    elif history.get("val_loss") and isinstance(history["val_loss"][-1], (int, float)):
+        words += f", validation loss {_number(float(history['val_loss'][-1]))}"
+    return words
+
+
+def _humane(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(_humane, value)) or "none"
+    return str(value)
+
+
+def changes_in_words(experiment: Experiment, catalog: Catalog) -> str:
+    """What a fix changed: its own words from experiments.yaml, or each setting, new against old."""
+    says = catalog.fixes.get(experiment.cause or "", {}).get("says")
+    if says:
+        return says
+    return "; ".join(f"{name.replace('_', ' ')} {_humane(new)} instead of {_humane(old)}"
+                     for name, (old, new) in (experiment.changes or {}).items())
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One experiment as the verdict reads it."""
+
+    experiment: Experiment
+    result: Mapping[str, Any]
+    #: The curves-tree leaf its history reaches; None when it did not train.
+    leaf: str | None
+    #: Its curve facts, with what the conversation knows about the setup.
+    values: Mapping[str, Any]
+    removed: bool = False
+    improved: bool = False
+    broken: bool = False
+
+    @property
+    def confirmed(self) -> bool:
+        return (self.removed or self.improved) and not self.broken
+
+    @property
+    def history(self) -> dict[str, list]:
+        return self.result.get("history") or {}
+
+
+@dataclass(frozen=True)
+class Analysis:
+    reported: frozenset[str]
+    baseline: Outcome
+    fixes: list[Outcome]
+    checks: list[Outcome]
+    findings: list[Fact]
+
+    @property
+    def reproduced(self) -> bool:
+        return self.baseline.leaf in self.reported
+
+
+def _run_values(kb: KnowledgeBase, known: Mapping[str, Any], history: Mapping[str, Any]) -> dict[str, Any]:
+    """What the conversation knows about the setup, with the curve facts of this run instead of the user's."""
+    values = {key: value for key, value in known.items() if kb.facts.get(key, {}).get("kind") != "curve"}
+    values.update({fact.key: fact.value for fact in gather(metrics=dict(history)).facts})
+    values.update(derive(values))
+    return values
+
+
+def reported(kb: KnowledgeBase, catalog: Catalog, known: Mapping[str, Any]) -> frozenset[str]:
+    """The curves-tree leaves that stand for what the user reported: their history's, and their words'."""
+    values = {**known, **derive(dict(known))}
+    leaves = set(catalog.symptoms.get(leaf(kb.trees["words"], values), ()))
+    if values.get("epochs_run") is not None:
+        leaves.add(leaf(kb.trees["curves"], values))
+    return frozenset(leaves)
+
+
+def _improved(fixed: Outcome, baseline: Outcome) -> bool:
+    """Clearly better on validation data, or learning where the user's setup did not."""
+    if clearly_better(fixed.result, baseline.result, fixed.experiment.spec.data.task):
+        return True
+    before, after = baseline.values.get("loss_change_fraction"), fixed.values.get("loss_change_fraction")
+    return before is not None and after is not None and abs(before) < FLAT_CHANGE and after >= STARTED
+
+
+def analyse(facts: Facts, experiments: Sequence[Experiment], results: Mapping[str, Mapping[str, Any]],
+            source: str, kb: KnowledgeBase | None = None, catalog: Catalog | None = None) -> Analysis:
+    """Compare every run with the symptom and the baseline, and gather the facts the run established."""
+    kb, catalog = kb or load_cached(), catalog or load_catalog()
+    known = facts.values()
+    symptom = reported(kb, catalog, known)
+
+    def outcome(experiment: Experiment) -> Outcome:
+        result = results.get(experiment.name, {})
+        if not result.get("history", {}).get("loss"):
+            return Outcome(experiment, result, None, {})
+        values = _run_values(kb, known, result["history"])
+        return Outcome(experiment, result, leaf(kb.trees["curves"], values), values)
+
+    by_kind: dict[str, list[Outcome]] = {"baseline": [], "fix": [], "check": []}
+    for experiment in experiments:
+        by_kind[experiment.kind].append(outcome(experiment))
+    baseline = by_kind["baseline"][0]
+    reproduced = baseline.leaf in symptom
+    fixes = [Outcome(o.experiment, o.result, o.leaf, o.values,
+                     removed=reproduced and o.leaf is not None and o.leaf not in symptom,
+                     improved=o.leaf is not None and _improved(o, baseline),
+                     broken=o.leaf is None or o.leaf in catalog.broken)
+             for o in by_kind["fix"]]
+    findings = [Fact("repro_reproduced", reproduced, source,
+                     f"a short run of your setup {'showed' if reproduced else 'did not show'} the reported symptom")]
+    summary = (baseline.result.get("internals") or {}).get("summary", {})
+    findings += [Fact(fact, summary[key], source) for key, fact in INTERNAL_FACTS.items()
+                 if summary.get(key) is not None]
+    for check in by_kind["check"]:
+        if check.leaf is not None and baseline.leaf is not None:
+            value = MEASURES[check.experiment.check](check.result, baseline.result, baseline.experiment.spec)
+            if value is not None:
+                findings.append(Fact(catalog.checks[check.experiment.check]["fact"], value, source,
+                                     f"{check.experiment.title}: {course(check.history)}"))
+    return Analysis(symptom, baseline, fixes, by_kind["check"], findings)
+
+
+def _fix_line(outcome: Outcome, baseline: Outcome, catalog: Catalog) -> str:
+    experiment = outcome.experiment
+    head = f"- **{experiment.title.removeprefix('Fix: ')}**, with {changes_in_words(experiment, catalog)}: "
+    if outcome.leaf is None:
+        return head + f"the run failed ({outcome.result.get('error') or outcome.result.get('skipped')})."
+    if outcome.confirmed:
+        judged = "Confirmed: " + ("the symptom is gone." if outcome.removed else "clearly better on validation data.")
+    else:
+        judged = "Not confirmed: " + ("it broke the run." if outcome.broken else "no clear change.")
+    return head + f"{course(outcome.history)}; your setup: {course(baseline.history, brief=True)}. {judged}"
+
+
+def verdict_text(analysis: Analysis, leading: str | None, catalog: Catalog, notes: Sequence[str]) -> str:
+    """The verdict in markdown, for a person."""
+    base = analysis.baseline
+    spec = base.experiment.spec
+    where = f"{spec.training.epochs}-epoch run of your setup on {spec.data.n_samples:,} " + (
+        "rows of your data sample" if spec.data.generator == "sample" else "generated samples shaped like your data")
+    if base.leaf is None:
+        lines = [f"**Could not run your setup.** A {where} failed: "
+                 f"{base.result.get('error') or base.result.get('skipped') or 'it did not finish'}."]
+    elif analysis.reproduced:
+        lines = [f"**Reproduced.** A {where} shows the same problem ({base.leaf.replace('_', ' ')}): "
+                 f"{course(base.history)}."]
+    else:
+        lines = [f"**Not reproduced.** A {where} did not show what you reported"
+                 f" ({base.leaf.replace('_', ' ')} instead): {course(base.history)}. The problem may lie in"
+                 " something the facts so far do not describe, such as the data itself."]
+    if analysis.fixes:
+        lines += ["", "What each fix changed:"] + [_fix_line(o, base, catalog) for o in analysis.fixes]
+    if analysis.checks:
+        lines += ["", "Checks:"]
+        lines += [f"- {o.experiment.title} ({catalog.checks[o.experiment.check]['asks']}) "
+                  f"{course(o.history) if o.leaf else 'did not run'}." for o in analysis.checks]
+    confirmed = [o for o in analysis.fixes if o.confirmed]
+    if leading:
+        title = next(o.experiment.title.removeprefix("Fix: ") for o in confirmed if o.experiment.cause == leading)
+        lines += ["", f"**Verdict:** {title}. Its fix " + ("removed the symptom" if analysis.reproduced
+                                                          else "clearly improved the run") + "."]
+    elif base.leaf is not None:
+        lines += ["", "**Verdict:** none of the fixes tried changed the outcome; the causes below are"
+                  " re-ranked with what the run measured."]
+    if notes:
+        lines += ["", "_Run notes: " + "; ".join(notes) + "._"]
+    return "\n".join(lines)
+
+
+def leading_cause(analysis: Analysis, facts: Facts, kb: KnowledgeBase) -> str | None:
+    """Of the causes whose fix worked, the one with the strongest evidence.
+
+    A fix that measurably improved the run beats one that only changed the symptom; among equals,
+    the re-ranked diagnosis decides.
+    """
+    belief = {b.cause.id: b.confidence for b in diagnose(kb, facts).beliefs}
+    confirmed = [o for o in analysis.fixes if o.confirmed]
+    best = max(confirmed, key=lambda o: (o.improved, o.removed, belief.get(o.experiment.cause, 0.0)), default=None)
+    return best.experiment.cause if best else None
+
+
+def conclude(run: Mapping[str, Any], results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Store the verdict as the conversation's next turn; returns the run's result (None if the conversation is gone)."""
+    kb, catalog = load_cached(), load_catalog()
+    experiments = [Experiment.from_json(e) for e in run["plan"]["experiments"]]
+    notes = run["plan"]["notes"]
+    found: dict[str, Any] = {}
+
+    def explain(reply: dict[str, Any], facts: Facts) -> dict[str, Any]:
+        # ``facts`` already holds the findings: analyse them against the conversation as it was.
+        before = Facts()
+        before.update(f for f in facts if f.source != source)
+        analysis = analyse(before, experiments, results, source, kb, catalog)
+        leading = leading_cause(analysis, facts, kb)
+        text = verdict_text(analysis, leading, catalog, notes)
+        found.update(analysis=analysis, leading=leading, text=text)
+        summary = {"id": run["id"], "reproduced": analysis.reproduced, "verdict": text, "leading": leading,
+                   "confirmed": [o.experiment.cause for o in analysis.fixes if o.confirmed],
+                   "refuted": [o.experiment.cause for o in analysis.fixes if o.leaf and not o.confirmed]}
+        return {**reply, "text": text + "\n\n---\n\n" + reply["text"], "reproduction": summary}
+
+    source = f"reproduction run {run['id']}"
+    conversation = conversations.load(run["conversation_id"], run["owner"])
+    if conversation is None:
+        return None
+    analysis = analyse(conversation.facts, experiments, results, source, kb, catalog)
+    reply = conversations.add_findings(run["conversation_id"], run["owner"], {"reproduction": run["id"]},
+                                       analysis.findings, explain)
+    if reply is None:
+        return None
+    analysis = found["analysis"]
+    outcomes = {o.experiment.name: o for o in [analysis.baseline, *analysis.fixes, *analysis.checks]}
+    return {
+        **reply["reproduction"],
+        "symptom": {"reported": sorted(analysis.reported), "baseline": analysis.baseline.leaf},
+        "facts": {fact.key: fact.value for fact in analysis.findings},
+        "causes": [{"id": c["id"], "title": c["title"], "confidence": c["confidence"]} for c in reply["causes"]],
+        "experiments": [
+            {"name": e.name, "kind": e.kind, "title": e.title, "cause": e.cause, "check": e.check,
+             "changes": e.changes, "leaf": outcomes[e.name].leaf,
+             "confirmed": outcomes[e.name].confirmed if e.kind == "fix" else None,
+             "history": outcomes[e.name].history,
+             **{k: v for k, v in results.get(e.name, {}).items() if k not in ("name", "event", "history")}}
+            for e in experiments],
+    }
+
+
+def ask_for_missing(missing: Sequence[str], kb: KnowledgeBase | None = None):
+    """An ``explain`` for :func:`conversations.add_findings` that asks for the facts a run still needs."""
+    kb = kb or load_cached()
+
+    def explain(reply: dict[str, Any], facts: Facts) -> dict[str, Any]:
+        questions = [{"id": f"q-{key}", "fact": key, "text": kb.facts[key]["question"],
+                      "choices": list(map(str, kb.facts[key].get("choices", ())))}
+                     for key in missing if "question" in kb.facts.get(key, {})]
+        text = ("To reproduce your run in a short experiment I still need to know: "
+                + "; ".join(q["text"] for q in questions))
+        return {**reply, "text": text, "questions": questions}
+
+    return explain

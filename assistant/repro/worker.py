@@ -1,0 +1,344 @@
+"""The training worker: the one module that imports TensorFlow, always in a process of its own.
+
+``python -m assistant.repro.worker JOB.json`` reads a job (its experiments and a soft deadline)
+and writes one JSON object per line on stdout: ``epoch`` progress, each experiment's
+``result`` (history, internals, range-test steps, or an error), the ``plot``, then ``done``.
+Everything TensorFlow or Keras prints goes to stderr instead (its start-up logging already
+does), so it never mixes into the protocol. The supervisor in :mod:`assistant.repro.backends` starts it, limits it, and kills it.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import sys
+import time
+from typing import Any, Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from sklearn.datasets import make_classification, make_moons, make_regression
+
+from .plot import curves_png
+from .spec import RunSpec, check_model_json
+
+#: Rows the internals are measured on at every epoch.
+PROBE_ROWS = 256
+#: The learning-rate range test sweeps from the first to the second, geometrically.
+LR_RANGE = (1e-6, 1.0)
+#: Sigmoid outputs this close to 0 or 1 (tanh to ±1) are saturated.
+SATURATED = 0.01
+Emit = Callable[[dict[str, Any]], None]
+
+
+def make_data(spec: RunSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Training and validation arrays as the spec describes them, split as Keras' validation_split does."""
+    data, n_features = spec.data, spec.model.n_features
+    rng = np.random.default_rng(data.seed)
+    n = data.n_samples
+    if data.generator == "sample":
+        x = np.asarray(data.sample["x"], dtype="float64")[:n]
+        target = np.asarray(data.sample["y"], dtype="float64")[:n]
+    elif data.generator == "regression":
+        x, target = make_regression(n, n_features, n_informative=min(n_features, 10), noise=10.0,
+                                    random_state=data.seed)
+    elif data.generator == "moons":
+        sizes = tuple(int(round(share * n)) for share in data.class_shares)
+        x, target = make_moons(sizes, noise=0.2, random_state=data.seed)
+    else:
+        informative = min(n_features, max(2, n_features // 2, math.ceil(math.log2(max(data.n_classes, 2))) + 1))
+        x, target = make_classification(n, n_features, n_informative=informative, n_redundant=0,
+                                        n_classes=data.n_classes, n_clusters_per_class=1,
+                                        weights=list(data.class_shares), flip_y=0.01, random_state=data.seed)
+    n = len(target)
+    classes = data.task != "regression"
+    if classes and data.generator == "sample":
+        target = np.unique(target, return_inverse=True)[1]  # class indexes; labels below say how they are coded
+    if classes and data.label_noise:
+        noisy = rng.random(n) < data.label_noise
+        target[noisy] = (target[noisy] + rng.integers(1, data.n_classes, noisy.sum())) % data.n_classes
+    if data.shuffle_labels:
+        target = rng.permutation(target)
+    order = np.argsort(target, kind="stable") if data.sorted_by_label and classes else rng.permutation(n)
+    if data.sorted_by_label and data.generator == "sample":
+        order = np.arange(n)  # the rows came sorted; keep them as they are
+    x, target = x[order], target[order]
+    split = int(n * (1 - spec.training.validation_split))
+    if data.generator != "sample":
+        x = _scaled_features(x, spec, rng, split)
+    if data.missing_fraction:
+        x[rng.random(x.shape) < data.missing_fraction] = np.nan
+    if data.zero_inputs:
+        x = np.zeros_like(x)
+    x_train, x_val = _preprocessed(x[:split], x[split:], spec)
+    y = _labels(target, spec) if classes else target
+    return (x_train.astype("float32"), y[:split].astype("float32"), x_val.astype("float32"),
+            y[split:].astype("float32"))
+
+
+def _scaled_features(x: np.ndarray, spec: RunSpec, rng: np.random.Generator, split: int) -> np.ndarray:
+    """Standardised features moved to the summary's scale: plain, raw sizes far apart, or with outliers.
+
+    Outliers go into the training rows only: the summary describes what the model trains on,
+    and a clean validation set shows what they do to the model.
+    """
+    data = spec.data
+    z = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-12)
+    if data.scale == "wide":  # raw features whose sizes differ by orders of magnitude, as unscaled data has
+        scales = np.logspace(0, math.log10(max(data.feature_extreme / 3, 1.0)), x.shape[1])
+        return z * scales + scales
+    if data.scale == "outliers":  # enough cells at the extreme value to give the summary's spread
+        train = z[:split].reshape(-1)
+        cells = max(1, round(z.size * (data.feature_std ** 2 - 1) / data.feature_extreme ** 2))
+        picked = rng.choice(train.size, min(cells, train.size), replace=False)
+        train[picked] = data.feature_extreme * rng.choice([-1.0, 1.0], len(picked))
+        z[:split] = train.reshape(z[:split].shape)
+        return z
+    return z * data.feature_std + data.feature_mean
+
+
+def _preprocessed(train: np.ndarray, val: np.ndarray, spec: RunSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The fixes' preprocessing, fitted on the training rows only."""
+    data = spec.data
+    if data.impute_missing:
+        means = np.nan_to_num(np.nanmean(train, axis=0))
+        train, val = np.where(np.isnan(train), means, train), np.where(np.isnan(val), means, val)
+    if data.clip_outliers:
+        low, high = np.nanpercentile(train, 1, axis=0), np.nanpercentile(train, 99, axis=0)
+        train, val = np.clip(train, low, high), np.clip(val, low, high)
+    if data.standardize or data.clip_outliers:
+        mean, std = np.nanmean(train, axis=0), np.nanstd(train, axis=0) + 1e-12
+        train, val = (train - mean) / std, (val - mean) / std
+    return train, val
+
+
+def _labels(index: np.ndarray, spec: RunSpec) -> np.ndarray:
+    """Class indexes in the user's coding: one-hot rows, or their own label values."""
+    data = spec.data
+    if data.one_hot:
+        return np.eye(data.n_classes)[index.astype(int)]
+    if data.labels:
+        return np.asarray(data.labels)[index.astype(int)]
+    return index
+
+
+def build_model(spec: RunSpec) -> Any:
+    """The Keras model of the spec: a Dense stack, or the uploaded JSON loaded in safe mode."""
+    model_spec = spec.model
+    if model_spec.keras_json is not None:
+        check_model_json(model_spec.keras_json)  # again: a worker trusts nothing it is sent
+        with keras.saving.custom_object_scope({}):
+            return keras.saving.deserialize_keras_object(json.loads(model_spec.keras_json), safe_mode=True)
+    regularizer = keras.regularizers.L2(model_spec.l2) if model_spec.l2 else None
+    layers: list[Any] = [keras.Input((model_spec.n_features,))]
+    dense = [keras.layers.Dense(model_spec.width, activation=model_spec.hidden_activation,
+                                kernel_initializer=model_spec.kernel_initializer, kernel_regularizer=regularizer)
+             for _ in range(model_spec.depth)]
+    for layer in dense:
+        layers.append(layer)
+        if model_spec.batch_norm:
+            layers.append(keras.layers.BatchNormalization())
+        if model_spec.dropout:
+            layers.append(keras.layers.Dropout(model_spec.dropout))
+    output = keras.layers.Dense(model_spec.output_units, activation=model_spec.output_activation,
+                                kernel_initializer=model_spec.kernel_initializer, kernel_regularizer=regularizer)
+    layers.append(output)
+    for layer in (dense + [output])[:model_spec.frozen_layers]:
+        layer.trainable = False
+    return keras.Sequential(layers)
+
+
+_LOSS_CLASSES = {"binary_crossentropy": "BinaryCrossentropy", "categorical_crossentropy": "CategoricalCrossentropy",
+                 "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy",
+                 "binary_focal_crossentropy": "BinaryFocalCrossentropy",
+                 "categorical_focal_crossentropy": "CategoricalFocalCrossentropy"}
+_OPTIMIZER_CLASSES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop", "nadam": "Nadam",
+                      "adagrad": "Adagrad", "adamax": "Adamax", "adadelta": "Adadelta", "ftrl": "Ftrl", "lion": "Lion"}
+
+
+def compile_model(model: Any, spec: RunSpec) -> Any:
+    """Compile as the user did; returns the loss object, which the internals reuse."""
+    training = spec.training
+    options: dict[str, Any] = {"learning_rate": training.learning_rate}
+    if training.optimizer in ("sgd", "rmsprop"):
+        options["momentum"] = training.momentum
+    if training.clipnorm:
+        options["clipnorm"] = training.clipnorm
+    optimizer = getattr(keras.optimizers, _OPTIMIZER_CLASSES[training.optimizer])(**options)
+    if training.loss in _LOSS_CLASSES:
+        loss = getattr(keras.losses, _LOSS_CLASSES[training.loss])(from_logits=training.from_logits)
+    else:
+        loss = keras.losses.get(training.loss)
+    binary = spec.data.task == "binary_classification"
+    named = {"recall": keras.metrics.Recall, "precision": keras.metrics.Precision, "auc": keras.metrics.AUC}
+    metrics = [named[m](name=m) if m in named else m for m in training.metrics if m not in named or binary]
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=False)
+    return loss
+
+
+def _number(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+class Probe(keras.callbacks.Callback):
+    """A Keras callback: progress per epoch, and the network's internals on a fixed batch.
+
+    Internals: gradient norm per Dense layer, share of dead ReLU units, share of saturated
+    sigmoid/tanh activations, and how far the weights moved relative to their size.
+    """
+
+    def __init__(self, name: str, epochs: int, x: np.ndarray, y: np.ndarray, loss: Any, emit: Emit,
+                 lr_steps: int = 0) -> None:
+        super().__init__()
+        self.name, self.epochs, self.x, self.y, self.loss, self.emit = name, epochs, x, y, loss, emit
+        self.lr_steps = lr_steps
+        self.gradients: list[list[float | None]] = []
+        self.dead: list[float] = []
+        self.saturated: list[float] = []
+        self.updates: list[float] = []
+        self.steps: list[tuple[float, float]] = []
+
+    def set_model(self, model: Any) -> None:
+        super().set_model(model)
+        self.dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+        hidden = self.dense[:-1]
+        self.activations = keras.Model(model.inputs[0], [layer.output for layer in hidden]) if hidden else None
+        self.hidden_activation = [getattr(layer.activation, "__name__", "") for layer in hidden]
+
+    def _kernels(self) -> list[np.ndarray]:
+        return [np.array(layer.kernel) for layer in self.dense]
+
+    def measure(self) -> None:
+        kernels = [layer.kernel for layer in self.dense if layer.trainable]
+        with tf.GradientTape() as tape:
+            loss = self.loss(self.y, self.model(self.x, training=False))
+        grads = tape.gradient(loss, kernels) if kernels else []
+        norms = iter([_number(tf.norm(g)) if g is not None else None for g in grads])
+        self.gradients.append([next(norms) if layer.trainable else None for layer in self.dense])
+        if self.activations is None:
+            return
+        outputs = self.activations(self.x, training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        relu = [np.asarray(o) for o, a in zip(outputs, self.hidden_activation) if a == "relu"]
+        squashed = [(np.asarray(o), a) for o, a in zip(outputs, self.hidden_activation) if a in ("sigmoid", "tanh")]
+        if relu:
+            units = np.concatenate([(o <= 0).all(axis=0) for o in relu])
+            self.dead.append(float(units.mean()))
+        if squashed:
+            stuck = [(np.minimum(o, 1 - o) < SATURATED) if a == "sigmoid" else (np.abs(o) > 1 - SATURATED)
+                     for o, a in squashed]
+            self.saturated.append(float(np.concatenate([s.reshape(-1) for s in stuck]).mean()))
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.measure()
+        self.before = self._kernels()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.mean_before = 0.0
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        if self.lr_steps:
+            step = len(self.steps)
+            low, high = LR_RANGE
+            self.lr = low * (high / low) ** (step / max(1, self.lr_steps - 1))
+            self.model.optimizer.learning_rate.assign(self.lr)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.lr_steps and logs and "loss" in logs:
+            mean = float(logs["loss"])  # Keras reports the epoch's running mean: take this batch's share back out
+            self.steps.append((self.lr, (batch + 1) * mean - batch * self.mean_before))
+            self.mean_before = mean
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.measure()
+        after = self._kernels()
+        moved = math.sqrt(sum(float(((a - b) ** 2).sum()) for a, b in zip(after, self.before)))
+        size = math.sqrt(sum(float((b ** 2).sum()) for b in self.before))
+        self.updates.append(moved / size if size else (0.0 if moved == 0 else math.inf))
+        self.before = after
+        self.emit({"event": "epoch", "experiment": self.name, "epoch": epoch + 1, "epochs": self.epochs})
+
+    def internals(self) -> dict[str, Any]:
+        """Per-epoch measurements and the summary the verdict turns into facts."""
+        first = self.gradients[0] if self.gradients else []
+        ratio = None
+        if len(first) > 1 and first[0] is not None and first[-1]:
+            ratio = first[0] / first[-1]
+        every = [g for epoch in self.gradients for g in epoch if g is not None]
+        finite_updates = [u for u in self.updates if math.isfinite(u)]
+        return {
+            "gradient_norms": self.gradients, "dead_fraction_by_epoch": self.dead,
+            "saturated_fraction_by_epoch": self.saturated, "update_ratio_by_epoch": self.updates,
+            "summary": {
+                "dead_fraction": self.dead[-1] if self.dead else None,
+                "saturated_fraction": self.saturated[-1] if self.saturated else None,
+                "gradient_ratio": ratio,
+                "gradient_max": max(every) if every else None,
+                "update_ratio": float(np.median(finite_updates)) if finite_updates else None,
+            },
+        }
+
+
+def run_experiment(experiment: dict[str, Any], emit: Emit) -> dict[str, Any]:
+    """Train one experiment; its history, internals and, for a range test, the loss at each step."""
+    spec = RunSpec.from_json(experiment["spec"])
+    keras.utils.set_random_seed(spec.data.seed)
+    x_train, y_train, x_val, y_val = make_data(spec)
+    model = build_model(spec)
+    loss = compile_model(model, spec)
+    training = spec.training
+    steps = math.ceil(len(x_train) / training.batch_size) * training.epochs
+    probe = Probe(experiment["name"], training.epochs, x_train[:PROBE_ROWS], y_train[:PROBE_ROWS], loss, emit,
+                  lr_steps=steps if training.lr_schedule == "range" else 0)
+    class_weight = None
+    if training.class_weight == "balanced" and spec.data.task != "regression" and not spec.data.one_hot:
+        values, counts = np.unique(y_train, return_counts=True)
+        class_weight = {int(v): len(y_train) / (len(values) * c) for v, c in zip(values, counts)}
+    history = model.fit(x_train, y_train, batch_size=training.batch_size, epochs=training.epochs,
+                        validation_data=(x_val, y_val) if len(x_val) else None, shuffle=training.shuffle,
+                        class_weight=class_weight, callbacks=[probe], verbose=0)
+    result: dict[str, Any] = {
+        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
+        "internals": probe.internals(),
+    }
+    if probe.steps:
+        result["steps"] = probe.steps
+    return result
+
+
+def main() -> None:
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # whatever TensorFlow prints goes to stderr, never into the protocol
+
+    def emit(message: dict[str, Any]) -> None:
+        protocol.write(json.dumps(message) + "\n")
+
+    with open(sys.argv[1], encoding="utf-8") as payload:
+        job = json.load(payload)
+    emit({"event": "started", "pid": os.getpid()})
+    tf.config.threading.set_intra_op_parallelism_threads(job.get("threads", 1))
+    tf.config.threading.set_inter_op_parallelism_threads(job.get("threads", 1))
+    histories = {}
+    for experiment in job["experiments"]:
+        name = experiment["name"]
+        if time.time() > job["deadline"]:
+            emit({"event": "result", "name": name, "skipped": "the run's time ran out before this experiment"})
+            continue
+        try:
+            result = run_experiment(experiment, emit)
+        except Exception as exc:  # a Keras error is the user's setup failing, which the verdict reports
+            emit({"event": "result", "name": name, "error": f"{type(exc).__name__}: {str(exc)[:500]}"})
+            continue
+        if experiment["kind"] != "check":
+            histories[experiment["title"]] = result["history"]
+        emit({"event": "result", "name": name, **result})
+    if histories:
+        emit({"event": "plot", "png": base64.b64encode(curves_png(histories)).decode("ascii")})
+    emit({"event": "done"})
+
+
+if __name__ == "__main__":
+    main()

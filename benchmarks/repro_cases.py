@@ -1,0 +1,81 @@
+"""Reproduction runs over the public cases that carry a training configuration.
+
+    .venv/bin/python benchmarks/repro_cases.py [--cases ../shared/cases] [--only pub-003] [--json out.json]
+
+Each case goes through the API as a client would: the conversation starts with the case's
+request, the facts the assistant would ask for next are answered from the case's oracle
+(as shared/eval/score.py answers questions), then a run is started on the embedded local
+backend and followed to its end. Reported: the share of runs whose baseline reproduced the
+reported symptom (aim >= 80%), the share whose verdict confirms the expected cause (the leading
+confirmed cause is the case's primary or an acceptable one), and the median time from the
+POST to the verdict (aim <= 60 s on 2 cores).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from assistant import create_app  # noqa: E402
+
+FINISHED = ("done", "failed", "cancelled")
+
+
+def run_case(client, case: dict) -> dict:
+    request = case["request"]
+    started = client.post("/api/v1/conversations", json=request).get_json()
+    sent = {**(request.get("training") or {}), **(request.get("dataset") or {})}
+    rest = {key: value for key, value in case["facts"].items() if key not in sent}
+    if rest:
+        client.post(f"/api/v1/conversations/{started['id']}/turns", json={"facts": rest})
+    clock = time.perf_counter()
+    response = client.post(f"/api/v1/conversations/{started['id']}/reproductions", json={})
+    run = response.get_json()
+    if response.status_code != 202:
+        return {"status": "refused", "error": run["error"]["message"], "seconds": 0.0}
+    while run["status"] not in FINISHED:
+        time.sleep(0.5)
+        run = client.get(run["links"]["self"]).get_json()
+    result = run["result"] or {}
+    expected = {case["expected"]["primary"], *case["expected"].get("acceptable", [])}
+    return {"status": run["status"], "error": run["error"], "seconds": time.perf_counter() - clock,
+            "reproduced": bool(result.get("reproduced")), "leading": result.get("leading"),
+            "confirmed": result.get("leading") in expected, "symptom": result.get("symptom"),
+            "tried": [e["name"] for e in run["plan"]]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default=str(Path(__file__).resolve().parents[2] / "shared" / "cases"))
+    parser.add_argument("--only", default="", help="run the cases whose file name contains this")
+    parser.add_argument("--json", help="write every case's outcome here")
+    args = parser.parse_args()
+    paths = sorted(p for p in Path(args.cases).glob("pub-*.json") if args.only in p.name)
+    cases = [(p.stem, json.loads(p.read_text())) for p in paths]
+    cases = [(name, case) for name, case in cases if case["request"].get("training")]
+    outcomes = {}
+    with tempfile.TemporaryDirectory() as folder:
+        app = create_app({"DATABASE_URL": f"sqlite:///{folder}/bench.sqlite", "REPRO_BACKEND": "local"})
+        client = app.test_client()
+        for name, case in cases:
+            outcome = outcomes[name] = run_case(client, case)
+            print(f"{name:40} {case['expected']['primary']:27} {outcome['status']:8} {outcome['seconds']:5.1f}s "
+                  f"reproduced={outcome.get('reproduced')!s:5} leading={outcome.get('leading')} "
+                  f"{outcome.get('symptom') or outcome.get('error') or ''}", flush=True)
+    done = [o for o in outcomes.values() if o["status"] == "done"]
+    reproduced = sum(o["reproduced"] for o in done) / len(outcomes)
+    confirmed = sum(o["confirmed"] for o in done) / len(outcomes)
+    median = statistics.median(o["seconds"] for o in done) if done else float("nan")
+    if args.json:
+        Path(args.json).write_text(json.dumps(outcomes, indent=2))
+    print(f"cases={len(outcomes)} done={len(done)} reproduced={reproduced:.2f} confirmed={confirmed:.2f} "
+          f"median_seconds={median:.1f}")
+
+
+if __name__ == "__main__":
+    main()

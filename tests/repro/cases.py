@@ -1,0 +1,54 @@
+"""A small conversation whose reproduction run trains in seconds, shared by the run tests."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+DATA = Path(__file__).with_name("data")
+
+#: Adam at learning rate 5 on a small three-class problem: a huge, jumping loss.
+TINY = {
+    "symptom": "the loss is huge and jumps around",
+    "metrics": {"loss": [812.0, 35.2, 9.1, 14.3, 6.2], "val_loss": [120.4, 15.1, 11.9, 13.2, 8.8],
+                "accuracy": [0.31, 0.34, 0.33, 0.35, 0.33], "val_accuracy": [0.3, 0.33, 0.31, 0.33, 0.32]},
+    "training": {"optimizer": "adam", "learning_rate": 5.0, "batch_size": 32, "epochs": 5,
+                 "loss": "sparse_categorical_crossentropy", "output_activation": "softmax", "output_units": 3,
+                 "hidden_activation": "relu", "n_hidden_layers": 1, "total_params": 83, "validation_split": 0.2},
+    "dataset": {"task": "multiclass_classification", "n_samples": 300, "n_features": 4, "n_classes": 3,
+                "class_counts": {"0": 100, "1": 100, "2": 100}, "feature_min": -3.1, "feature_max": 3.2,
+                "feature_mean": 0.0, "feature_std": 1.0, "missing_fraction": 0.0},
+}
+FINISHED = ("done", "failed", "cancelled")
+
+
+def wait_for(condition, timeout: float = 120.0, every: float = 0.2):
+    """Poll until ``condition()`` is truthy; returns it, or fails the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"still waiting after {timeout:g} s")
+
+
+def worker_pids(run_id: str) -> list[int]:
+    """Live processes started for a run (the worker marks its environment with the run's id)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if f"ASSISTANT_REPRO_RUN={run_id}".encode() in environ.split(b"\0") and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def model_json(name: str) -> str:
+    """A real ``model.to_json()`` kept in tests/repro/data (made with Keras, so tests need not import it)."""
+    return (DATA / f"{name}.json").read_text()
+
