@@ -204,4 +204,5 @@ def compose(facts: Facts, *, declined: Collection[str] = (), kb: KnowledgeBase |
     causes = [_cause_json(kb, b, diagnosis.values) for b in shown]
     questions = [{"id": f"q-{q.fact}", "fact": q.fact, "text": q.text, "choices": list(q.choices)}
                  for q in diagnosis.questions]
-    return {"text": _markdown(diagnosis, causes, questions), "causes": causes, "questions": questions}
+    return {"text": _markdown(diagnosis, causes, questions), "readings": diagnosis.readings,
+            "causes": causes, "questions": questions}

@@ -43,17 +43,6 @@ def evaluate(cond: Condition, values: Mapping[str, Any]) -> bool | None:
         return False
 
 
-def facts_in(cond: Condition) -> Iterator[str]:
-    """Every fact name a condition mentions."""
-    for key in ("all", "any"):
-        for c in cond.get(key, ()):
-            yield from facts_in(c)
-    if "not" in cond:
-        yield from facts_in(cond["not"])
-    if "fact" in cond:
-        yield cond["fact"]
-
-
 def references(cond: Condition) -> Iterator[tuple[str, str, Any]]:
     """(fact, operator, reference value) for every comparison in a condition."""
     for key in ("all", "any"):
@@ -65,3 +54,8 @@ def references(cond: Condition) -> Iterator[tuple[str, str, Any]]:
         for op in (*COMPARISONS, "known"):
             if op in cond:
                 yield cond["fact"], op, cond[op]
+
+
+def facts_in(cond: Condition) -> Iterator[str]:
+    """Every fact name a condition mentions."""
+    return (name for name, _, _ in references(cond))
