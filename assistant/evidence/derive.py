@@ -140,8 +140,29 @@ def _labels_fit_loss(v: dict[str, Any]) -> dict[str, Any]:
     return {"labels_fit_loss": all(checks)} if checks else {}
 
 
+#: Signs the user describes in words, standing in for the measurements when no history was sent.
+SAID_FOR_MEASURED = {
+    "symptom_loss_nan": "loss_is_nan", "symptom_loss_flat": "loss_flat", "symptom_val_worse": "val_gap_growing",
+    "symptom_jumpy": "loss_oscillates", "symptom_negative_loss": "loss_negative", "symptom_zero_loss": "loss_zero",
+    "symptom_constant_metrics": "loss_constant",
+}
+
+
+def _said_curves(v: dict[str, Any]) -> dict[str, Any]:
+    """Without a history, what the user says they saw is the best measurement there is."""
+    if v.get("epochs_run") is not None:
+        return {}
+    out: dict[str, Any] = {measured: True for said, measured in SAID_FOR_MEASURED.items() if v.get(said) is True}
+    stated = v.get("symptom_loss_value")
+    if isinstance(stated, (int, float)) and 0.5 < stated < 12:
+        k = round(math.exp(stated))
+        if k >= 2 and abs(stated - math.log(k)) <= 0.01 * math.log(k):
+            out.update(loss_at_uniform=True, uniform_classes=k)
+    return out
+
+
 DERIVATIONS: tuple[Callable[[dict[str, Any]], dict[str, Any]], ...] = (
-    _class_balance, _feature_scale, _training_volume, _trainable_share, _accuracy_level, _accuracy_gap,
+    _said_curves, _class_balance, _feature_scale, _training_volume, _trainable_share, _accuracy_level, _accuracy_gap,
     _loss_fits_task, _output_fits_task, _labels_fit_loss,
 )
 

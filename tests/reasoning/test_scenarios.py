@@ -44,3 +44,28 @@ def test_expected_cause_leads(name, symptom, metrics, dataset, training, expecte
     facts.update(gather(symptom=symptom, metrics=metrics, dataset=dataset or None, training=training).facts)
     ranked = [b.cause.id for b in diagnose(load_cached(), facts).beliefs]
     assert ranked[0] == expected, ranked[:3]
+
+
+WORDS_ONLY = [
+    ("val_loss starts increasing after epoch 5 while training loss keeps decreasing", {"overfitting"}),
+    ("my CNN always predicts the same class", {"class_imbalance"}),
+    ("I get nan loss after a few iterations", {"learning_rate_too_high", "exploding_gradients", "missing_values"}),
+    ("loss is not decreasing at all, stays at 2.302 for 10 classes",
+     {"learning_rate_too_low", "poor_initialization", "dead_relu"}),
+]
+
+
+@pytest.mark.parametrize("symptom, leaders", WORDS_ONLY, ids=[w[0][:30] for w in WORDS_ONLY])
+def test_words_alone_point_at_the_right_family(symptom, leaders):
+    facts = Facts()
+    facts.update(gather(symptom=symptom).facts)
+    diagnosis = diagnose(load_cached(), facts)
+    assert diagnosis.beliefs[0].cause.id in leaders
+    assert diagnosis.readings, "the reply should say what it read in the user's words"
+
+
+def test_a_stated_loss_of_ln_k_counts_as_a_uniform_guess_without_a_history():
+    facts = Facts()
+    facts.update(gather(symptom="loss stays at 2.302 every epoch").facts)
+    values = diagnose(load_cached(), facts).values
+    assert values["loss_at_uniform"] is True and values["uniform_classes"] == 10
