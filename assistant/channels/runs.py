@@ -93,7 +93,9 @@ def cancel_reproduction(conversation_id: str, run_id: str) -> dict[str, Any]:
 
 @bp.get("/conversations/<conversation_id>/reproductions/<run_id>/plot.png")
 def reproduction_plot(conversation_id: str, run_id: str) -> Response:
-    picture = _runs().plot(conversation_id, run_id, g.owner)
+    runs = _runs()
+    _found(runs.get(conversation_id, run_id, g.owner), run_id)
+    picture = runs.plot(conversation_id, run_id, g.owner)
     if picture is None:
         raise ApiError(404, "not_found", f"reproduction run {run_id} has no plot (yet)")
     return Response(picture, mimetype="image/png", headers={"Cache-Control": "private, max-age=86400"})

@@ -5,12 +5,13 @@ import dataclasses
 import http.client
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
 from .arrays import dataset_summary
 from .display import Diagnosis
-from .errors import ClientError, InputError, ServiceError, Unreachable
+from .errors import InputError, ServiceError, Unreachable
 from .history import metrics_payload
 from .model import training_facts
 
@@ -112,10 +113,9 @@ class Client:
         return answer
 
     def _http(self, method: str, path: str, data: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
-        try:
-            request = urllib.request.Request(self.url.rstrip("/") + path, data=data, headers=headers, method=method)
-        except ValueError:
-            raise ClientError(f"url: {self.url!r} is not a web address like http://127.0.0.1:5000") from None
+        if urllib.parse.urlsplit(self.url).scheme not in ("http", "https"):
+            raise InputError(f"url: {self.url!r} is not a web address like http://127.0.0.1:5000")
+        request = urllib.request.Request(self.url.rstrip("/") + path, data=data, headers=headers, method=method)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return response.status, response.read()

@@ -1,0 +1,115 @@
+"""The live callback: real short Keras runs with a known fault, against the app served on loopback."""
+from __future__ import annotations
+
+import socket
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from assistant import create_app, db
+from assistant.client import Client, TrainingProblem
+from tests.helpers import serving
+
+EPOCHS = 8
+
+
+@pytest.fixture
+def served(tmp_path):
+    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'live.sqlite'}"})
+    with serving(app) as url:
+        yield app, url
+    with app.app_context():
+        db.get_engine().dispose()
+
+
+def regression(learning_rate: float) -> tuple[keras.Model, np.ndarray, np.ndarray]:
+    """A small regression model compiled with plain SGD at ``learning_rate``, and its data."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 8)).astype("float32")
+    y = (x @ rng.normal(size=8)).astype("float32")
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate), loss="mse")
+    return model, x, y
+
+
+def train(model, x, y, callback) -> tuple[keras.callbacks.History, list[warnings.WarningMessage]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(x, y, validation_split=0.2, epochs=EPOCHS, batch_size=32, verbose=0, callbacks=[callback])
+    return history, [w for w in caught if issubclass(w.category, (TrainingProblem, RuntimeWarning))]
+
+
+def test_a_learning_rate_of_ten_is_named_and_training_stopped(served):
+    app, url = served
+    model, x, y = regression(learning_rate=10.0)
+    callback = Client(url).callback(x=x, y=y, stop_training=True)
+    history, caught = train(model, x, y, callback)
+
+    assert len(history.epoch) < EPOCHS, "the callback stops the run at the first problem"
+    (warning,) = caught
+    assert warning.category is TrainingProblem
+    assert str(warning.message).startswith("keras-troubleshooter: loss became ")
+    assert "Most likely: learning rate too high (" in str(warning.message) and "Training stopped." in str(warning.message)
+    assert callback.diagnosis.causes[0]["id"] == "learning_rate_too_high"
+    assert "learning rate 10 is far above what any optimizer tolerates" in callback.diagnosis.causes[0]["evidence"]
+    assert callback.problems[0]["fact"] in ("loss_is_nan", "loss_diverges")
+
+    stored = app.test_client().get(f"/api/v1/conversations/{callback.conversation_id}").get_json()
+    assert stored["facts"]["learning_rate"] == 10 and stored["facts"]["optimizer"] == "sgd"
+    assert stored["facts"]["n_samples"] == 256  # the data's summary came along; the data did not
+
+
+def test_it_warns_once_and_lets_training_run_unless_asked(served):
+    _, url = served
+    model, x, y = regression(learning_rate=10.0)
+    callback = Client(url).callback()
+    history, caught = train(model, x, y, callback)
+    assert len(history.epoch) == EPOCHS
+    assert [w.category for w in caught] == [TrainingProblem]
+    assert callback.diagnosis.response["reply"]["live"]["epochs"] == EPOCHS
+
+
+def test_a_healthy_run_raises_no_warning(served):
+    _, url = served
+    model, x, y = regression(learning_rate=0.01)
+    callback = Client(url).callback()
+    history, caught = train(model, x, y, callback)
+    assert caught == [] and callback.problems == []
+    assert callback.diagnosis.response["reply"]["live"]["epochs"] == EPOCHS
+
+
+def test_an_unreachable_service_never_interrupts_training():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"  # bound, not listening: refused
+        model, x, y = regression(learning_rate=0.01)
+        callback = Client(url).callback()
+        history, caught = train(model, x, y, callback)
+    assert len(history.epoch) == EPOCHS
+    (warning,) = caught
+    assert warning.category is RuntimeWarning
+    assert str(warning.message).startswith(f"keras-troubleshooter: no live diagnosis for this run: could not reach "
+                                           f"the service at {url}")
+    assert callback.diagnosis is None and callback.conversation_id is None
+
+
+def test_a_service_that_goes_away_mid_run(served):
+    app, url = served
+    model, x, y = regression(learning_rate=0.01)
+    callback = Client(url).callback()
+
+    class Outage(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:  # the service refuses what comes next
+                app.config["API_TOKENS"] = ["rotated"]
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(x, y, epochs=EPOCHS, verbose=0, callbacks=[Outage(), callback])
+    assert len(history.epoch) == EPOCHS
+    messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
+    assert len(messages) == 1 and "(401 unauthorized)" in messages[0]
+    assert callback.diagnosis.response["reply"]["live"]["epochs"] == 2

@@ -1,0 +1,75 @@
+"""``assistant diagnose``: in-process or against a service on loopback; clear errors, never a traceback."""
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from click.testing import CliRunner, Result
+
+from assistant.cli import main
+from tests.helpers import serving
+
+LOG = "epoch,loss,val_loss\n0,0.69,0.70\n1,2.5,3.1\n2,nan,nan\n"
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "training.log").write_text(LOG)
+    (tmp_path / "dataset.json").write_text(json.dumps({"task": "binary_classification", "n_classes": 2}))
+    (tmp_path / "training.json").write_text(json.dumps({"optimizer": "adam", "learning_rate": 0.5}))
+    return tmp_path
+
+
+def run(*args: str, tmp_path) -> Result:
+    # In-process, the command uses the app `assistant serve` would serve: here on a scratch database.
+    env = {"ASSISTANT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite'}"}
+    return CliRunner().invoke(main, ["diagnose", *args], env=env)
+
+
+def test_in_process_prints_the_causes_readably(files):
+    result = run(str(files / "training.log"), "--symptom", "loss turns nan", "--dataset", str(files / "dataset.json"),
+                 "--training", str(files / "training.json"), tmp_path=files)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("1. Learning rate too high (")
+    assert "   - loss became nan at epoch 3\n" in result.output
+    assert "```python\nimport keras\n" in result.output and "learning_rate=0.05" in result.output
+    assert "conversation conv-" in result.output
+
+
+def test_json_prints_the_api_reply(files):
+    result = run(str(files / "training.log"), "-s", "loss turns nan", "--json", tmp_path=files)
+    assert result.exit_code == 0, result.output
+    reply = json.loads(result.output)
+    assert set(reply) == {"id", "reply"} and reply["reply"]["causes"]
+
+
+def test_against_a_running_service(files, app):
+    with serving(app) as url:
+        result = run(str(files / "training.log"), "-s", "loss turns nan", "--url", url, "--json", tmp_path=files)
+    assert result.exit_code == 0, result.output
+    conversation = json.loads(result.output)["id"]
+    assert app.test_client().get(f"/api/v1/conversations/{conversation}").status_code == 200
+
+
+def test_errors_are_one_line_each(files):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        unreachable = run(str(files / "training.log"), "-s", "x", "--url", url, tmp_path=files)
+    assert unreachable.exit_code == 1
+    assert unreachable.output.startswith(f"Error: could not reach the service at {url}")
+
+    (files / "header.csv").write_text("epoch,loss\n")
+    empty = run(str(files / "header.csv"), "-s", "x", tmp_path=files)
+    assert empty.exit_code == 1 and empty.output == "Error: metrics: the history is empty (400 bad_input)\n"
+
+    not_json = run(str(files / "training.log"), "-s", "x", "--dataset", str(files / "training.log"), tmp_path=files)
+    assert not_json.exit_code == 2 and "Invalid value for --dataset: " in not_json.output
+
+    missing = run(str(files / "nowhere.csv"), "-s", "x", tmp_path=files)
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+
+    for result in (unreachable, empty, not_json, missing):
+        assert "Traceback" not in result.output
+        assert isinstance(result.exception, SystemExit)  # click's own exit, not an error escaping

@@ -1,0 +1,154 @@
+"""Real jobs: each starts a worker process that imports TensorFlow and trains, under real limits."""
+import base64
+import json
+import marshal
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from assistant import conversations
+from assistant.repro import EXTENSION, backends, store
+from assistant.repro.experiments import Experiment
+from assistant.repro.spec import build
+from tests.repro.cases import FINISHED, TINY, model_json, wait_for, worker_pids
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_run(app, request=TINY):
+    with app.app_context():
+        conversation_id, _ = conversations.start(None, request)
+        run = app.extensions[EXTENSION].start(conversation_id, None)
+    return conversation_id, run["id"]
+
+
+def finished(app, conversation_id, run_id):
+    def check():
+        with app.app_context():
+            run = store.find(run_id, conversation_id, None)
+        return run if run["status"] in FINISHED else None
+    return check
+
+
+def test_a_run_trains_in_a_worker_process_and_concludes(run_app):
+    app = run_app()
+    conversation_id, run_id = start_run(app)
+    run = wait_for(finished(app, conversation_id, run_id), timeout=180)
+    assert run["status"] == "done", run["error"]
+    assert run["progress"]["epoch"] == run["progress"]["epochs"] > 0
+    result = run["result"]
+    assert isinstance(result["reproduced"], bool) and result["verdict"]
+    assert [e["name"] for e in result["experiments"]] == [e["name"] for e in run["plan"]]
+    baseline = result["experiments"][0]
+    assert len(baseline["history"]["loss"]) == TINY["training"]["epochs"]
+    assert set(baseline["internals"]) >= {"gradient_norms", "dead_fraction_by_epoch", "update_ratio_by_epoch"}
+    with app.app_context():
+        assert store.plot(run_id, conversation_id, None).startswith(b"\x89PNG")
+        turns = conversations.transcript(conversation_id, None)["turns"]
+    assert turns[-1]["body"]["reproduction"]["id"] == run_id
+    assert worker_pids(run_id) == []
+
+
+def test_a_run_past_its_wall_clock_limit_is_killed(run_app):
+    app = run_app(REPRO_TIMEOUT=3)
+    conversation_id, run_id = start_run(app)
+    run = wait_for(finished(app, conversation_id, run_id), timeout=30)
+    assert run["status"] == "failed"
+    assert run["error"] == "the run took longer than its wall-clock limit of 3 s and was stopped"
+    assert worker_pids(run_id) == []
+    with app.app_context():
+        assert len(conversations.transcript(conversation_id, None)["turns"]) == 2  # no verdict turn
+
+
+def test_a_run_over_its_memory_limit_is_killed(run_app):
+    app = run_app(REPRO_MEMORY_MB=150)  # importing TensorFlow alone takes more
+    conversation_id, run_id = start_run(app)
+    run = wait_for(finished(app, conversation_id, run_id), timeout=60)
+    assert (run["status"], run["error"]) == ("failed", "the run used more than its 150 MB of memory and was stopped")
+    assert worker_pids(run_id) == []
+
+
+def test_a_cancelled_run_has_its_process_group_killed(run_app):
+    app = run_app()
+    conversation_id, run_id = start_run(app)
+    wait_for(lambda: worker_pids(run_id), timeout=30)
+    with app.app_context():
+        assert store.cancel(run_id, conversation_id, None)["status"] == "cancelled"
+    wait_for(lambda: not worker_pids(run_id), timeout=5)
+    with app.app_context():
+        run = store.find(run_id, conversation_id, None)
+        assert (run["status"], run["error"]) == ("cancelled", "cancelled on request")
+        assert store.finish(run_id, "done") is False  # a worker that ends late cannot undo the cancel
+
+
+def test_a_worker_refuses_a_malicious_model_json_it_is_sent(run_app, tmp_path):
+    """Past the web tier's check (as if a message were forged on the broker), the worker checks again."""
+    marker = tmp_path / "pwned"
+    payload = eval(f"lambda t: __import__('pathlib').Path({str(marker)!r}).write_text('pwned') or t")  # noqa: S307
+    forged = json.loads(model_json("lambda"))
+    forged["config"]["layers"][1]["config"]["function"]["config"]["code"] = base64.b64encode(
+        marshal.dumps(payload.__code__)).decode()
+    spec = build({**TINY["training"], **TINY["dataset"]}).replace(keras_json=json.dumps(forged))
+    app = run_app()
+    with app.app_context():
+        conversation_id, _ = conversations.start(None, TINY)
+        run = store.create(conversation_id, None, "local", [Experiment("baseline", "baseline", "Yours", spec).to_json()], [])
+        backends.execute(run["id"])
+        run = store.find(run["id"], conversation_id, None)
+    assert run["status"] == "done"
+    assert "uses Lambda, which a run does not load" in run["result"]["experiments"][0]["error"]
+    assert run["result"]["verdict"].startswith("**Could not run your setup.**")
+    assert not marker.exists()
+
+
+def _redis_url() -> str | None:
+    try:
+        import redis
+    except ImportError:
+        return None
+    url = os.environ.get("ASSISTANT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).flushdb()
+    except redis.RedisError:
+        return None
+    return url
+
+
+@pytest.fixture
+def celery_worker(tmp_path):
+    """A real Celery worker process on the local Redis, reading the same database as the test's app."""
+    broker = _redis_url()
+    if broker is None:
+        pytest.skip("no Redis at ASSISTANT_TEST_REDIS_URL (default redis://127.0.0.1:6379/15)")
+    settings = {"DATABASE_URL": f"sqlite:///{tmp_path / 'runs.sqlite'}", "REPRO_BACKEND": "celery",
+                "CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": broker}
+    environment = {**os.environ, **{f"ASSISTANT_{key}": value for key, value in settings.items()}}
+    log = (tmp_path / "celery.log").open("w")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "assistant.repro.celery_worker", "worker", "--pool=solo",
+         "--loglevel=info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: "ready." in (tmp_path / "celery.log").read_text() or worker.poll() is not None, timeout=60)
+        assert worker.poll() is None, (tmp_path / "celery.log").read_text()
+        yield settings
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+        log.close()
+
+
+def test_a_run_on_a_celery_worker(run_app, celery_worker):
+    app = run_app(**celery_worker)
+    conversation_id, run_id = start_run(app)
+    with app.app_context():
+        assert store.find(run_id, conversation_id, None)["backend"] == "celery"
+    run = wait_for(finished(app, conversation_id, run_id), timeout=180)
+    assert run["status"] == "done", run["error"]
+    assert run["result"]["experiments"][0]["history"]["loss"]
+    with app.app_context():
+        assert conversations.transcript(conversation_id, None)["turns"][-1]["body"]["reproduction"]["id"] == run_id
