@@ -218,24 +218,22 @@ def _questions(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring:
     return questions[:MAX_QUESTIONS]
 
 
+def _trail(rules, values: Mapping[str, Any], facts: Facts) -> list[str]:
+    """The sentences of the rules that hold, or the user's own numbers behind them."""
+    said = [_format(r.says, values) if r.says else "; ".join(_cite(r.when, facts))
+            for r in rules if evaluate(r.when, values)]
+    return [s for s in dict.fromkeys(said) if s]
+
+
 def diagnose(kb: KnowledgeBase, facts: Facts, *, declined: Collection[str] = ()) -> Diagnosis:
     """Rank every cause for the known facts and pick the questions that would separate the leaders."""
     values = _all_values(facts)
     scoring = _Scoring.of(kb, values)
-    probs = _softmax(scoring.scores(kb))
-    beliefs = []
-    for cid, cause in kb.causes.items():
-        belief = Belief(cause, 0.0, probs[cid])
-        for rule in cause.supports:
-            if evaluate(rule.when, values):
-                belief.evidence.append(_format(rule.says, values) if rule.says else "; ".join(_cite(rule.when, facts)))
-        for rule in cause.contradicts:
-            if evaluate(rule.when, values):
-                belief.against.append(_format(rule.says, values) if rule.says else "; ".join(_cite(rule.when, facts)))
-        belief.evidence = [e for e in dict.fromkeys(belief.evidence) if e]
-        belief.against = [e for e in dict.fromkeys(belief.against) if e]
-        beliefs.append(belief)
-    beliefs.sort(key=lambda b: (-b.confidence, b.cause.id))
+    scores = scoring.scores(kb)
+    probs = _softmax(scores)
+    beliefs = sorted((Belief(cause, scores[cid], probs[cid], _trail(cause.supports, values, facts),
+                             _trail(cause.contradicts, values, facts)) for cid, cause in kb.causes.items()),
+                     key=lambda b: (-b.confidence, b.cause.id))
     readings: list[tuple[float, str]] = []
     for tree in kb.trees.values():
         if "applies_when" not in tree or evaluate(tree["applies_when"], values):
