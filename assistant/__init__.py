@@ -28,15 +28,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(config)
     app.config["API_TOKENS"] = _token_list(app.config["API_TOKENS"])
 
-    from . import db, errors, repro
+    from . import db, errors, logs, ops, repro, security
     from .channels import api, live, runs, slack, web  # noqa: F401 (live and runs add their routes to api.bp)
 
     errors.init_app(app)
+    logs.init_app(app)  # first: every later hook logs with the request's id
+    security.init_app(app)
     db.init_app(app)
     repro.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(web.bp)
     slack.init_app(app)
+    ops.init_app(app)
     return app
 
 

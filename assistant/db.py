@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from datetime import datetime, timezone
 from typing import Any
 
@@ -173,9 +174,33 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     """WAL lets readers run beside the writer; the busy timeout makes writers queue instead of failing."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _one_writer_per_process(engine: Engine) -> None:
+    """Let a process's threads take SQLite's write lock one at a time, each from its first write to its commit.
+
+    SQLite's busy handler polls, and a waiter that sleeps between polls can lose the lock to
+    newcomers for longer than the busy timeout: with several gunicorn workers of eight threads
+    each, some writes failed after 30 s under load. Queued here, a process has one waiter.
+    Reentrant, so a thread that writes on a second connection meets SQLite's timeout, not a hang.
+    """
+    lock = threading.RLock()
+
+    def take(connection: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if "writing" not in connection.info and statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            lock.acquire()
+            connection.info["writing"] = True
+
+    def release(connection: Any) -> None:
+        if connection.info.pop("writing", False):
+            lock.release()
+
+    event.listen(engine, "before_cursor_execute", take)
+    event.listen(engine, "commit", release)
+    event.listen(engine, "rollback", release)
 
 
 def _make_engine(url: str) -> Engine:
@@ -183,6 +208,7 @@ def _make_engine(url: str) -> Engine:
     engine = create_engine(url, json_serializer=_dumps)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite)
+        _one_writer_per_process(engine)
     return engine
 
 

@@ -99,7 +99,7 @@ def _class_weight(counts: Any) -> dict[int, float] | None:
         return None
     try:
         labels = {int(float(k)): int(c) for k, c in counts.items()}
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # a label such as "inf" is no class index
         return None
     total = sum(labels.values())
     return {k: round(total / (len(labels) * c), 4) for k, c in sorted(labels.items()) if c > 0}

@@ -18,6 +18,7 @@ POSTGRES_URL = os.environ.get("ASSISTANT_TEST_POSTGRES_URL", "postgresql+psycopg
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "postgres: needs the PostgreSQL server at ASSISTANT_TEST_POSTGRES_URL")
+    config.addinivalue_line("markers", "load: the load test under gunicorn (minutes; CI runs it as a step of its own)")
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,7 @@
 """Assertions and servers shared by the test modules."""
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,3 +32,38 @@ def serving(app) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join()
+
+
+class ParkedRuns:
+    """A reproduction backend that leaves runs queued: the API plans and stores them, and nothing trains."""
+
+    name = "local"
+
+    def submit(self, run_id: str) -> None:
+        pass
+
+
+def park_runs(app):
+    """Swap the app's reproduction backend for :class:`ParkedRuns`; returns the app."""
+    from assistant import repro
+
+    app.extensions[repro.EXTENSION].backend = ParkedRuns()
+    return app
+
+
+def redis_url() -> str | None:
+    """The test Redis (``ASSISTANT_TEST_REDIS_URL``, else database 15 on the local server), or None where none answers.
+
+    CI starts one, so there a missing Redis fails the test instead of skipping it.
+    """
+    import pytest
+    import redis
+
+    url = os.environ.get("ASSISTANT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        if os.environ.get("CI"):
+            pytest.fail(f"no Redis at {url}")
+        return None
+    return url

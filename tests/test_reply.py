@@ -42,6 +42,12 @@ def test_class_weights_come_from_the_users_class_counts():
     assert "class_weight = {0: 0.5263, 1: 10}" in code
 
 
+def test_class_labels_that_are_no_class_index_leave_the_weights_to_the_session():
+    reply = reply_for(symptom="accuracy is 95% but recall is 0",
+                      dataset={"class_counts": {"0": 1425, "inf": 75}, "task": "binary_classification"})
+    assert all(ast.parse(cause["snippet"]["code"]) for cause in reply["causes"])
+
+
 def test_every_snippet_renders_to_valid_python_even_with_nothing_known():
     kb = load_cached()
     for cause in kb.causes.values():

@@ -32,6 +32,10 @@ from assistant.reasoning.engine import diagnose
 from assistant.reasoning.knowledge import load_cached
 from assistant.reply import LOSS_CLASSES, render_snippet, snippet_context
 
+# Watching compile makes every model's compile look overridden to clone_model, which then says it
+# will not recompile the clone; the snippets compile their clones themselves.
+pytestmark = pytest.mark.filterwarnings("ignore:`compile\\(\\)` was not called:UserWarning")
+
 KB = load_cached()
 N_TRAIN, N_VAL, FEATURES = 48, 16, 4
 

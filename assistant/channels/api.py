@@ -2,19 +2,17 @@
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import json
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request, url_for
+from flask import Blueprint, Response, g, request, url_for
 from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.exceptions import best_match
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from .. import conversations
+from .. import conversations, security
 from ..errors import ApiError, error_response
 from ..repro import reproductions
 
@@ -23,6 +21,8 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 _OPENAPI = Path(__file__).with_name("openapi.json")
 _OPENAPI_URI = "urn:assistant:openapi"
 _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+#: JSON nested deeper than this is refused: no field nests more than a few levels, and deeper ones exhaust the stack.
+MAX_JSON_DEPTH = 32
 
 
 @functools.cache
@@ -51,14 +51,38 @@ def _validated(schema: str, body: Any) -> dict[str, Any]:
     return body
 
 
+def parse_json(text: str | bytes, field: str | None = None) -> Any:
+    """JSON the client sent, as the body or in a form ``field``; refused with a message saying where it breaks."""
+    code, subject = ("bad_input", f"{field}:") if field else ("bad_json", "the body is")
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ApiError(400, code, f"{subject} not valid JSON: {exc}") from None
+    except RecursionError:
+        value = None
+    else:
+        if _depth(value) <= MAX_JSON_DEPTH:
+            return value
+    raise ApiError(400, code, f"{subject} nested more than {MAX_JSON_DEPTH} levels deep")
+
+
+def _depth(value: Any) -> int:
+    """How deeply a parsed JSON value nests, counted without recursion and only as far as the limit."""
+    deepest, stack = 0, [(value, 1)]
+    while stack and deepest <= MAX_JSON_DEPTH:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
 def _json_body() -> Any:
     """The request's JSON, parsed here so that a malformed body gets a message saying where it breaks."""
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
-    try:
-        return json.loads(request.get_data())
-    except ValueError as exc:
-        raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
+    return parse_json(request.get_data())
 
 
 def _form_body() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -81,10 +105,7 @@ def _form_body() -> tuple[dict[str, Any], dict[str, Any]]:
             uploads["metrics_filename"] = upload.filename
     for name in ("dataset", "training"):
         if name in fields:
-            try:
-                fields[name] = json.loads(fields[name])
-            except ValueError as exc:
-                raise ApiError(400, "bad_input", f"{name}: not valid JSON: {exc}") from None
+            fields[name] = parse_json(fields[name], name)
     return fields, uploads
 
 
@@ -95,16 +116,7 @@ def _not_found(conversation_id: str) -> ApiError:
 @bp.before_request
 def _authenticate() -> None:
     """Require one of the configured tokens, and note whose conversations the caller may see."""
-    g.owner = None
-    tokens = current_app.config["API_TOKENS"]
-    if not tokens or request.endpoint == "api.openapi":
-        return
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    # Compare with every token, so the time taken says nothing about which one nearly matched.
-    if scheme.lower() != "bearer" or not any([hmac.compare_digest(token.encode(), t.encode()) for t in tokens]):
-        raise ApiError(401, "unauthorized", "send Authorization: Bearer <token> with a token this service knows",
-                       headers={"WWW-Authenticate": "Bearer"})
-    g.owner = hashlib.sha256(token.encode()).hexdigest()
+    g.owner = None if request.endpoint == "api.openapi" else security.authenticate()
 
 
 @bp.errorhandler(conversations.Conflict)

@@ -10,7 +10,6 @@ the runs themselves are :func:`assistant.conversations.add_epoch`'s business.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from typing import Any
 
@@ -18,7 +17,7 @@ from flask import g, request
 
 from .. import conversations
 from ..errors import ApiError
-from .api import _FORM_TYPES, _json_body, _not_found, _validated, bp
+from .api import _FORM_TYPES, _json_body, _not_found, _validated, bp, parse_json
 
 SESSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -26,11 +25,7 @@ SESSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 def _epoch_logs() -> dict[str, Any]:
     """One epoch's logs: a JSON body, or RemoteMonitor's default form whose field ``data`` holds them as JSON."""
     if request.mimetype in _FORM_TYPES:
-        data = _validated("EpochForm", request.form.to_dict())["data"]
-        try:
-            logs = json.loads(data)
-        except ValueError as exc:
-            raise ApiError(400, "bad_input", f"data: not valid JSON: {exc}") from None
+        logs = parse_json(_validated("EpochForm", request.form.to_dict())["data"], "data")
     else:
         logs = _json_body()
     logs = _validated("EpochLogs", logs)

@@ -2,7 +2,7 @@
 
     from assistant.client import Client
 
-    client = Client("http://127.0.0.1:5000")            # or Client.in_process(): no server
+    client = Client("http://127.0.0.1:8000")            # or Client.in_process(): no server
     diagnosis = client.diagnose("the loss is nan after 3 epochs", history=history, model=model,
                                 x=x_train, y=y_train)
     diagnosis                                           # ranked causes, evidence, runnable snippets

@@ -48,7 +48,7 @@ class LiveDiagnosis(keras.callbacks.Callback):
         try:
             self.diagnosis = self.client.diagnose(self.symptom, model=self.model, x=self.x, y=self.y,
                                                   dataset=self.dataset)
-        except ClientError as error:
+        except Exception as error:  # an aid to training must never be what ends it
             self._turn_off(error)
             return
         self.conversation_id = self.diagnosis.id
@@ -58,7 +58,7 @@ class LiveDiagnosis(keras.callbacks.Callback):
             return
         try:
             self.diagnosis = self.client.send_epoch(self.conversation_id, {**_numbers(logs or {}), "epoch": epoch})
-        except ClientError as error:
+        except Exception as error:  # as above
             self._turn_off(error)
             return
         if self.problems and not self._warned:
@@ -73,9 +73,10 @@ class LiveDiagnosis(keras.callbacks.Callback):
         return (f"keras-troubleshooter: {'; '.join(p['text'] for p in self.problems)}. Most likely: {causes}."
                 f"{stopped} The callback's .diagnosis has the evidence and the fixes.")
 
-    def _turn_off(self, error: ClientError) -> None:
+    def _turn_off(self, error: Exception) -> None:
         self.conversation_id = None
-        warnings.warn(f"keras-troubleshooter: no live diagnosis for this run: {error}", RuntimeWarning, stacklevel=2)
+        reason = error if isinstance(error, ClientError) else f"unexpected {type(error).__name__}: {error}"
+        warnings.warn(f"keras-troubleshooter: no live diagnosis for this run: {reason}", RuntimeWarning, stacklevel=2)
 
 
 def _numbers(logs: dict[str, Any]) -> dict[str, float]:

@@ -33,7 +33,7 @@ class Client:
     a request may take. ``Client.in_process()`` answers without a server.
     """
 
-    url: str = "http://127.0.0.1:5000"
+    url: str = "http://127.0.0.1:8000"
     token: str | None = None
     timeout: float = 30.0
     #: The app that answers in this process instead of a server (see :meth:`in_process`).
@@ -114,7 +114,7 @@ class Client:
 
     def _http(self, method: str, path: str, data: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
         if urllib.parse.urlsplit(self.url).scheme not in ("http", "https"):
-            raise InputError(f"url: {self.url!r} is not a web address like http://127.0.0.1:5000")
+            raise InputError(f"url: {self.url!r} is not a web address like http://127.0.0.1:8000")
         request = urllib.request.Request(self.url.rstrip("/") + path, data=data, headers=headers, method=method)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:

@@ -37,6 +37,11 @@ class Diagnosis:
         return self.response["reply"]["questions"]
 
     @property
+    def readings(self) -> list[str]:
+        """What the service read in the curves and the words, e.g. "the loss became NaN at epoch 3"."""
+        return self.response["reply"].get("readings", [])
+
+    @property
     def problems(self) -> list[dict[str, str]]:
         """For a live run: what is going wrong in it (empty while nothing is)."""
         return self.response["reply"].get("live", {}).get("problems", [])
@@ -70,6 +75,8 @@ def _render(diagnosis: Diagnosis, *, markdown: bool) -> str:
     lines: list[str] = []
     if diagnosis.problems:
         lines += [strong("Problems in this run:"), *(f"- {p['text']}" for p in diagnosis.problems), ""]
+    if diagnosis.readings:
+        lines += [f"{strong('What I see:')} {'; '.join(diagnosis.readings)}.", ""]
     for rank, cause in enumerate(diagnosis.causes, 1):
         heading = f"{rank}. {cause['title']} ({cause['confidence']:.0%}, {cause['category']})"
         lines.append(f"### {heading}" if markdown else heading)
@@ -97,6 +104,8 @@ def _render_html(diagnosis: Diagnosis) -> str:
         parts.append("<p><strong>Problems in this run:</strong></p><ul>")
         parts += [f"<li>{e(p['text'])}</li>" for p in diagnosis.problems]
         parts.append("</ul>")
+    if diagnosis.readings:
+        parts.append(f"<p><strong>What I see:</strong> {e('; '.join(diagnosis.readings))}.</p>")
     parts.append("<ol>")
     for rank, cause in enumerate(diagnosis.causes, 1):
         parts.append(f"<li><strong>{e(cause['title'])}</strong> &mdash; {cause['confidence']:.0%} "

@@ -102,6 +102,8 @@ def problems(catalog: Catalog, kb: KnowledgeBase) -> list[str]:
             found.append(f"checks/{name}: no measure for it in assistant/repro/experiments.py")
     curve_leaves = {leaf["leaf"] for leaf, _ in walk(kb.trees["curves"]["root"])}
     word_leaves = {leaf["leaf"] for leaf, _ in walk(kb.trees["words"]["root"])}
+    found += [f"symptoms: no entry for '{said}' of trees/words.yaml"
+              for said in sorted(word_leaves - catalog.symptoms.keys())]
     for said, leaves in catalog.symptoms.items():
         if said not in word_leaves:
             found.append(f"symptoms: '{said}' is no leaf of trees/words.yaml")

@@ -34,7 +34,8 @@ def _view(row: Any) -> dict[str, Any]:
              for key in ("created_at", "started_at", "finished_at")}
     view = {"id": row.id, "conversation_id": row.conversation_id, "status": row.status, "backend": row.backend,
             "progress": row.progress, "result": row.result, "error": row.error, "has_plot": row.has_plot,
-            "plan": [{key: e[key] for key in ("name", "kind", "title", "cause", "changes")} for e in row.plan["experiments"]],
+            "plan": [{key: e[key] for key in ("name", "kind", "title", "cause", "changes")}
+                     for e in row.plan["experiments"]],
             "notes": row.plan["notes"], **stamp}
     return view
 

@@ -217,13 +217,12 @@ def verdict_text(analysis: Analysis, leading: str | None, catalog: Catalog, note
         lines += ["", "What each fix changed:"] + [_fix_line(o, base, catalog) for o in analysis.fixes]
     if analysis.checks:
         lines += ["", "Checks:"]
-        lines += [f"- {o.experiment.title} ({catalog.checks[o.experiment.check]['asks']}) "
-                  f"{course(o.history) if o.leaf else 'did not run'}." for o in analysis.checks]
-    confirmed = [o for o in analysis.fixes if o.confirmed]
+        lines += [f"- {o.experiment.title} ({catalog.checks[o.experiment.check]['asks']}): "
+                  f"{course(o.history) if o.leaf else 'it did not run'}." for o in analysis.checks]
     if leading:
-        title = next(o.experiment.title.removeprefix("Fix: ") for o in confirmed if o.experiment.cause == leading)
-        lines += ["", f"**Verdict:** {title}. Its fix " + ("removed the symptom" if analysis.reproduced
-                                                          else "clearly improved the run") + "."]
+        best = next(o for o in analysis.fixes if o.experiment.cause == leading)
+        lines += ["", f"**Verdict:** {best.experiment.title.removeprefix('Fix: ')}. Its fix "
+                  + ("removed the symptom." if best.removed else "clearly improved the run.")]
     elif base.leaf is not None:
         lines += ["", "**Verdict:** none of the fixes tried changed the outcome; the causes below are"
                   " re-ranked with what the run measured."]
@@ -235,17 +234,19 @@ def verdict_text(analysis: Analysis, leading: str | None, catalog: Catalog, note
 def leading_cause(analysis: Analysis, facts: Facts, kb: KnowledgeBase) -> str | None:
     """Of the causes whose fix worked, the one with the strongest evidence.
 
-    A fix that measurably improved the run beats one that only changed the symptom; among equals,
-    the re-ranked diagnosis decides.
+    A fix that both removed the symptom and measurably improved the run comes first; otherwise the
+    re-ranked diagnosis decides, since training longer may improve a run whose symptom stays
+    (accuracy stuck at 0 on a regression) and a slower learning rate may move a plateau.
     """
     belief = {b.cause.id: b.confidence for b in diagnose(kb, facts).beliefs}
     confirmed = [o for o in analysis.fixes if o.confirmed]
-    best = max(confirmed, key=lambda o: (o.improved, o.removed, belief.get(o.experiment.cause, 0.0)), default=None)
+    best = max(confirmed, key=lambda o: (o.removed and o.improved, belief.get(o.experiment.cause, 0.0)),
+               default=None)
     return best.experiment.cause if best else None
 
 
 def conclude(run: Mapping[str, Any], results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
-    """Store the verdict as the conversation's next turn; returns the run's result (None if the conversation is gone)."""
+    """Store the verdict as the conversation's next turn; the run's result, or None if the conversation is gone."""
     kb, catalog = load_cached(), load_catalog()
     experiments = [Experiment.from_json(e) for e in run["plan"]["experiments"]]
     notes = run["plan"]["notes"]

@@ -4,7 +4,8 @@
 and writes one JSON object per line on stdout: ``epoch`` progress, each experiment's
 ``result`` (history, internals, range-test steps, or an error), the ``plot``, then ``done``.
 Everything TensorFlow or Keras prints goes to stderr instead (its start-up logging already
-does), so it never mixes into the protocol. The supervisor in :mod:`assistant.repro.backends` starts it, limits it, and kills it.
+does), so it never mixes into the protocol. The supervisor in :mod:`assistant.repro.backends`
+starts it, limits it, and kills it.
 """
 from __future__ import annotations
 

@@ -47,7 +47,8 @@ def test_a_run_is_accepted_and_queued(followed):
     assert started.status_code == 202
     body = started.get_json()
     assert body["id"].startswith("run-") and body["status"] in ("queued", "running")
-    assert started.headers["Location"] == body["links"]["self"] == f"{API}/{followed['conversation']}/reproductions/{body['id']}"
+    assert started.headers["Location"] == body["links"]["self"]
+    assert body["links"]["self"] == f"{API}/{followed['conversation']}/reproductions/{body['id']}"
     assert body["plan"][0] == {"name": "baseline", "kind": "baseline", "title": "Your setup", "cause": None,
                                "changes": {}}
 

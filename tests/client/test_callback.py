@@ -113,3 +113,13 @@ def test_a_service_that_goes_away_mid_run(served):
     messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
     assert len(messages) == 1 and "(401 unauthorized)" in messages[0]
     assert callback.diagnosis.response["reply"]["live"]["epochs"] == 2
+
+
+def test_data_it_cannot_summarise_only_turns_it_off():
+    model, x, y = regression(learning_rate=0.01)
+    callback = Client("http://127.0.0.1:9").callback(x=x, y=y[:10])  # never contacted: the arrays are refused first
+    history, caught = train(model, x, y, callback)
+    assert len(history.epoch) == EPOCHS
+    assert [str(w.message) for w in caught] == [
+        "keras-troubleshooter: no live diagnosis for this run: x has 256 samples but y has 10: "
+        "pass the arrays that fit() trains on, row for row"]

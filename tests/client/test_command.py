@@ -31,7 +31,8 @@ def test_in_process_prints_the_causes_readably(files):
     result = run(str(files / "training.log"), "--symptom", "loss turns nan", "--dataset", str(files / "dataset.json"),
                  "--training", str(files / "training.json"), tmp_path=files)
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("1. Learning rate too high (")
+    assert result.output.startswith("What I see: ")
+    assert "\n\n1. Learning rate too high (" in result.output
     assert "   - loss became nan at epoch 3\n" in result.output
     assert "```python\nimport keras\n" in result.output and "learning_rate=0.05" in result.output
     assert "conversation conv-" in result.output

@@ -9,6 +9,7 @@ from assistant.client import Client, Diagnosis
 CODE = 'import keras\n\nmodel.compile(optimizer=keras.optimizers.Adam(learning_rate=0.05), loss="mse")\n'
 RESPONSE = {"id": "conv-" + "a" * 32, "reply": {
     "text": "…",
+    "readings": ["the loss became NaN at epoch 3", "the run <diverged>"],
     "causes": [
         {"id": "learning_rate_too_high", "title": "Learning rate too high", "category": "hyperparameters",
          "confidence": 0.71, "evidence": ["loss became nan at epoch 3", "learning rate 0.5 is <far> above 0.001"],
@@ -29,7 +30,8 @@ def diagnosis() -> Diagnosis:
 
 def test_terminal_text():
     text = str(diagnosis())
-    assert text.startswith("Problems in this run:\n- loss became nan at epoch 3\n")
+    assert text.startswith("Problems in this run:\n- loss became nan at epoch 3\n\n"
+                           "What I see: the loss became NaN at epoch 3; the run <diverged>.\n\n1. ")
     assert "1. Learning rate too high (71%, hyperparameters)\n   - loss became nan at epoch 3\n" in text
     assert "   - against: the loss <script>alert(1)</script> fell at first\n   Why: Each update overshoots.\n" in text
     assert f"```python\n{CODE}```" in text  # unindented, so it pastes as it is
@@ -67,6 +69,7 @@ class _Collect(HTMLParser):
 def test_html_escapes_everything_it_is_given():
     page = diagnosis()._repr_html_()
     assert "<script>" not in page and html.escape("<script>alert(1)</script>") in page
+    assert "the run &lt;diverged&gt;." in page
     parsed = _Collect()
     parsed.feed(page)
     assert "script" not in parsed.tags and parsed.tags.count("details") == 2

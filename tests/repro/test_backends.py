@@ -96,7 +96,8 @@ def test_a_worker_refuses_a_malicious_model_json_it_is_sent(run_app, tmp_path):
     app = run_app()
     with app.app_context():
         conversation_id, _ = conversations.start(None, TINY)
-        run = store.create(conversation_id, None, "local", [Experiment("baseline", "baseline", "Yours", spec).to_json()], [])
+        baseline = Experiment("baseline", "baseline", "Yours", spec)
+        run = store.create(conversation_id, None, "local", [baseline.to_json()], [])
         backends.execute(run["id"])
         run = store.find(run["id"], conversation_id, None)
     assert run["status"] == "done"

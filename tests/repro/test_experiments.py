@@ -32,11 +32,14 @@ def test_a_broken_catalog_is_reported():
         CATALOG, fixes={"no_such_cause": {"set": {"warp_speed": 9}}},
         checks={"mystery": {"title": "?", "asks": "?", "fact": "loss_flat", "set": {"epochs": 1}}},
         symptoms={"says_flat": ["no_such_leaf"], "says_nothing": []}, broken=frozenset({"gone"}))
+    missing = [f"symptoms: no entry for '{said}' of trees/words.yaml" for said in sorted(CATALOG.symptoms)
+               if said != "says_flat"]
     assert problems(broken, KB) == [
         "fixes: unknown cause 'no_such_cause'",
         "fixes/no_such_cause: unknown setting 'warp_speed'",
         "checks/mystery: 'loss_flat' is not an experiment fact in facts.yaml",
         "checks/mystery: no measure for it in assistant/repro/experiments.py",
+        *missing,
         "symptoms/says_flat: 'no_such_leaf' is no leaf of trees/curves.yaml",
         "symptoms: 'says_nothing' is no leaf of trees/words.yaml",
         "broken: 'gone' is no leaf of trees/curves.yaml",
@@ -85,7 +88,8 @@ def test_a_fix_that_changes_nothing_is_not_planned():
 
 def test_an_uploaded_models_layers_are_not_rebuilt():
     facts = conversation(symptom="my loss does not move at all",
-                         training={"optimizer": "adam", "learning_rate": 1e-7, "loss": "sparse_categorical_crossentropy"},
+                         training={"optimizer": "adam", "learning_rate": 1e-7,
+                                   "loss": "sparse_categorical_crossentropy"},
                          dataset={"task": "multiclass_classification", "n_classes": 3, "n_samples": 300})
     spec = build(facts.values(), model_json=model_json("sequential"))
     for experiment in plan(spec, facts, KB, CATALOG, Caps()):

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -14,7 +15,8 @@ from tests.repro.cases import TINY
 KB, CATALOG = load_cached(), load()
 #: A loss stuck at ln 3 with a learning rate of 1e-7: the user's report.
 FLAT = {**TINY, "symptom": "my loss does not move at all",
-        "metrics": {"loss": [1.0987, 1.0986, 1.0986, 1.0986, 1.0986], "val_loss": [1.0988, 1.0987, 1.0987, 1.0987, 1.0987]},
+        "metrics": {"loss": [1.0987, 1.0986, 1.0986, 1.0986, 1.0986],
+                    "val_loss": [1.0988, 1.0987, 1.0987, 1.0987, 1.0987]},
         "training": {**TINY["training"], "learning_rate": 1e-7}}
 STUCK = {"loss": [1.0987, 1.0986, 1.0986, 1.0986, 1.0985], "val_loss": [1.0988, 1.0987, 1.0987, 1.0987, 1.0987],
          "accuracy": [0.33] * 5, "val_accuracy": [0.32] * 5}
@@ -49,7 +51,8 @@ RESULTS = {"baseline": {"history": STUCK, "internals": INTERNALS}, "fix:learning
 
 @pytest.mark.parametrize("history, words", [
     ({"loss": [2.3026, 1.1, 0.4123]}, "the loss fell from 2.3 to 0.412 in 3 epochs"),
-    ({"loss": [2.3026, 2.3021], "val_accuracy": [0.1, 0.11]}, "the loss stayed at 2.3 in 2 epochs, validation accuracy 0.11 at best"),
+    ({"loss": [2.3026, 2.3021], "val_accuracy": [0.1, 0.11]},
+     "the loss stayed at 2.3 in 2 epochs, validation accuracy 0.11 at best"),
     ({"loss": [0.5, 0.9], "val_loss": [0.6, 1.2]}, "the loss rose from 0.5 to 0.9 in 2 epochs, validation loss 1.2"),
     ({"loss": [0.5, math.nan, math.nan]}, "the loss became nan at epoch 2 in 3 epochs"),
 ])
@@ -102,7 +105,7 @@ def test_the_verdict_says_what_was_reproduced_and_what_each_fix_changed():
             " in 5 epochs, validation accuracy 0.90 at best; your setup: the loss stayed at 1.1."
             " Confirmed: the symptom is gone.") in text
     assert "Not confirmed: it broke the run." in text
-    assert "- Overfit one batch (can the model learn at all?) the loss fell from 1.1 to 1 in 3 epochs." in text
+    assert "- Overfit one batch (can the model learn at all?): the loss fell from 1.1 to 1 in 3 epochs." in text
     assert "**Verdict:** Learning rate too low. Its fix removed the symptom." in text
     assert text.endswith("_Run notes: held out the last 20%._")
 
@@ -138,3 +141,23 @@ def test_missing_facts_are_asked_for_in_the_conversation(app):
         assert conversations.load(conversation_id, None).asked == ("optimizer", "n_features")
     assert last["text"].startswith("To reproduce your run in a short experiment I still need to know: Which optimizer")
     assert [q["fact"] for q in last["questions"]] == ["optimizer", "n_features"]
+
+
+def test_the_leading_cause_is_the_believed_one_unless_a_fix_did_both():
+    facts = facts_of(FLAT)
+    experiments = planned(facts)
+    believed = verdict.diagnose(KB, facts).beliefs
+    rank = {b.cause.id: i for i, b in enumerate(believed)}
+    low, high = (verdict.Outcome(e, {}, "plateau", {}) for e in experiments[1:3])
+    more, less = sorted((low, high), key=lambda o: rank[o.experiment.cause])
+
+    def leading(*fixes):
+        analysis = verdict.Analysis(frozenset(), experiments[0], list(fixes), [], [])
+        return verdict.leading_cause(analysis, facts, KB)
+
+    only_removed = dataclasses.replace(more, removed=True)
+    only_improved = dataclasses.replace(less, improved=True)
+    assert leading(only_removed, only_improved) == more.experiment.cause
+    both = dataclasses.replace(less, removed=True, improved=True)
+    assert leading(only_removed, both) == less.experiment.cause
+    assert leading(dataclasses.replace(more, broken=True, improved=True)) is None

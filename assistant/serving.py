@@ -1,0 +1,63 @@
+"""gunicorn's settings for the service, read from its own configuration module.
+
+``assistant serve`` runs ``gunicorn --config python:assistant.serving``; ``deploy/gunicorn.conf.py``
+is the same settings for a plain ``gunicorn`` command. Threaded workers (gthread), so a slow
+client, a database wait or a progress stream holds one thread and never a whole worker. The
+settings read ``ASSISTANT_BIND``, ``ASSISTANT_WORKERS`` and ``ASSISTANT_THREADS``; any other
+gunicorn setting can be given in ``GUNICORN_CMD_ARGS``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["wsgi_app", "bind", "workers", "worker_class", "threads", "timeout", "graceful_timeout", "keepalive",
+           "worker_tmp_dir", "logconfig_dict", "control_socket_disable", "on_starting", "child_exit"]
+
+wsgi_app = "assistant:create_app()"
+bind = os.environ.get("ASSISTANT_BIND", "127.0.0.1:8000")
+# A diagnosis is CPU work under the GIL: one process per core; threads cover the waiting.
+workers = int(os.environ.get("ASSISTANT_WORKERS") or max(2, os.cpu_count() or 1))
+worker_class = "gthread"
+threads = int(os.environ.get("ASSISTANT_THREADS", "8"))
+# A worker whose main loop has not checked in for this long is killed and replaced. Requests run on
+# threads while the loop keeps checking in, so a long progress stream never trips it; a hung process does.
+timeout = 60
+graceful_timeout = 30
+# Longer than a load balancer's own idle timeout would make it reuse connections gunicorn closed.
+keepalive = 5
+# The heartbeat file on tmpfs: container disks can stall long enough to look like a hung worker.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+control_socket_disable = True
+logconfig_dict: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "assistant.logs.JsonFormatter"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+    "root": {"level": os.environ.get("ASSISTANT_LOG_LEVEL", "INFO"), "handlers": ["stderr"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+        "gunicorn.access": {"handlers": [], "propagate": False},  # the app's own request lines carry the id
+    },
+}
+
+
+def on_starting(server: Any) -> None:
+    """Give the workers an empty folder to keep their Prometheus counts in, before the first one is forked.
+
+    The variable must be set before a worker imports prometheus_client, and stale files of an
+    earlier run would add old counts to the new ones.
+    """
+    folder = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="assistant-metrics-")))
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Let a dead worker's live gauges go; its counters stay in the totals."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

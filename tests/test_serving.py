@@ -1,0 +1,61 @@
+"""``assistant serve``: gunicorn with threaded workers, JSON logs, metrics added up across workers,
+no TensorFlow in a web worker, and a clean stop."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from benchmarks.loopback import Gunicorn, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSISTANT = Path(sys.executable).with_name("assistant")
+ROUTE = 'route="/api/v1/conversations"'
+
+
+def get(url: str, headers: dict[str, str] | None = None):
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as response:
+        return response.status, dict(response.headers), response.read().decode()
+
+
+def test_assistant_serve_runs_gunicorn_with_the_services_settings(tmp_path, database_url):
+    port, log = free_port(), tmp_path / "serve.log"
+    environ = {"ASSISTANT_DATABASE_URL": database_url, "ASSISTANT_REPRO_BACKEND": "off",
+               "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "PATH": str(ASSISTANT.parent)}
+    with log.open("wb") as output:
+        process = subprocess.Popen([str(ASSISTANT), "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+                                   cwd=tmp_path, env=environ, stdout=output, stderr=subprocess.STDOUT)
+    server = Gunicorn(process, port, log)
+    try:
+        workers = server.wait_for_workers(2)
+        for number in range(20):
+            status, headers, _ = get(f"{server.url}/api/v1/conversations", {"X-Request-ID": f"req-{number}",
+                                                                             "Connection": "close"})
+            assert (status, headers["Server"], headers["X-Request-ID"]) == (200, "gunicorn", f"req-{number}")
+        _, _, metrics = get(f"{server.url}/metrics")
+        counted = [line for line in metrics.splitlines()
+                   if line.startswith("assistant_http_requests_total{") and ROUTE in line]
+        assert counted and sum(float(line.split()[-1]) for line in counted) == 20  # every worker's counts
+        for pid in workers:
+            assert "tensorflow" not in Path(f"/proc/{pid}/maps").read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=40) == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any(line["message"] == "Using worker: gthread" for line in lines)
+    requests = [line for line in lines if line["logger"] == "assistant.requests"]
+    assert [line["request_id"] for line in requests] == [f"req-{number}" for number in range(20)]
+
+
+def test_the_deploy_config_file_is_the_same_settings():
+    def settings(config: str) -> list[str]:
+        printed = subprocess.run([sys.executable, "-m", "gunicorn", "--print-config", "--config", config],
+                                 cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        return [line for line in printed.splitlines() if not line.startswith("config ")]
+
+    from_file = settings("deploy/gunicorn.conf.py")
+    assert from_file == settings("python:assistant.serving")
+    assert "worker_class                       = gthread" in from_file
