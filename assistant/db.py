@@ -167,7 +167,11 @@ def _json_safe(value: Any) -> Any:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(_json_safe(value), allow_nan=False)
+    """JSON without NaN literals; the walk that respells them runs only for values that hold one."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        return json.dumps(_json_safe(value), allow_nan=False)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -55,7 +55,7 @@ def _begin() -> None:
 def _end(response: Response) -> Response:
     """Hand the id back and log the request; for a stream, its time is the time to the headers."""
     response.headers[HEADER] = g.request_id
-    if request.blueprint != "ops":  # probes every few seconds from every balancer would drown the rest
+    if request.blueprint != "ops":  # probes and scrapes every few seconds from every balancer would drown the rest
         log.info("%s %s %s", request.method, request.path, response.status_code, extra={"fields": {
             "method": request.method, "path": request.path, "status": response.status_code,
             "duration_ms": round(elapsed() * 1000, 2), "remote_addr": request.remote_addr,

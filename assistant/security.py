@@ -32,6 +32,8 @@ DEFAULTS = {
     "RATELIMIT_DEFAULT": "600 per minute",
     # memory:// counts in each worker process apart; a redis:// URL shares the counts between all machines.
     "RATELIMIT_STORAGE_URI": "memory://",
+    # When that Redis is unreachable, each process counts on its own until it answers again, rather than failing.
+    "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
     "RATELIMIT_HEADERS_ENABLED": True,
     # How many proxies in front of the service set X-Forwarded-For, -Proto and -Host; their word is taken.
     "TRUSTED_PROXIES": 0,
@@ -43,7 +45,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def configured_hashes(entries: Iterable[str]) -> list[str]:
+def _configured_hashes(entries: Iterable[str]) -> list[str]:
     """The hash of every configured token: ``sha256:`` entries as they are, plain ones hashed here."""
     return [hashed[1].lower() if (hashed := HASHED.fullmatch(entry)) else token_hash(entry) for entry in entries]
 
@@ -53,10 +55,10 @@ def _token_owner() -> str | None:
     if "token_owner" not in g:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         presented = token_hash(token) if scheme.lower() == "bearer" and token else None
+        known = _configured_hashes(current_app.config["API_TOKENS"])
         # Compare with every hash, so the time taken says nothing about which one nearly matched.
-        matches = [hmac.compare_digest(presented, known) for known in configured_hashes(current_app.config["API_TOKENS"])
-                   ] if presented else []
-        g.token_owner = presented if any(matches) else None
+        matched = presented is not None and any([hmac.compare_digest(presented, each) for each in known])
+        g.token_owner = presented if matched else None
     return g.token_owner
 
 
@@ -93,6 +95,7 @@ def _refuse_cross_site() -> None:
 
 
 def _harden(response: Response) -> Response:
+    """Browsers must not guess a response's type, nor tell other sites which conversation linked to them."""
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     return response

@@ -9,12 +9,13 @@ gunicorn setting can be given in ``GUNICORN_CMD_ARGS``.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 __all__ = ["wsgi_app", "bind", "workers", "worker_class", "threads", "timeout", "graceful_timeout", "keepalive",
-           "worker_tmp_dir", "logconfig_dict", "control_socket_disable", "on_starting", "child_exit"]
+           "worker_tmp_dir", "logconfig_dict", "control_socket_disable", "on_starting", "on_exit", "child_exit"]
 
 wsgi_app = "assistant:create_app()"
 bind = os.environ.get("ASSISTANT_BIND", "127.0.0.1:8000")
@@ -50,10 +51,19 @@ def on_starting(server: Any) -> None:
     The variable must be set before a worker imports prometheus_client, and stale files of an
     earlier run would add old counts to the new ones.
     """
-    folder = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="assistant-metrics-")))
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = server.made_metrics_folder = tempfile.mkdtemp(prefix="assistant-metrics-")
+    folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.db"):
         stale.unlink()
+
+
+def on_exit(server: Any) -> None:
+    """Remove the metrics folder that :func:`on_starting` made (one that was configured stays)."""
+    made = getattr(server, "made_metrics_folder", None)
+    if made:
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def child_exit(server: Any, worker: Any) -> None:

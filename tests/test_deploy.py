@@ -3,7 +3,7 @@ parse, every command is a real entry point, every setting is one the app reads, 
 exists, and deploy/README.md documents every setting."""
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import re
 import shlex
 import tomllib
@@ -32,8 +32,8 @@ def compose() -> dict:
 
 @pytest.fixture(scope="module")
 def dockerfile() -> list[dict]:
-    parser = DockerfileParser(path=str(DEPLOY / "Dockerfile"))
-    return parser.structure
+    steps = DockerfileParser(path=str(DEPLOY / "Dockerfile")).structure
+    return [step for step in steps if step["instruction"] != "COMMENT"]
 
 
 @pytest.fixture(scope="module")

@@ -116,6 +116,9 @@ class Analysis:
     fixes: list[Outcome]
     checks: list[Outcome]
     findings: list[Fact]
+    #: Whether the fixes say anything: the user's setup showed their problem, or failed outright.
+    #: A fix that improves a run which never had the problem is no evidence about its cause.
+    judged: bool
 
     @property
     def reproduced(self) -> bool:
@@ -166,9 +169,10 @@ def analyse(facts: Facts, experiments: Sequence[Experiment], results: Mapping[st
         by_kind[experiment.kind].append(outcome(experiment))
     baseline = by_kind["baseline"][0]
     reproduced = baseline.leaf in symptom
+    judged = reproduced or baseline.leaf in catalog.broken
     fixes = [Outcome(o.experiment, o.result, o.leaf, o.values,
                      removed=reproduced and o.leaf is not None and o.leaf not in symptom,
-                     improved=o.leaf is not None and _improved(o, baseline),
+                     improved=judged and o.leaf is not None and _improved(o, baseline),
                      broken=o.leaf is None or o.leaf in catalog.broken)
              for o in by_kind["fix"]]
     findings = [Fact("repro_reproduced", reproduced, source,
@@ -182,15 +186,17 @@ def analyse(facts: Facts, experiments: Sequence[Experiment], results: Mapping[st
             if value is not None:
                 findings.append(Fact(catalog.checks[check.experiment.check]["fact"], value, source,
                                      f"{check.experiment.title}: {course(check.history)}"))
-    return Analysis(symptom, baseline, fixes, by_kind["check"], findings)
+    return Analysis(symptom, baseline, fixes, by_kind["check"], findings, judged)
 
 
-def _fix_line(outcome: Outcome, baseline: Outcome, catalog: Catalog) -> str:
-    experiment = outcome.experiment
+def _fix_line(outcome: Outcome, analysis: Analysis, catalog: Catalog) -> str:
+    experiment, baseline = outcome.experiment, analysis.baseline
     head = f"- **{experiment.title.removeprefix('Fix: ')}**, with {changes_in_words(experiment, catalog)}: "
     if outcome.leaf is None:
         return head + f"the run failed ({outcome.result.get('error') or outcome.result.get('skipped')})."
-    if outcome.confirmed:
+    if not analysis.judged:
+        judged = "Not judged: your setup's run did not show the problem."
+    elif outcome.confirmed:
         judged = "Confirmed: " + ("the symptom is gone." if outcome.removed else "clearly better on validation data.")
     else:
         judged = "Not confirmed: " + ("it broke the run." if outcome.broken else "no clear change.")
@@ -214,7 +220,7 @@ def verdict_text(analysis: Analysis, leading: str | None, catalog: Catalog, note
                  f" ({base.leaf.replace('_', ' ')} instead): {course(base.history)}. The problem may lie in"
                  " something the facts so far do not describe, such as the data itself."]
     if analysis.fixes:
-        lines += ["", "What each fix changed:"] + [_fix_line(o, base, catalog) for o in analysis.fixes]
+        lines += ["", "What each fix changed:"] + [_fix_line(o, analysis, catalog) for o in analysis.fixes]
     if analysis.checks:
         lines += ["", "Checks:"]
         lines += [f"- {o.experiment.title} ({catalog.checks[o.experiment.check]['asks']}): "
@@ -223,7 +229,7 @@ def verdict_text(analysis: Analysis, leading: str | None, catalog: Catalog, note
         best = next(o for o in analysis.fixes if o.experiment.cause == leading)
         lines += ["", f"**Verdict:** {best.experiment.title.removeprefix('Fix: ')}. Its fix "
                   + ("removed the symptom." if best.removed else "clearly improved the run.")]
-    elif base.leaf is not None:
+    elif analysis.judged:
         lines += ["", "**Verdict:** none of the fixes tried changed the outcome; the causes below are"
                   " re-ranked with what the run measured."]
     if notes:

@@ -319,7 +319,6 @@ def main() -> None:
 
     with open(sys.argv[1], encoding="utf-8") as payload:
         job = json.load(payload)
-    emit({"event": "started", "pid": os.getpid()})
     tf.config.threading.set_intra_op_parallelism_threads(job.get("threads", 1))
     tf.config.threading.set_inter_op_parallelism_threads(job.get("threads", 1))
     histories = {}

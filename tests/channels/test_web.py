@@ -362,3 +362,19 @@ def test_validate_with_a_short_run(site, open_page):
     page.locator(REPLIES).last.scroll_into_view_if_needed()
     verdict.scroll_into_view_if_needed()
     screenshot(page, "06-run-verdict")
+
+
+def test_another_sites_page_cannot_make_the_browser_send_a_change(site, browser):
+    app, url = site
+    # A page of another site posts a form to the service, as a forged request would: the browser
+    # says where it comes from, and the service refuses it.
+    forged = (f'<form method="post" enctype="multipart/form-data" action="{url}{API}">'
+              '<input name="symptom" value="forged"></form><script>document.forms[0].submit()</script>')
+    context = browser.new_context()
+    context.route("http://evil.test/", lambda route: route.fulfill(body=forged, content_type="text/html"))
+    page = context.new_page()
+    with page.expect_response(f"{url}{API}") as answered:
+        page.goto("http://evil.test/")
+    assert answered.value.status == 403 and "cross_site_request" in answered.value.text()
+    context.close()
+    assert app.test_client().get(API).get_json() == {"conversations": []}

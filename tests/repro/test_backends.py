@@ -124,7 +124,10 @@ def celery_worker(tmp_path):
     """A real Celery worker process on the local Redis, reading the same database as the test's app."""
     broker = _redis_url()
     if broker is None:
-        pytest.skip("no Redis at ASSISTANT_TEST_REDIS_URL (default redis://127.0.0.1:6379/15)")
+        reason = "no Redis at ASSISTANT_TEST_REDIS_URL (default redis://127.0.0.1:6379/15)"
+        if os.environ.get("CI"):
+            pytest.fail(reason + ": CI must run the Celery backend")
+        pytest.skip(reason)
     settings = {"DATABASE_URL": f"sqlite:///{tmp_path / 'runs.sqlite'}", "REPRO_BACKEND": "celery",
                 "CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": broker}
     environment = {**os.environ, **{f"ASSISTANT_{key}": value for key, value in settings.items()}}

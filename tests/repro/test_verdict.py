@@ -91,7 +91,18 @@ def test_a_baseline_that_does_not_show_the_symptom_is_not_reproduced():
     results = {**RESULTS, "baseline": {"history": LEARNS}}
     analysis = verdict.analyse(facts, planned(facts), results, "run", KB, CATALOG)
     assert not analysis.reproduced and analysis.findings[0].value is False
-    assert not analysis.fixes[0].removed  # nothing to remove
+    assert not analysis.judged and not analysis.fixes[0].confirmed  # it never had the problem
+    text = verdict.verdict_text(analysis, None, CATALOG, [])
+    assert text.startswith("**Not reproduced.**")
+    assert "Not judged: your setup's run did not show the problem." in text and "**Verdict:**" not in text
+
+
+def test_fixes_are_judged_when_the_users_setup_failed_outright():
+    facts = facts_of(FLAT)
+    results = {**RESULTS, "baseline": {"history": NAN}}
+    analysis = verdict.analyse(facts, planned(facts), results, "run", KB, CATALOG)
+    assert not analysis.reproduced and analysis.judged
+    assert analysis.fixes[0].improved and analysis.fixes[0].confirmed
 
 
 def test_the_verdict_says_what_was_reproduced_and_what_each_fix_changed():
@@ -152,7 +163,7 @@ def test_the_leading_cause_is_the_believed_one_unless_a_fix_did_both():
     more, less = sorted((low, high), key=lambda o: rank[o.experiment.cause])
 
     def leading(*fixes):
-        analysis = verdict.Analysis(frozenset(), experiments[0], list(fixes), [], [])
+        analysis = verdict.Analysis(frozenset(), experiments[0], list(fixes), [], [], judged=True)
         return verdict.leading_cause(analysis, facts, KB)
 
     only_removed = dataclasses.replace(more, removed=True)
