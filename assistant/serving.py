@@ -3,8 +3,8 @@
 ``assistant serve`` runs ``gunicorn --config python:assistant.serving``; ``deploy/gunicorn.conf.py``
 is the same settings for a plain ``gunicorn`` command. Threaded workers (gthread), so a slow
 client, a database wait or a progress stream holds one thread and never a whole worker. The
-settings read ``ASSISTANT_BIND``, ``ASSISTANT_WORKERS`` and ``ASSISTANT_THREADS``; any other
-gunicorn setting can be given in ``GUNICORN_CMD_ARGS``.
+settings read ``ASSISTANT_BIND``, ``ASSISTANT_WORKERS``, ``ASSISTANT_THREADS`` and
+``ASSISTANT_LOG_LEVEL``; any other gunicorn setting can be given in ``GUNICORN_CMD_ARGS``.
 """
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ threads = int(os.environ.get("ASSISTANT_THREADS", "8"))
 # threads while the loop keeps checking in, so a long progress stream never trips it; a hung process does.
 timeout = 60
 graceful_timeout = 30
-# Longer than a load balancer's own idle timeout would make it reuse connections gunicorn closed.
-keepalive = 5
+# Longer than a balancer's idle timeout (60 s for most), so the balancer closes idle connections
+# first and never sends a request on one that gunicorn has just closed. Idle connections hold no thread.
+keepalive = 75
 # The heartbeat file on tmpfs: container disks can stall long enough to look like a hung worker.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 control_socket_disable = True

@@ -28,7 +28,7 @@ from tests.helpers import park_runs
 
 REQUESTS = 2_000
 #: Generated requests per operation and mode (valid, invalid); an operation with fewer possible requests gets fewer.
-EXAMPLES = 72
+EXAMPLES = 75
 #: The document's promises; "schema-valid data is accepted" is not among them, since the evidence itself may be refused.
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]
