@@ -11,7 +11,8 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from assistant import create_app, db
+from assistant import db
+from tests.helpers import app_factory
 
 POSTGRES_URL = os.environ.get("ASSISTANT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -50,17 +51,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path):
 @pytest.fixture
 def make_app(database_url):
     """Build apps on the test database (several of them, to check what survives a restart)."""
-    apps = []
-
-    def make(**config):
-        app = create_app({"TESTING": True, "DATABASE_URL": database_url, **config})
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        with app.app_context():
-            db.get_engine().dispose()
+    with app_factory(DATABASE_URL=database_url) as make:
+        yield make
 
 
 @pytest.fixture

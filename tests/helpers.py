@@ -67,3 +67,23 @@ def redis_url() -> str | None:
             pytest.fail(f"no Redis at {url}")
         return None
     return url
+
+
+@contextmanager
+def app_factory(**defaults):
+    """Build test apps with these settings, disposing their database engines afterwards."""
+    from assistant import create_app, db
+
+    apps = []
+
+    def make(**config):
+        app = create_app({"TESTING": True, **defaults, **config})
+        apps.append(app)
+        return app
+
+    try:
+        yield make
+    finally:
+        for app in apps:
+            with app.app_context():
+                db.get_engine().dispose()
