@@ -337,10 +337,9 @@ def test_a_run_that_needs_more_facts_asks_for_them(slack_app, slack_client, slac
     assert any(b["action_id"].startswith(blocks.ANSWER) for b in buttons(asking))
 
 
-def test_a_validation_run_in_the_reproduction_workers(slack_client, slack_api, database_url):
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # one real run is enough
+def test_a_validation_run_in_the_reproduction_workers(slack_client, slack_api):
     """A real run: TensorFlow starts in a worker process and trains every experiment (a minute or two)."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("one real run is enough; the database does not change what it shows")
     setup = slack_api.share("setup.json", json.dumps({"metrics": NAN_CSV, "training": RUNNABLE_TRAINING,
                                                       "dataset": RUNNABLE_DATASET}).encode())
     event = mention("loss becomes nan", files=[setup], subtype="file_share")
