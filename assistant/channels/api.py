@@ -20,7 +20,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 _OPENAPI = Path(__file__).with_name("openapi.json")
 _OPENAPI_URI = "urn:assistant:openapi"
-_FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 #: JSON nested deeper than this is refused: no field nests more than a few levels, and deeper ones exhaust the stack.
 MAX_JSON_DEPTH = 32
 
@@ -44,7 +44,8 @@ def _describe(error: ValidationError) -> str:
     return f"{path.lstrip('.')}: {error.message}" if path else error.message
 
 
-def _validated(schema: str, body: Any) -> dict[str, Any]:
+def validated(schema: str, body: Any) -> dict[str, Any]:
+    """The body, once it matches the OpenAPI schema; shared by every blueprint under /api/v1."""
     error = best_match(schema_validator(schema).iter_errors(body))
     if error is not None:
         raise ApiError(400, "bad_input", _describe(error))
@@ -78,7 +79,7 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _json_body() -> Any:
+def json_body() -> Any:
     """The request's JSON, parsed here so that a malformed body gets a message saying where it breaks."""
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
@@ -109,7 +110,8 @@ def _form_body() -> tuple[dict[str, Any], dict[str, Any]]:
     return fields, uploads
 
 
-def _not_found(conversation_id: str) -> ApiError:
+def conversation_not_found(conversation_id: str) -> ApiError:
+    """The one answer for a missing conversation and for another owner's: they must look alike."""
     return ApiError(404, "not_found", f"no conversation {conversation_id}")
 
 
@@ -131,11 +133,11 @@ def openapi() -> dict[str, Any]:
 
 @bp.post("/conversations")
 def start_conversation() -> tuple[dict[str, Any], int]:
-    if request.mimetype in _FORM_TYPES:
+    if request.mimetype in FORM_TYPES:
         fields, uploads = _form_body()
     else:
-        fields, uploads = _json_body(), {}
-    inputs = {**_validated("StartRequest", fields), **uploads}
+        fields, uploads = json_body(), {}
+    inputs = {**validated("StartRequest", fields), **uploads}
     conversation_id, reply = conversations.start(g.owner, inputs)
     return {"id": conversation_id, "reply": reply}, 201
 
@@ -149,7 +151,7 @@ def list_conversations() -> dict[str, Any]:
 def get_conversation(conversation_id: str) -> dict[str, Any]:
     found = conversations.transcript(conversation_id, g.owner)
     if found is None:
-        raise _not_found(conversation_id)
+        raise conversation_not_found(conversation_id)
     if reproductions() is not None:  # where the "Validate with a short run" button posts
         found["reproductions"] = url_for("api.list_reproductions", conversation_id=conversation_id)
     return found
@@ -157,17 +159,17 @@ def get_conversation(conversation_id: str) -> dict[str, Any]:
 
 @bp.post("/conversations/<conversation_id>/turns")
 def add_turn(conversation_id: str) -> dict[str, Any]:
-    inputs = _validated("TurnRequest", _json_body())
+    inputs = validated("TurnRequest", json_body())
     reply = conversations.reply_to(conversation_id, g.owner, inputs)
     if reply is None:
-        raise _not_found(conversation_id)
+        raise conversation_not_found(conversation_id)
     return {"id": conversation_id, "reply": reply}
 
 
 @bp.post("/conversations/<conversation_id>/feedback")
 def add_feedback(conversation_id: str) -> tuple[dict[str, Any], int]:
-    body = _validated("FeedbackRequest", _json_body())
+    body = validated("FeedbackRequest", json_body())
     stored = conversations.add_feedback(conversation_id, g.owner, **body)
     if stored is None:
-        raise _not_found(conversation_id)
+        raise conversation_not_found(conversation_id)
     return stored, 201

@@ -17,18 +17,18 @@ from flask import g, request
 
 from .. import conversations
 from ..errors import ApiError
-from .api import _FORM_TYPES, _json_body, _not_found, _validated, bp, parse_json
+from .api import FORM_TYPES, json_body, conversation_not_found, validated, bp, parse_json
 
 SESSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def _epoch_logs() -> dict[str, Any]:
     """One epoch's logs: a JSON body, or RemoteMonitor's default form whose field ``data`` holds them as JSON."""
-    if request.mimetype in _FORM_TYPES:
-        logs = parse_json(_validated("EpochForm", request.form.to_dict())["data"], "data")
+    if request.mimetype in FORM_TYPES:
+        logs = parse_json(validated("EpochForm", request.form.to_dict())["data"], "data")
     else:
-        logs = _json_body()
-    logs = _validated("EpochLogs", logs)
+        logs = json_body()
+    logs = validated("EpochLogs", logs)
     return {**logs, "epoch": int(logs["epoch"])}  # JSON may spell it 3.0
 
 
@@ -45,7 +45,7 @@ def _session_conversation(session: str) -> str:
 def add_epoch(conversation_id: str) -> dict[str, Any]:
     reply = conversations.add_epoch(conversation_id, g.owner, _epoch_logs())
     if reply is None:
-        raise _not_found(conversation_id)
+        raise conversation_not_found(conversation_id)
     return {"id": conversation_id, "reply": reply}
 
 

@@ -14,7 +14,7 @@ from flask import Response, current_app, g, request, stream_with_context, url_fo
 
 from ..errors import ApiError
 from ..repro import IncompleteFacts, Reproductions, SpecError, reproductions
-from .api import _FORM_TYPES, _json_body, _not_found, _validated, bp
+from .api import FORM_TYPES, json_body, conversation_not_found, validated, bp
 
 FINISHED = ("done", "failed", "cancelled")
 #: How often the event stream looks at the run, and how often it sends a keep-alive comment.
@@ -47,13 +47,13 @@ def _found(run: dict[str, Any] | None, run_id: str) -> dict[str, Any]:
 
 def _request() -> dict[str, Any]:
     """The optional upload: ``model`` (``model.to_json()``, as text or parsed) and ``sample`` CSV rows."""
-    if request.mimetype in _FORM_TYPES:
+    if request.mimetype in FORM_TYPES:
         fields: dict[str, Any] = request.form.to_dict()
         for name, upload in request.files.items():
             fields[name] = upload.read().decode("utf-8-sig", errors="replace")
     else:
-        fields = _json_body() if request.get_data() else {}
-    body = _validated("ReproductionRequest", fields)
+        fields = json_body() if request.get_data() else {}
+    body = validated("ReproductionRequest", fields)
     if isinstance(body.get("model"), dict):
         body["model"] = json.dumps(body["model"])
     return {"model_json": body.get("model"), "sample": body.get("sample")}
@@ -69,7 +69,7 @@ def start_reproduction(conversation_id: str) -> tuple[dict[str, Any], int, dict[
     except SpecError as refused:
         raise ApiError(400, "bad_input", str(refused)) from None
     if run is None:
-        raise _not_found(conversation_id)
+        raise conversation_not_found(conversation_id)
     run = _linked(run)
     return run, 202, {"Location": run["links"]["self"]}
 
