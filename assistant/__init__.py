@@ -30,6 +30,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     from . import db, errors, logs, ops, repro, security
     from .channels import api, live, runs, slack, web  # noqa: F401 (live and runs add their routes to api.bp)
+    from .reasoning.knowledge import load_cached
+
+    # Read and check the knowledge base now: a broken one stops the start instead of failing
+    # requests, and a worker's threads never race to load it on their first turns.
+    load_cached()
 
     errors.init_app(app)
     logs.init_app(app)  # first: every later hook logs with the request's id

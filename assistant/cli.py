@@ -46,6 +46,7 @@ def serve(info: ScriptInfo, bind: str | None, workers: int | None, threads: int 
 
 
 main.add_command(db.init_db_command)
+main.add_command(db.new_migration_command)
 main.add_command(security.new_token_command)
 main.add_command(kb_command)
 main.add_command(slack.socket_command)

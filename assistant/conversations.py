@@ -122,7 +122,7 @@ def save(conversation: Conversation, turn: Turn) -> None:
                 connection.execute(insert(db.live_epochs).values(
                     conversation_id=conversation.id, epoch=turn.epoch["epoch"], logs=turn.epoch, created_at=stamp))
             if turn.recorded:
-                connection.execute(insert(db.turns).values(rows))  # one statement: a conflict aborts it cleanly
+                connection.execute(insert(db.turns), rows)  # a conflict on either row rolls the whole turn back
     except IntegrityError as exc:  # the (conversation_id, seq) key: those numbers were taken meanwhile
         raise conflict from exc
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import math
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,15 +27,20 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
     text,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import TypeDecorator
 
 _EXTENSION = "assistant.db"
-#: The PostgreSQL advisory lock that table creation holds: any number every worker agrees on.
+#: Where the app's start left the schema when it had to migrate it, for ``init-db`` to report.
+_STARTED_AT = "assistant.db.started_at"
+#: The PostgreSQL advisory lock that migrating holds: any number every worker agrees on.
 _INIT_LOCK = 0x4B455241  # "KERA"
+#: The newest migration in assistant/migrations/versions. The app's start compares the database
+#: with it in plain SQL, so a current database costs no Alembic import; a test keeps it Alembic's head.
+SCHEMA_REVISION = "0001"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -184,12 +191,15 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _one_writer_per_process(engine: Engine) -> None:
-    """Let a process's threads take SQLite's write lock one at a time, each from its first write to its commit.
+    """Let a process's threads take SQLite's write lock one at a time, each from its first write until
+    its connection goes back to the pool, after the commit or rollback.
 
     SQLite's busy handler polls, and a waiter that sleeps between polls can lose the lock to
     newcomers for longer than the busy timeout: with several gunicorn workers of eight threads
     each, some writes failed after 30 s under load. Queued here, a process has one waiter.
     Reentrant, so a thread that writes on a second connection meets SQLite's timeout, not a hang.
+    Released at check-in rather than at the engine's ``commit`` event, which fires before the
+    database commits: released there, the next thread would meet SQLite's lock still held and poll.
     """
     lock = threading.RLock()
 
@@ -198,13 +208,12 @@ def _one_writer_per_process(engine: Engine) -> None:
             lock.acquire()
             connection.info["writing"] = True
 
-    def release(connection: Any) -> None:
-        if connection.info.pop("writing", False):
+    def release(dbapi_connection: Any, record: Any) -> None:
+        if record is not None and record.info.pop("writing", False):
             lock.release()
 
     event.listen(engine, "before_cursor_execute", take)
-    event.listen(engine, "commit", release)
-    event.listen(engine, "rollback", release)
+    event.listen(engine.pool, "checkin", release)
 
 
 def _make_engine(url: str) -> Engine:
@@ -221,28 +230,89 @@ def get_engine() -> Engine:
     return current_app.extensions[_EXTENSION]
 
 
-def init_db() -> None:
-    """Create the tables that do not exist yet, once, even when several workers start together; data is kept."""
-    with get_engine().begin() as connection:
-        if connection.dialect.name == "postgresql":  # its IF NOT EXISTS can still race; queue the workers instead
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _INIT_LOCK})
-        for table in metadata.sorted_tables:
-            connection.execute(CreateTable(table, if_not_exists=True))
-            for index in table.indexes:
-                connection.execute(CreateIndex(index, if_not_exists=True))
+def schema_revision(connection: Connection) -> str | None:
+    """The revision the database is at, read without Alembic; None where no migration has run."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
+
+
+@contextmanager
+def _schema_lock(engine: Engine) -> Iterator[Connection]:
+    """A transaction that one process at a time holds, so that workers starting together migrate once."""
+    with engine.connect() as connection:
+        if connection.dialect.name != "sqlite":
+            with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _INIT_LOCK})
+                yield connection
+            return
+        # Batch migrations copy a table and drop the old one, which with foreign keys on would delete
+        # the rows that refer to it. SQLite changes the setting only outside a transaction.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")  # SQLite's write lock, now rather than at the first write
+            yield connection
+            connection.commit()
+        finally:
+            connection.rollback()
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+
+
+def upgrade_db() -> str:
+    """Migrate the schema to the newest revision, creating it in an empty database; data is kept.
+
+    Returns where it started: a revision, ``"empty"``, or ``"unversioned"`` for tables that
+    ``init-db`` made before migrations existed (the first migration adds only what they lack).
+    """
+    with _schema_lock(get_engine()) as connection:
+        found = schema_revision(connection)
+        if found == SCHEMA_REVISION:
+            return found
+        from . import migrations  # Alembic and its templates: loaded only when there is work
+
+        started = found or ("unversioned" if inspect(connection).has_table("conversations") else "empty")
+        migrations.upgrade(connection)
+        return started
 
 
 @click.command("init-db")
 @with_appcontext
 def init_db_command() -> None:
-    """Create the database tables that do not exist yet."""
-    init_db()
-    click.echo(f"Initialized the database at {get_engine().url.render_as_string(hide_password=True)}.")
+    """Create the schema, or migrate it to this release's revision; data is kept."""
+    found = upgrade_db()
+    found = current_app.extensions.pop(_STARTED_AT, found)  # the app's start may have migrated already
+    url = get_engine().url.render_as_string(hide_password=True)
+    if found == SCHEMA_REVISION:
+        click.echo(f"Database at {url} is at revision {SCHEMA_REVISION} (head); nothing to do.")
+        return
+    start = {"empty": "an empty database", "unversioned": "tables made before migrations"}.get(found)
+    click.echo(f"Database at {url} upgraded from {start or f'revision {found}'} to revision {SCHEMA_REVISION} (head).")
+
+
+@click.command("new-migration")
+@click.argument("message")
+@with_appcontext
+def new_migration_command(message: str) -> None:
+    """Write the migration from the database's schema to the tables in assistant/db.py (review it)."""
+    from . import migrations
+
+    with get_engine().connect() as connection:
+        script = migrations.new_revision(connection, message)
+    click.echo(f"Wrote {script.path}. Review it, then set SCHEMA_REVISION = \"{script.revision}\" in assistant/db.py.")
 
 
 def init_app(app: Flask) -> None:
-    """Give the app its engine and tables, and the ``init-db`` command."""
-    app.extensions[_EXTENSION] = _make_engine(app.config["DATABASE_URL"])
-    with app.app_context():
-        init_db()
+    """Give the app its engine and the database commands, and bring an empty or older schema up to date.
+
+    So the embedded default needs no setup step: a fresh SQLite file gets its tables here. A web
+    worker on a current database pays one query for this, and never imports Alembic.
+    """
+    engine = app.extensions[_EXTENSION] = _make_engine(app.config["DATABASE_URL"])
+    with engine.connect() as connection:
+        current = schema_revision(connection) == SCHEMA_REVISION
+    if not current:
+        with app.app_context():
+            app.extensions[_STARTED_AT] = upgrade_db()
     app.cli.add_command(init_db_command)
+    app.cli.add_command(new_migration_command)

@@ -52,9 +52,11 @@ def _py(value: Any) -> str:
 
 @lru_cache(maxsize=4)
 def _environment(directory: str) -> jinja2.Environment:
+    # auto_reload off: like the rest of the knowledge base, snippets are read once per process,
+    # and a turn need not stat every template it renders.
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(f"{directory}/snippets"),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             trim_blocks=True, lstrip_blocks=True, autoescape=False)
+                             trim_blocks=True, lstrip_blocks=True, autoescape=False, auto_reload=False)
     env.filters["py"] = _py
     return env
 

@@ -124,8 +124,11 @@ class Client:
 
     async def send(self, method: str, path: str, body: Any = None,
                    headers: Mapping[str, str] | None = None) -> Response:
-        """Send one request (``body`` as JSON); raises ConnectionLost when no whole response came back."""
-        payload = b"" if body is None else json.dumps(body).encode()
+        """Send one request, ``body`` as JSON or as bytes already encoded.
+
+        Raises ConnectionLost when no whole response came back.
+        """
+        payload = b"" if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
         head = [f"{method} {path} HTTP/1.1", f"Host: {HOST}:{self.port}", f"Content-Length: {len(payload)}",
                 *(["Content-Type: application/json"] if body is not None else []),
                 *(f"{name}: {value}" for name, value in (headers or {}).items())]

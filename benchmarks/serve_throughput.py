@@ -6,13 +6,22 @@ endpoint of the same app, and a web worker's memory next to a bare Flask worker'
 
 Both endpoints go through the same gunicorn settings (assistant.serving: gthread, JSON logs,
 metrics), the same app and the same client in one run, so their ratio cancels the machine's
-speed. The client shares the machine's cores with the server. Aims: diagnosis/bare rps >= 0.3;
-web worker memory <= 1.5x a bare Flask worker's, and no TensorFlow in it.
+speed. The client shares the machine's cores with the server; it encodes each body once, so
+its own work stays small beside the server's. Each line also gives the CPU time the workers
+spent per request, which other load on the machine disturbs less than requests per second.
+Aims: diagnosis/bare rps >= 0.3; web worker memory <= 1.5x a bare Flask worker's, and no
+TensorFlow in it.
+
+For scale, two more figures: the same server answering a turn's body with everything but the
+reasoning (decode the JSON, store the turn durably, reply), the ceiling of the diagnosis ratio;
+and a bare Flask worker with the libraries the web tier cannot do without (SQLAlchemy,
+jsonschema, Flask-Limiter, prometheus_client, PyYAML) imported, the floor of the memory ratio.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -21,7 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, request
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.loopback import Client, Gunicorn, gunicorn  # noqa: E402
@@ -29,7 +38,9 @@ from benchmarks.turn_latency import history  # noqa: E402
 
 DIAGNOSIS = {"symptom": "my loss goes down slowly and val loss goes up", "metrics": history(500),
              "training": {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 32}}
+DIAGNOSIS_BODY = json.dumps(DIAGNOSIS).encode()
 PAGE = os.sysconf("SC_PAGE_SIZE")
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def bare_app() -> Flask:
@@ -37,6 +48,37 @@ def bare_app() -> Flask:
     app = Flask("bare")
     app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok"})
     return app
+
+
+def measured_app() -> Flask:
+    """The service, plus a route that does what any turn must besides reasoning: decode the body and store it.
+
+    Imported here, not with the module, so that the bare apps' workers load nothing of the service.
+    """
+    from assistant import conversations, create_app
+    from assistant.evidence.facts import Facts
+
+    app = create_app()
+
+    def store_only() -> tuple[dict, int]:
+        body = json.loads(request.get_data())
+        conversation = conversations.Conversation.new(None, "stored only")
+        conversations.save(conversation, conversations.Turn(body, {}, Facts(), frozenset()))
+        return {"id": conversation.id}, 201
+
+    app.add_url_rule("/bench/store", "store_only", store_only, methods=["POST"])
+    return app
+
+
+def libraries_app() -> Flask:
+    """The bare app with the web tier's indispensable libraries imported, and nothing of the service."""
+    import flask_limiter  # noqa: F401
+    import jsonschema  # noqa: F401
+    import prometheus_client  # noqa: F401
+    import sqlalchemy  # noqa: F401
+    import yaml  # noqa: F401
+
+    return bare_app()
 
 
 async def drive(port: int, request: Callable[[Client], object], connections: int, seconds: float) -> list[float]:
@@ -60,12 +102,25 @@ async def drive(port: int, request: Callable[[Client], object], connections: int
 
 def measure(server: Gunicorn, name: str, request: Callable[[Client], object], args: argparse.Namespace) -> float:
     asyncio.run(drive(server.port, request, args.connections, 2.0))  # warm every worker's caches
+    workers = server.workers()
+    cpu = cpu_seconds(workers)
     latencies = asyncio.run(drive(server.port, request, args.connections, args.seconds))
+    cpu = cpu_seconds(workers) - cpu
     ordered = sorted(latencies)
     rps = len(latencies) / args.seconds
-    print(f"{name:<46} {rps:8.1f} req/s   p50 {statistics.median(ordered) * 1000:7.1f} ms"
-          f"   p99 {ordered[int(0.99 * (len(ordered) - 1))] * 1000:7.1f} ms   ({len(latencies)} requests)")
+    print(f"{name:<46} {rps:8.1f} req/s   p50 {statistics.median(ordered) * 1000:6.1f} ms"
+          f"   p99 {ordered[int(0.99 * (len(ordered) - 1))] * 1000:6.1f} ms"
+          f"   worker CPU {cpu / len(latencies) * 1000:5.2f} ms/request   ({len(latencies)} requests)")
     return rps
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes have used, all their threads together."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / TICK
 
 
 def resident_mb(pids: list[int]) -> float:
@@ -93,22 +148,34 @@ def main() -> None:
                    "ASSISTANT_REPRO_BACKEND": "off",
                    "ASSISTANT_RATELIMIT_ENABLED": "false", "ASSISTANT_LOG_LEVEL": "WARNING",
                    "PROMETHEUS_MULTIPROC_DIR": f"{tmp}/metrics"}
-        with gunicorn(environ, Path(tmp) / "app.log", workers=args.workers) as server:
+        with gunicorn(environ, Path(tmp) / "app.log", workers=args.workers,
+                      app="benchmarks.serve_throughput:measured_app()") as server:
             bare = measure(server, "bare JSON endpoint (GET /healthz)", lambda c: c.send("GET", "/healthz"), args)
+            stored = measure(server, "same body, decoded and stored only",
+                             lambda c: c.send("POST", "/bench/store", DIAGNOSIS_BODY), args)
             turn = measure(server, "diagnosis turn, 500 epochs (POST /conversations)",
-                           lambda c: c.send("POST", "/api/v1/conversations", DIAGNOSIS), args)
+                           lambda c: c.send("POST", "/api/v1/conversations", DIAGNOSIS_BODY), args)
             workers = server.workers()
             web_mb, loaded = resident_mb(workers), tensorflow_loaded(workers)
-        with gunicorn({"ASSISTANT_LOG_LEVEL": "WARNING", "PROMETHEUS_MULTIPROC_DIR": f"{tmp}/bare-metrics"},
-                      Path(tmp) / "bare.log", workers=args.workers,
-                      app="benchmarks.serve_throughput:bare_app()") as flask_only:
-            asyncio.run(drive(flask_only.port, lambda c: c.send("GET", "/healthz"), args.connections, 2.0))
-            bare_mb = resident_mb(flask_only.workers())
+        bare_mb, floor_mb = (served_mb(f"benchmarks.serve_throughput:{app}()", Path(tmp) / app, args)
+                             for app in ("bare_app", "libraries_app"))
 
     print(f"{'diagnosis / bare throughput':<46} {turn / bare:8.2f}       (aim >= 0.3)")
+    print(f"{'decoded and stored only / bare throughput':<46} {stored / bare:8.2f}       "
+          f"(the most the diagnosis ratio can reach)")
     print(f"{'web worker resident memory':<46} {web_mb:8.1f} MB    TensorFlow loaded: {'yes' if loaded else 'no'}")
     print(f"{'bare Flask worker resident memory':<46} {bare_mb:8.1f} MB")
     print(f"{'web / bare Flask worker memory':<46} {web_mb / bare_mb:8.2f}       (aim <= 1.5)")
+    print(f"{'bare Flask + the libraries, resident memory':<46} {floor_mb:8.1f} MB    "
+          f"({floor_mb / bare_mb:.2f}x bare Flask: the floor of that ratio)")
+
+
+def served_mb(app: str, folder: Path, args: argparse.Namespace) -> float:
+    """A worker's resident memory after serving the bare endpoint of ``app`` for two seconds."""
+    with gunicorn({"ASSISTANT_LOG_LEVEL": "WARNING", "PROMETHEUS_MULTIPROC_DIR": f"{folder}-metrics"},
+                  folder.with_suffix(".log"), workers=args.workers, app=app) as server:
+        asyncio.run(drive(server.port, lambda c: c.send("GET", "/healthz"), args.connections, 2.0))
+        return resident_mb(server.workers())
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def test_tables_created_on_startup(app):
 def test_init_db_command(runner):
     result = runner.invoke(args=["init-db"])
     assert result.exit_code == 0, result.output
-    assert "Initialized the database" in result.output
+    assert f"to revision {db.SCHEMA_REVISION} (head)" in result.output
 
 
 def test_assistant_command_init_db(monkeypatch, tmp_path):

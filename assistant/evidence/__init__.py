@@ -7,8 +7,7 @@ from typing import Any, Sequence
 from .curves import curve_facts
 from .facts import EvidenceError, Fact, Facts
 from .inputs import contract_facts
-from .metrics import History, parse_metrics
-from .sample import summarize_sample
+from .metrics import parse_metrics
 from .symptom import answer_facts, symptom_facts
 from .vocabulary import signs
 
@@ -29,14 +28,6 @@ def _absent(kind: str, found: list[Fact], source: str) -> list[Fact]:
     return [Fact(key, False, source) for key in signs(kind) if key not in seen]
 
 
-def _history_json(history: History) -> dict[str, list]:
-    frame = history.frame.astype(object).where(history.present, None)
-    out: dict[str, list] = {"epoch": [int(e) for e in frame.index]}
-    for column in frame.columns:
-        out[column] = [None if v is None else float(v) for v in frame[column]]
-    return out
-
-
 def gather(*, symptom: str | None = None, text: str | None = None, asked: Sequence[str] = (),
            metrics: Any = None, metrics_filename: str | None = None, dataset: dict | None = None,
            training: dict | None = None, facts: dict | None = None,
@@ -53,8 +44,10 @@ def gather(*, symptom: str | None = None, text: str | None = None, asked: Sequen
         history = parse_metrics(metrics, filename=metrics_filename)
         measured = curve_facts(history)
         found += measured + _absent("curve", measured, f"the whole {history.format} history")
-        history_json = _history_json(history)
+        history_json = {"epoch": history.epochs, **history.columns}
     if sample is not None:
+        from .sample import summarize_sample  # pandas: loaded only by the workers that are sent a data sample
+
         found += contract_facts(summarize_sample(sample), source="your data sample", field="sample")
     for field, mapping, source in (("dataset", dataset, "the dataset summary you sent"),
                                    ("training", training, "the training config you sent"),

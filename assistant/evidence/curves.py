@@ -6,9 +6,7 @@ threshold that turns a series into a yes/no lives here, named and documented.
 from __future__ import annotations
 
 import math
-
-import numpy as np
-import pandas as pd
+from itertools import pairwise
 
 from .facts import Fact
 from .metrics import History
@@ -30,12 +28,13 @@ STILL_FALLING = 0.01
 STEADY_SHARE = 0.2
 
 
-def _series(history: History, column: str) -> pd.Series | None:
-    """The reported values of a column (non-finite values kept, missing cells dropped)."""
-    if column not in history.frame:
-        return None
-    values = history.frame[column][history.present[column]]
-    return values if len(values) else None
+#: A metric's reported values: ``(epoch, value)``, epochs ascending.
+Series = list[tuple[int, float]]
+
+
+def _mean(values: list[float]) -> float:
+    """The plain mean: huge losses give inf, where statistics.fmean would raise."""
+    return sum(values) / len(values)
 
 
 def _fmt(value: float) -> str:
@@ -61,47 +60,50 @@ class _Collector:
 def curve_facts(history: History) -> list[Fact]:
     """Measure the loss, accuracy and validation curves of one training history."""
     out = _Collector(history)
-    out.add("epochs_run", int(len(history.frame)), f"{len(history.frame)} epochs in the history")
-    loss = _series(history, "loss")
-    if loss is not None:
+    out.add("epochs_run", len(history.epochs), f"{len(history.epochs)} epochs in the history")
+    loss = history.reported("loss")
+    if loss:
         _loss_facts(out, loss)
-        _validation_facts(out, loss, _series(history, "val_loss"))
+        _validation_facts(out, loss, history.reported("val_loss"))
     for name in ("accuracy", "val_accuracy"):
-        acc = _series(history, name)
-        if acc is not None:
+        acc = history.reported(name)
+        if acc:
             _accuracy_facts(out, name, acc, loss)
-    recall = _series(history, "recall")
-    if recall is not None and float(np.nanmax(recall.to_numpy())) < 0.01:
-        out.add("recall_zero", True, f"recall stayed at {_fmt(float(recall.iloc[-1]))} in every epoch")
-    lr = _series(history, "learning_rate")
-    if lr is not None and len(lr) > 1 and float(lr.iloc[-1]) < float(lr.iloc[0]) * 0.99:
-        drop_epoch = int(lr.index[np.argmax(lr.to_numpy() < lr.iloc[0])])
-        out.add("lr_dropped", True, f"learning rate fell from {_fmt(lr.iloc[0])} to {_fmt(lr.iloc[-1])}",
-                drop_epoch)
+    recall = [value for _, value in history.reported("recall") if not math.isnan(value)]
+    if recall and max(recall) < 0.01:
+        out.add("recall_zero", True, f"recall stayed at {_fmt(history.reported('recall')[-1][1])} in every epoch")
+    lr = history.reported("learning_rate")
+    if len(lr) > 1 and lr[-1][1] < lr[0][1] * 0.99:
+        drop_epoch = next((epoch for epoch, value in lr if value < lr[0][1]), lr[-1][0])
+        out.add("lr_dropped", True, f"learning rate fell from {_fmt(lr[0][1])} to {_fmt(lr[-1][1])}", drop_epoch)
     return out.facts
 
 
-def _loss_facts(out: _Collector, loss: pd.Series) -> None:
-    values = loss.to_numpy(dtype=float)
-    finite = np.isfinite(values)
-    if not finite.all():
-        epoch = int(loss.index[np.argmin(finite)])
-        bad = values[~finite][0]
-        out.add("loss_is_nan", True, f"loss became {bad} at epoch {epoch}", epoch)
+def _first_epoch_of(series: Series, value: float) -> int:
+    return next(epoch for epoch, v in series if v == value)
+
+
+def _loss_facts(out: _Collector, loss: Series) -> None:
+    bad = next(((epoch, value) for epoch, value in loss if not math.isfinite(value)), None)
+    if bad:
+        epoch, value = bad
+        out.add("loss_is_nan", True, f"loss became {value} at epoch {epoch}", epoch)
         out.add("nan_epoch", epoch, f"first non-finite loss at epoch {epoch}", epoch)
     else:
         out.add("loss_is_nan", False, "every loss value is finite")
-    good = loss[finite]
-    if good.empty:
+    good = [(epoch, value) for epoch, value in loss if math.isfinite(value)]
+    if not good:
         return
-    first, last = float(good.iloc[0]), float(good.iloc[-1])
-    low, high = float(good.min()), float(good.max())
-    out.add("loss_first", first, f"loss {_fmt(first)} at epoch {int(good.index[0])}", int(good.index[0]))
-    out.add("loss_last", last, f"loss {_fmt(last)} at epoch {int(good.index[-1])}", int(good.index[-1]))
-    out.add("loss_max", high, f"loss peaked at {_fmt(high)} (epoch {int(good.idxmax())})", int(good.idxmax()))
+    values = [value for _, value in good]
+    (first_epoch, first), (last_epoch, last) = good[0], good[-1]
+    low, high = min(values), max(values)
+    out.add("loss_first", first, f"loss {_fmt(first)} at epoch {first_epoch}", first_epoch)
+    out.add("loss_last", last, f"loss {_fmt(last)} at epoch {last_epoch}", last_epoch)
+    peak = _first_epoch_of(good, high)
+    out.add("loss_max", high, f"loss peaked at {_fmt(high)} (epoch {peak})", peak)
     if low < 0:
-        out.add("loss_negative", True, f"loss went below zero: {_fmt(low)} at epoch {int(good.idxmin())}",
-                int(good.idxmin()))
+        lowest = _first_epoch_of(good, low)
+        out.add("loss_negative", True, f"loss went below zero: {_fmt(low)} at epoch {lowest}", lowest)
     if high < 1e-6:
         out.add("loss_zero", True, f"loss is {_fmt(high)} in every epoch")
     scale = max(abs(first), 1e-12)
@@ -109,92 +111,88 @@ def _loss_facts(out: _Collector, loss: pd.Series) -> None:
     out.add("loss_change_fraction", round(change, 6),
             f"loss went from {_fmt(first)} to {_fmt(last)} ({change:+.1%} of its first value)")
     if len(good) >= 2:
-        _shape_facts(out, good, scale)
-        _uniform_facts(out, good)
+        _shape_facts(out, values, last_epoch, scale)
+        _uniform_facts(out, values, last_epoch)
 
 
-def _shape_facts(out: _Collector, good: pd.Series, scale: float) -> None:
-    values = good.to_numpy(dtype=float)
-    steps = np.diff(values)
-    span = float(values.max() - values.min())
+def _shape_facts(out: _Collector, values: list[float], last_epoch: int, scale: float) -> None:
+    steps = [b - a for a, b in pairwise(values)]
+    low, high = min(values), max(values)
+    span = high - low
     if span <= IDENTICAL * scale:
         out.add("loss_constant", True, f"loss is {_fmt(values[0])} at every epoch")
     elif span < FLAT_CHANGE * scale:
-        out.add("loss_flat", True, f"loss stayed between {_fmt(values.min())} and {_fmt(values.max())}"
-                f" for all {len(values)} epochs")
-    ups = float((steps > IDENTICAL * scale).mean())
+        out.add("loss_flat", True, f"loss stayed between {_fmt(low)} and {_fmt(high)} for all {len(values)} epochs")
+    ups = sum(step > IDENTICAL * scale for step in steps) / len(steps)
     if len(steps) >= 3 and ups >= OSCILLATION_SHARE and span > FLAT_CHANGE * scale:
-        roughness = float(np.abs(np.diff(steps)).mean() / max(abs(values.mean()), 1e-12))
-        out.add("loss_oscillates", True,
-                f"loss rose in {ups:.0%} of epochs instead of falling steadily", int(good.index[-1]))
+        swings = _mean([abs(b - a) for a, b in pairwise(steps)])
+        roughness = swings / max(abs(_mean(values)), 1e-12)
+        out.add("loss_oscillates", True, f"loss rose in {ups:.0%} of epochs instead of falling steadily", last_epoch)
         out.add("loss_roughness", round(roughness, 6), f"epoch-to-epoch swings average {roughness:.1%} of the loss")
-    if values[-1] > values[0] * 1.5 and values[-1] > values.min() * 2:
-        out.add("loss_diverges", True, f"loss grew from {_fmt(values[0])} to {_fmt(values[-1])}",
-                int(good.index[-1]))
+    if values[-1] > values[0] * 1.5 and values[-1] > low * 2:
+        out.add("loss_diverges", True, f"loss grew from {_fmt(values[0])} to {_fmt(values[-1])}", last_epoch)
     third = len(values) // 3
     drop = values[0] - values[-1]
     if len(values) >= 6 and drop > FLAT_CHANGE * scale and (values[-third - 1] - values[-1]) / drop >= STEADY_SHARE:
         out.add("loss_steady_decline", True,
                 f"loss fell evenly from {_fmt(values[0])} to {_fmt(values[-1])}, still improving in the last "
-                f"{third} epochs", int(good.index[-1]))
+                f"{third} epochs", last_epoch)
     recent = values[-3:]
-    if len(recent) >= 2:
-        rate = float((recent[0] - recent[-1]) / (len(recent) - 1) / max(abs(recent[0]), 1e-12))
-        if rate > STILL_FALLING:
-            out.add("loss_still_falling", True,
-                    f"loss was still falling by {rate:.1%} per epoch at the last epoch", int(good.index[-1]))
+    rate = (recent[0] - recent[-1]) / (len(recent) - 1) / max(abs(recent[0]), 1e-12)
+    if rate > STILL_FALLING:
+        out.add("loss_still_falling", True, f"loss was still falling by {rate:.1%} per epoch at the last epoch",
+                last_epoch)
 
 
-def _uniform_facts(out: _Collector, good: pd.Series) -> None:
+def _uniform_facts(out: _Collector, values: list[float], last_epoch: int) -> None:
     """A cross-entropy stuck at ln(K) means the model predicts 1/K for every class."""
-    last = float(good.iloc[-1])
+    last = values[-1]
     if not 0.5 < last < 12:
         return
-    k = int(round(math.exp(last)))
-    if k >= 2 and abs(last - math.log(k)) <= UNIFORM_TOLERANCE * math.log(k):
-        tail = good.iloc[len(good) // 2:]
-        if (abs(tail - math.log(k)) <= 2 * UNIFORM_TOLERANCE * math.log(k)).all():
-            out.add("loss_at_uniform", True,
-                    f"loss {_fmt(last)} = ln {k}: the model predicts 1/{k} for every class",
-                    int(good.index[-1]))
-            out.add("uniform_classes", k, f"ln {k} = {math.log(k):.4f}")
+    k = round(math.exp(last))
+    uniform = math.log(k)
+    if k >= 2 and abs(last - uniform) <= UNIFORM_TOLERANCE * uniform:
+        if all(abs(value - uniform) <= 2 * UNIFORM_TOLERANCE * uniform for value in values[len(values) // 2:]):
+            out.add("loss_at_uniform", True, f"loss {_fmt(last)} = ln {k}: the model predicts 1/{k} for every class",
+                    last_epoch)
+            out.add("uniform_classes", k, f"ln {k} = {uniform:.4f}")
 
 
-def _validation_facts(out: _Collector, loss: pd.Series, val: pd.Series | None) -> None:
-    if val is None:
-        return
-    val = val[np.isfinite(val.to_numpy(dtype=float))]
+def _validation_facts(out: _Collector, loss: Series, val: Series) -> None:
+    val = [(epoch, value) for epoch, value in val if math.isfinite(value)]
     if len(val) < 2:
         return
-    best = int(val.idxmin())
-    low, last = float(val.min()), float(val.iloc[-1])
+    values = [value for _, value in val]
+    low, last = min(values), values[-1]
+    best = _first_epoch_of(val, low)
     out.add("val_min_epoch", best, f"validation loss was lowest ({_fmt(low)}) at epoch {best}", best)
-    train_last = loss.iloc[-1]
-    after = val.to_numpy(dtype=float)[list(val.index).index(best):]
-    rising = len(after) >= 3 and (np.diff(after) > 0).mean() >= 0.5
+    train_last = loss[-1][1]
+    after = values[values.index(low):]
+    rising = len(after) >= 3 and sum(b > a for a, b in pairwise(after)) / (len(after) - 1) >= 0.5
     if rising and last > low * (1 + VAL_RISE) and math.isfinite(train_last) and train_last < last:
         out.add("val_gap_growing", True,
                 f"validation loss rose from {_fmt(low)} at epoch {best} to {_fmt(last)} "
-                f"while training loss fell to {_fmt(float(train_last))}", int(val.index[-1]))
-    both = pd.concat([loss, val], axis=1, keys=["loss", "val"]).dropna()
-    if len(both) >= 2 and (both["val"] < both["loss"] * 0.9).mean() > 0.8:
+                f"while training loss fell to {_fmt(train_last)}", val[-1][0])
+    trained = {epoch: value for epoch, value in loss if not math.isnan(value)}
+    both = [(trained[epoch], value) for epoch, value in val if epoch in trained]
+    if len(both) >= 2 and sum(v < t * 0.9 for t, v in both) / len(both) > 0.8:
         out.add("val_better_than_train", True,
-                f"validation loss ({_fmt(last)}) stays below training loss ({_fmt(float(train_last))})")
+                f"validation loss ({_fmt(last)}) stays below training loss ({_fmt(train_last)})")
 
 
-def _accuracy_facts(out: _Collector, name: str, acc: pd.Series, loss: pd.Series | None) -> None:
+def _accuracy_facts(out: _Collector, name: str, acc: Series, loss: Series) -> None:
     label = name.replace("_", " ")
-    values = acc.to_numpy(dtype=float)
-    values = values[np.isfinite(values)]
-    if not len(values):
+    finite = [(epoch, value) for epoch, value in acc if math.isfinite(value)]
+    if not finite:
         return
-    last, best = float(values[-1]), float(values.max())
-    out.add(f"{name}_last", round(last, 6), f"{label} {last:.4g} at the last epoch", int(acc.index[-1]))
-    out.add(f"{name}_max", round(best, 6), f"best {label} {best:.4g}", int(acc.idxmax()))
-    if len(values) >= 2 and float(values.max() - values.min()) <= IDENTICAL:
+    values = [value for _, value in finite]
+    last, best = values[-1], max(values)
+    out.add(f"{name}_last", round(last, 6), f"{label} {last:.4g} at the last epoch", acc[-1][0])
+    out.add(f"{name}_max", round(best, 6), f"best {label} {best:.4g}", _first_epoch_of(finite, best))
+    if len(values) >= 2 and best - min(values) <= IDENTICAL:
         out.add(f"{name}_constant", True, f"{label} is exactly {last:.4g} at every epoch")
-    if name == "accuracy" and loss is not None and len(values) >= 2:
-        lv = loss.to_numpy(dtype=float)
-        if np.isfinite(lv).all() and lv[-1] < lv[0] * 0.8 and best < 0.05:
+    if name == "accuracy" and len(values) >= 2 and loss:
+        lv = [value for _, value in loss]
+        if all(map(math.isfinite, lv)) and lv[-1] < lv[0] * 0.8 and best < 0.05:
             out.add("metric_stuck_while_loss_falls", True,
                     f"loss fell from {_fmt(lv[0])} to {_fmt(lv[-1])} but accuracy stayed at {best:.4g}")

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable, Iterable, Mapping
 
-import numpy as np
 
 from . import vocabulary
 from .facts import EvidenceError, Fact
@@ -227,7 +226,7 @@ def _expected(spec: Spec) -> str:
 
 def _number(value: Any) -> float | None:
     """A finite float from a number or numeric string, else None (bools are not numbers)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (str, numbers.Real)):
+    if isinstance(value, bool) or not isinstance(value, (str, numbers.Real)):
         return None
     try:
         number = float(value)
@@ -253,7 +252,7 @@ def _as_integer(value: Any, spec: Spec) -> int | None:
 
 
 def _as_boolean(value: Any, spec: Spec) -> bool | None:
-    if isinstance(value, (bool, np.bool_)):
+    if isinstance(value, bool):
         return bool(value)
     if isinstance(value, numbers.Real) and value in (0, 1):
         return bool(value)

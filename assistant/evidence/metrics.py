@@ -3,23 +3,24 @@
 People send what they have: a ``CSVLogger`` file, console output copied from a
 notebook or a terminal, ``history.history``, ``RemoteMonitor`` payloads, or a
 TensorBoard or Lightning CSV export.  Each reader below only lays out the cells
-and says where each row came from (its index is named ``line``, ``epoch``,
-``record`` or ``payload``); one shared path, :func:`_assemble`, turns the cells
-into numbers, normalises metric names, merges repeated epochs and checks the
-result.  So every format follows the same rules, and bad input is reported the
-same way: an :class:`EvidenceError` naming the place, never a raw exception.
+and says where each row came from (a ``line``, ``epoch``, ``record`` or
+``payload``); one shared path, :func:`_assemble`, turns the cells into numbers,
+normalises metric names, merges repeated epochs and checks the result.  So every
+format follows the same rules, and bad input is reported the same way: an
+:class:`EvidenceError` naming the place, never a raw exception.
+
+Plain Python, no pandas: a web worker reads a history on every turn, and lists of
+a few thousand floats need neither its import time nor its memory.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 import numbers
 import re
 from dataclasses import dataclass
-
-import numpy as np
-import pandas as pd
 
 from .facts import EvidenceError
 
@@ -84,17 +85,40 @@ _ENTRY = re.compile(rf"(?:^|\s-)\s*([a-z_][\w.]*):\s*({_NUMBER.pattern})(?![\w.:
 class History:
     """One training run's metrics per epoch, and which cells the user actually reported."""
 
-    #: Float metrics indexed by the 1-based ``epoch``; cells not reported are NaN.
-    frame: pd.DataFrame
-    #: Same shape, True where the input had a value (a reported nan or inf counts).
-    present: pd.DataFrame
+    #: The 1-based epochs, ascending.
+    epochs: list[int]
+    #: Each metric's value at each epoch; None where the input had no value (a reported nan or inf is a float).
+    columns: dict[str, list[float | None]]
     #: Which format it was read from: ``csvlogger``, ``console``, ``history``, ``records``,
     #: ``remote_monitor``, ``tensorboard`` or ``lightning``.
     format: str
 
+    def value(self, epoch: int, name: str) -> float | None:
+        """A metric's value at one epoch; None when it was not reported."""
+        return self.columns[name][self.epochs.index(epoch)]
+
+    def reported(self, name: str) -> list[tuple[int, float]]:
+        """``(epoch, value)`` for every epoch that reported the metric; empty for a metric not in the history."""
+        return [(epoch, value) for epoch, value in zip(self.epochs, self.columns.get(name, ())) if value is not None]
+
     def where(self, epoch: int) -> str:
         """Say where a value came from, in words the user recognises."""
         return f"epoch {epoch} of {_SOURCES[self.format]}"
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """A reader's output: cells as the user wrote them, a column per name, and where each row came from."""
+
+    names: list[str]
+    #: One list per name, a cell per row: text, a number, or None.
+    columns: list[list[object]]
+    #: What a row is called in messages (``line``, ``epoch``, ``record``, ``payload``), and each row's number.
+    noun: str
+    rows: list[int]
+
+    def place(self, row: int) -> str:
+        return f"{self.noun} {self.rows[row]}"
 
 
 def parse_metrics(raw: str | bytes | dict | list, *, filename: str | None = None) -> History:
@@ -112,7 +136,7 @@ def _error(message: str) -> EvidenceError:
     return EvidenceError(message, field="metrics")
 
 
-def _read(raw: object, filename: str | None) -> tuple[pd.DataFrame, str]:
+def _read(raw: object, filename: str | None) -> tuple[_Cells, str]:
     """Pick the reader for the value's type and content."""
     if isinstance(raw, (bytes, bytearray)):
         raw = _decode(bytes(raw))
@@ -157,7 +181,7 @@ def _load_json(text: str) -> object:
         raise _error("the metrics JSON is nested too deeply") from None
 
 
-def _read_csv(text: str, filename: str | None) -> tuple[pd.DataFrame, str]:
+def _read_csv(text: str, filename: str | None) -> tuple[_Cells, str]:
     """Read a CSVLogger, TensorBoard or Lightning CSV file; its header tells which."""
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
@@ -182,8 +206,8 @@ def _read_csv(text: str, filename: str | None) -> tuple[pd.DataFrame, str]:
         format = "lightning"
     else:
         format = "csvlogger"
-    cells = np.array([row for _, row in body], dtype=object).reshape(len(body), len(names))
-    return pd.DataFrame(cells, columns=names, index=pd.Index([line for line, _ in body], name="line")), format
+    columns = [list(column) for column in zip(*(row for _, row in body))] or [[] for _ in names]
+    return _Cells(names, columns, "line", [line for line, _ in body]), format
 
 
 def _tensorboard_metric(filename: str | None) -> str:
@@ -200,7 +224,7 @@ def _tensorboard_metric(filename: str | None) -> str:
     return metric
 
 
-def _read_console(text: str) -> pd.DataFrame:
+def _read_console(text: str) -> _Cells:
     """Read pasted Keras console output: the final progress line of each epoch."""
     text = _ANSI.sub("", text)
     numbered = _MARKER.search(text) is not None
@@ -227,10 +251,10 @@ def _read_console(text: str) -> pd.DataFrame:
     if not epochs:
         raise _error('no epochs found: the pasted log has no "loss: <number>" entries')
     records = [{**entries, "epoch": epoch} for epoch, (_, entries) in epochs.items()]
-    return _frame(records, pd.Index([epoch + 1 for epoch in epochs], name="epoch"))
+    return _from_records(records, "epoch", [epoch + 1 for epoch in epochs])
 
 
-def _read_history(history: dict) -> pd.DataFrame:
+def _read_history(history: dict) -> _Cells:
     """Read ``history.history``: each metric's list of per-epoch values."""
     if not history:
         raise _error("the history is empty")
@@ -242,127 +266,132 @@ def _read_history(history: dict) -> pd.DataFrame:
     for name, length in lengths.items():
         if length != lengths[reference]:
             raise _error(f"metric {name!r} has {length} values but {reference!r} has {lengths[reference]}")
-    columns = {str(name): list(values) for name, values in history.items()}
-    return pd.DataFrame(columns, index=pd.RangeIndex(1, lengths[reference] + 1, name="epoch"), dtype=object)
+    return _Cells([str(name) for name in history], [list(values) for values in history.values()], "epoch",
+                  list(range(1, lengths[reference] + 1)))
 
 
-def _read_records(items: list, noun: str) -> pd.DataFrame:
+def _read_records(items: list, noun: str) -> _Cells:
     """Read a list of per-epoch dicts (records, or RemoteMonitor payloads)."""
     for number, item in enumerate(items, 1):
         if not isinstance(item, dict):
             raise _error(f"{noun} {number} should be a dict of metric values, got {type(item).__name__}")
-    return _frame(items, pd.RangeIndex(1, len(items) + 1, name=noun))
+    return _from_records(items, noun, list(range(1, len(items) + 1)))
 
 
-def _frame(records: list[dict], index: pd.Index) -> pd.DataFrame:
+def _from_records(records: list[dict], noun: str, rows: list[int]) -> _Cells:
     """Lay out per-epoch dicts as cells; a key that a record lacks is None, i.e. not reported."""
     names = dict.fromkeys(name for record in records for name in record)
-    columns = {str(name): [record.get(name) for record in records] for name in names}
-    return pd.DataFrame(columns, index=index, dtype=object)
+    return _Cells([str(name) for name in names], [[record.get(name) for record in records] for name in names],
+                  noun, rows)
 
 
-def _assemble(cells: pd.DataFrame, format: str) -> History:
+def _assemble(cells: _Cells, format: str) -> History:
     """Turn cells into a :class:`History`: the one path that every format goes through.
 
-    ``cells`` holds text, numbers or None, one row per input row, its index saying
-    where each row came from; an ``epoch`` column, if there is one, counts from 0.
+    An ``epoch`` column, if there is one, counts from 0.
     """
-    names = _normalise_names(cells.columns)
-    used = ~names.isin(_IGNORED)
-    cells, names = cells.loc[:, used], names[used]
-    is_epoch = np.asarray(names == "epoch")
-    if len(cells) == 0:
+    names = _normalise_names(cells.names)
+    used = [i for i, name in enumerate(names) if name not in _IGNORED]
+    if not cells.rows:
         raise _error("the history is empty")
-    if is_epoch.all():
+    if all(names[i] == "epoch" for i in used):
         raise _error("no metrics found: expected columns such as loss, accuracy or val_loss")
 
-    data = cells.to_numpy(dtype=object)
-    missing = np.logical_or.reduce([np.equal(data, token) for token in _MISSING])
-    numbers = _floats(data, missing, cells)
-    epochs = _epochs(numbers[:, is_epoch], missing[:, is_epoch], cells.loc[:, is_epoch])
-    values, present, names = numbers[:, ~is_epoch], ~missing[:, ~is_epoch], names[~is_epoch]
-    if names.has_duplicates:  # e.g. Lightning's train_loss and train_loss_epoch
-        values, present, names = _last_reported(values.T, present.T, names, sort=False)
-        values, present = values.T, present.T
-    if not (np.diff(epochs) > 0).all():  # repeated epochs (Lightning rows, resumed runs) or out of order
-        values, present, epochs = _last_reported(values, present, epochs, sort=True)
+    numbers = dict(zip(used, _floats(cells, used)))
+    epoch_column = next((i for i in used if names[i] == "epoch"), None)
+    epochs = _epochs(cells, epoch_column, numbers.get(epoch_column))
+    columns: dict[str, list[float | None]] = {}
+    for i in used:
+        if names[i] != "epoch":  # a name seen before (Lightning's train_loss and train_loss_epoch): merged
+            columns[names[i]] = _merged(columns[names[i]], numbers[i]) if names[i] in columns else numbers[i]
+    if any(later <= earlier for earlier, later in zip(epochs, epochs[1:])):  # repeated (Lightning, resumed runs)
+        epochs, columns = _by_epoch(epochs, columns)
 
-    reported = present.any(axis=0)
-    if not reported.any():
+    columns = {name: values for name, values in columns.items() if any(value is not None for value in values)}
+    if not columns:
         raise _error("no metric values found: every cell is empty")
-    index = pd.Index(epochs, name="epoch")
-    columns = pd.Index(names[reported], dtype=object)
-    return History(
-        frame=pd.DataFrame(values[:, reported], index=index, columns=columns),
-        present=pd.DataFrame(present[:, reported], index=index, columns=columns),
-        format=format,
-    )
+    return History(epochs, columns, format)
 
 
-def _normalise_names(columns: pd.Index) -> pd.Index:
+def _normalise_names(columns: list[str]) -> list[str]:
     """Map every spelling of a metric to one name (``val_acc`` -> ``val_accuracy``)."""
-    names = pd.Series(columns, dtype=object).map(lambda name: str(name).strip().lower())
-    names = names.str.replace(_NUMBERED, r"\1", regex=True).map(lambda name: _RENAMES.get(name, name))
-    accuracy = names.str.replace(_ACCURACY_VARIANT, r"\1accuracy", regex=True)
-    renamed = (accuracy != names) & ~accuracy.isin(names)
-    return pd.Index(np.where(renamed, accuracy, names), dtype=object)
+    names = [re.sub(_NUMBERED, r"\1", name.strip().lower()) for name in columns]
+    names = [_RENAMES.get(name, name) for name in names]
+    taken = set(names)
+    accuracy = [re.sub(_ACCURACY_VARIANT, r"\1accuracy", name) for name in names]
+    return [renamed if renamed != name and renamed not in taken else name for name, renamed in zip(names, accuracy)]
 
 
-def _floats(data: np.ndarray, missing: np.ndarray, cells: pd.DataFrame) -> np.ndarray:
-    """Every cell as a float (NaN where not reported); raise at the first cell that is no number."""
-    masked = np.where(missing, np.nan, data)
-    try:
-        if not (np.frompyfunc(type, 1, 1)(masked) == bool).any():  # float() would take True for 1.0
-            return masked.astype(float)
-    except (TypeError, ValueError, OverflowError):
-        pass
-    _reject(missing | np.frompyfunc(_is_number, 1, 1)(data).astype(bool), cells, "expected a number in column {}")
-    return masked.astype(float)
+def _floats(cells: _Cells, used: list[int]) -> list[list[float | None]]:
+    """Every used column as floats, None where not reported.
+
+    Raises at the first cell, in reading order, that is no number.
+    """
+    out, bad = [], None
+    for position, i in enumerate(used):
+        if set(map(type, cells.columns[i])) <= {float}:  # history.history's lists: nothing to read, just copy
+            out.append(list(cells.columns[i]))
+            continue
+        column: list[float | None] = []
+        for row, cell in enumerate(cells.columns[i]):
+            number = None if cell in _MISSING else _number(cell)
+            if number is None and cell not in _MISSING:
+                bad = min(bad or (row, position, i), (row, position, i))
+                break
+            column.append(number)
+        out.append(column)
+    if bad is not None:
+        row, _, i = bad
+        raise _error(f"{cells.place(row)}: expected a number in column {cells.names[i]}, "
+                     f"got {_shown(cells.columns[i][row])}")
+    return out
 
 
-def _is_number(cell: object) -> bool:
-    """Whether a cell reads as a number: a real (not a bool) or text like ``0.69``, ``nan``, ``-inf``."""
+def _number(cell: object) -> float | None:
+    """A cell as a float when it reads as a number: a real (not a bool) or text like ``0.69``, ``nan``, ``-inf``."""
     if isinstance(cell, str):
-        return _NUMBER.fullmatch(cell.strip()) is not None
-    if isinstance(cell, (bool, np.bool_)) or not isinstance(cell, numbers.Real):
-        return False
+        return float(cell) if _NUMBER.fullmatch(cell.strip()) else None
+    if isinstance(cell, bool) or not isinstance(cell, numbers.Real):
+        return None
     try:
-        float(cell)
+        return float(cell)
     except OverflowError:
-        return False
-    return True
+        return None
 
 
-def _epochs(numbers: np.ndarray, missing: np.ndarray, cells: pd.DataFrame) -> np.ndarray:
-    """The 1-based epoch of each row: from a 0-based ``epoch`` column, else counted."""
-    if numbers.shape[1] == 0:
-        epochs = np.arange(len(numbers), dtype=float)
-    else:
-        epochs = numbers[:, 0]
-        whole = ~missing[:, 0] & (epochs >= 0) & (epochs == np.floor(epochs))
-        _reject(whole[:, None], cells, "expected a whole epoch number, counting from 0, in column {}")
-    if len(epochs) and epochs.max() >= MAX_EPOCHS:
+def _shown(cell: object) -> str:
+    shown = repr(cell)
+    return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
+def _epochs(cells: _Cells, column: int | None, numbers: list[float | None] | None) -> list[int]:
+    """The 1-based epoch of each row: from the 0-based ``numbers`` of the ``epoch`` column, else counted."""
+    if numbers is None:
+        numbers = [float(row) for row in range(len(cells.rows))]
+    for row, number in enumerate(numbers):
+        if number is None or not number >= 0 or not (number == math.inf or number.is_integer()):
+            raise _error(f"{cells.place(row)}: expected a whole epoch number, counting from 0, in column "
+                         f"{cells.names[column]}, got {_shown(cells.columns[column][row])}")
+    if numbers and max(numbers) >= MAX_EPOCHS:
         raise _error(f"the history has more than {MAX_EPOCHS:,} epochs; at most {MAX_EPOCHS:,} can be read")
-    return epochs.astype(np.int64) + 1
+    return [int(number) + 1 for number in numbers]
 
 
-def _last_reported(
-    values: np.ndarray, present: np.ndarray, keys: pd.Index | np.ndarray, *, sort: bool
-) -> tuple[np.ndarray, np.ndarray, pd.Index]:
-    """Merge rows that share a key: each cell keeps the last value reported for it."""
-    rows = np.where(present, np.arange(len(keys))[:, None], -1)
-    last = pd.DataFrame(rows).groupby(np.asarray(keys), sort=sort).max()
-    picked = last.to_numpy()
-    merged = np.take_along_axis(values, np.maximum(picked, 0), axis=0)
-    return np.where(picked >= 0, merged, np.nan), picked >= 0, last.index
+def _merged(earlier: list[float | None], later: list[float | None]) -> list[float | None]:
+    """Two columns of one metric as one: each cell keeps the later column's value where it has one."""
+    return [b if b is not None else a for a, b in zip(earlier, later)]
 
 
-def _reject(ok: np.ndarray, cells: pd.DataFrame, problem: str) -> None:
-    """Raise for the first cell, in reading order, that is not ok."""
-    bad = np.argwhere(~ok)
-    if len(bad):
-        row, column = bad[0]
-        shown = repr(cells.iat[row, column])
-        shown = shown if len(shown) <= 40 else shown[:37] + "..."
-        where = f"{cells.index.name} {cells.index[row]}"
-        raise _error(f"{where}: {problem.format(cells.columns[column])}, got {shown}")
+def _by_epoch(epochs: list[int], columns: dict[str, list[float | None]]
+              ) -> tuple[list[int], dict[str, list[float | None]]]:
+    """Rows merged per epoch, in epoch order: each cell keeps the last value reported for that epoch."""
+    order = sorted(set(epochs))
+    position = {epoch: n for n, epoch in enumerate(order)}
+    merged = {}
+    for name, values in columns.items():
+        cells: list[float | None] = [None] * len(order)
+        for epoch, value in zip(epochs, values):
+            if value is not None:
+                cells[position[epoch]] = value
+        merged[name] = cells
+    return order, merged

@@ -5,9 +5,11 @@ unknown conditions are what the assistant asks questions about.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 Condition = Mapping[str, Any]
+#: A compiled condition: the facts in, True, False or None (unknown) out.
+Predicate = Callable[[Mapping[str, Any]], "bool | None"]
 #: The value of a measurement that was looked for and not seen: every comparison with it is false.
 NOT_OBSERVED = object()
 COMPARISONS = {
@@ -21,26 +23,49 @@ COMPARISONS = {
 
 
 def evaluate(cond: Condition, values: Mapping[str, Any]) -> bool | None:
-    """True, False, or None when the facts needed to decide are unknown."""
-    if "all" in cond:
-        results = [evaluate(c, values) for c in cond["all"]]
-        return False if False in results else (None if None in results else True)
-    if "any" in cond:
-        results = [evaluate(c, values) for c in cond["any"]]
-        return True if True in results else (None if None in results else False)
+    """True, False, or None when the facts needed to decide are unknown.
+
+    For a one-off test; the knowledge base compiles the conditions it evaluates on every turn.
+    """
+    return compile_condition(cond)(values)
+
+
+def compile_condition(cond: Condition) -> Predicate:
+    """The condition as a function of the facts, built once so a turn pays no interpretation."""
+    if "all" in cond or "any" in cond:
+        decisive = "all" not in cond  # the result one part settles: False for all, True for any
+        parts = [compile_condition(c) for c in cond["any" if decisive else "all"]]
+
+        def combined(values: Mapping[str, Any]) -> bool | None:
+            unknown = False
+            for part in parts:
+                result = part(values)
+                if result is decisive:
+                    return decisive
+                unknown = unknown or result is None
+            return None if unknown else not decisive
+
+        return combined
     if "not" in cond:
-        inner = evaluate(cond["not"], values)
-        return None if inner is None else not inner
-    value = values.get(cond["fact"])
+        inner = compile_condition(cond["not"])
+        return lambda values: None if (result := inner(values)) is None else not result
+    name = cond["fact"]
     if "known" in cond:
-        return (value is not None and value is not NOT_OBSERVED) == cond["known"]
-    if value is None:
-        return None
+        known = cond["known"]
+        return lambda values: ((value := values.get(name)) is not None and value is not NOT_OBSERVED) == known
     op = next(k for k in COMPARISONS if k in cond)
-    try:
-        return bool(COMPARISONS[op](value, cond[op]))
-    except TypeError:  # a text fact compared with a number: the condition simply does not hold
-        return False
+    compare, ref = COMPARISONS[op], cond[op]
+
+    def comparison(values: Mapping[str, Any]) -> bool | None:
+        value = values.get(name)
+        if value is None:
+            return None
+        try:
+            return bool(compare(value, ref))
+        except TypeError:  # a text fact compared with a number: the condition simply does not hold
+            return False
+
+    return comparison
 
 
 def references(cond: Condition) -> Iterator[tuple[str, str, Any]]:

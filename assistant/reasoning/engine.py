@@ -13,8 +13,8 @@ from typing import Any, Collection, Mapping
 
 from ..evidence.derive import derive
 from ..evidence.facts import Facts
-from .conditions import NOT_OBSERVED, Condition, evaluate, facts_in, references
-from .knowledge import Cause, KnowledgeBase
+from .conditions import NOT_OBSERVED, Condition, facts_in, references
+from .knowledge import Branch, Cause, KnowledgeBase, Rule
 
 #: Softmax temperature: larger spreads confidence more evenly. 1.4 gives an expected calibration
 #: error of 0.08 on the public cases (benchmarks/calibration.py); kept above the best fit (1.2)
@@ -59,14 +59,16 @@ def _shown(value: Any) -> Any:
     return f"{value:.4g}" if isinstance(value, float) else value
 
 
-def _format(template: str, values: Mapping[str, Any]) -> str:
-    """Fill a rule's sentence with the user's values; `{name_pct}` shows a fraction as a percentage."""
-    class Shown(dict):
-        def __missing__(self, key: str) -> str:
-            base = values.get(key.removesuffix("_pct"))
-            return f"{base:.1%}" if key.endswith("_pct") and isinstance(base, (int, float)) else "?"
+class _Shown(dict):
+    """The user's values as a rule's sentence shows them; `{name_pct}` shows a fraction as a percentage."""
 
-    return template.format_map(Shown({k: _shown(v) for k, v in values.items()}))
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        super().__init__((k, _shown(v)) for k, v in values.items())
+        self.values = values
+
+    def __missing__(self, key: str) -> str:
+        base = self.values.get(key.removesuffix("_pct"))
+        return f"{base:.1%}" if key.endswith("_pct") and isinstance(base, (int, float)) else "?"
 
 
 def _cite(cond: Condition, facts: Facts) -> list[str]:
@@ -79,21 +81,21 @@ def _cite(cond: Condition, facts: Facts) -> list[str]:
     return notes
 
 
-def _tree_weights(node: dict[str, Any], values: Mapping[str, Any], share: float,
-                  out: dict[str, float], readings: list[tuple[float, str]]) -> None:
+def _tree_weights(node: Branch | dict[str, Any], values: Mapping[str, Any], share: float,
+                  out: dict[str, float], readings: list[tuple[float, str]] | None) -> None:
     """Walk a tree; an unknown test splits the walk evenly between both branches."""
-    if "leaf" in node:
+    if isinstance(node, dict):  # a leaf
         for cause, weight in node.get("weigh", {}).items():
             out[cause] = out.get(cause, 0.0) + share * weight
-        if node.get("says"):
-            readings.append((share, _format(node["says"], values)))
+        if node.get("says") and readings is not None:
+            readings.append((share, node["says"]))
         return
-    result = evaluate(node["test"], values)
+    result = node.test(values)
     if result is None:
-        _tree_weights(node["then"], values, share / 2, out, readings)
-        _tree_weights(node["else"], values, share / 2, out, readings)
+        _tree_weights(node.then, values, share / 2, out, readings)
+        _tree_weights(node.otherwise, values, share / 2, out, readings)
     else:
-        _tree_weights(node["then" if result else "else"], values, share, out, readings)
+        _tree_weights(node.then if result else node.otherwise, values, share, out, readings)
 
 
 class _Observed(dict):
@@ -113,12 +115,13 @@ class _Observed(dict):
         return None if self.kb.askable(key) else NOT_OBSERVED
 
 
-def _tree_scores(kb: KnowledgeBase, values: Mapping[str, Any], tree_id: str) -> dict[str, float]:
-    """What one tree adds to each cause; nothing when its inputs are absent (it would only split evenly)."""
-    tree = kb.trees[tree_id]
+def _tree_scores(kb: KnowledgeBase, values: Mapping[str, Any], tree_id: str,
+                 readings: list[tuple[float, str]] | None = None) -> dict[str, float]:
+    """What one tree adds to each cause (and the leaves' readings); nothing when the tree does not apply."""
+    applies, root = kb.decisions[tree_id]
     weights: dict[str, float] = {}
-    if "applies_when" not in tree or evaluate(tree["applies_when"], values):
-        _tree_weights(tree["root"], _Observed(values, kb), 1.0, weights, [])
+    if applies is None or applies(values):
+        _tree_weights(root, _Observed(values, kb), 1.0, weights, readings)
     return weights
 
 
@@ -130,13 +133,14 @@ class _Scoring:
     trees: dict[str, dict[str, float]]
 
     @classmethod
-    def of(cls, kb: KnowledgeBase, values: Mapping[str, Any]) -> "_Scoring":
-        return cls([bool(evaluate(cond, values)) for _, _, cond, _ in kb.rules],
-                   {tid: _tree_scores(kb, values, tid) for tid in kb.trees})
+    def of(cls, kb: KnowledgeBase, values: Mapping[str, Any],
+           readings: list[tuple[float, str]] | None = None) -> "_Scoring":
+        return cls([test(values) is True for _, _, test, _ in kb.rules],
+                   {tid: _tree_scores(kb, values, tid, readings) for tid in kb.trees})
 
     def changed(self, kb: KnowledgeBase, values: Mapping[str, Any], keys: set[str]) -> "_Scoring":
-        hits = [evaluate(cond, values) is True if names & keys else hit
-                for (_, _, cond, names), hit in zip(kb.rules, self.hits)]
+        hits = [test(values) is True if names & keys else hit
+                for (_, _, test, names), hit in zip(kb.rules, self.hits)]
         trees = {tid: _tree_scores(kb, values, tid) if kb.tree_facts[tid] & keys else weights
                  for tid, weights in self.trees.items()}
         return _Scoring(hits, trees)
@@ -218,26 +222,24 @@ def _questions(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring:
     return questions[:MAX_QUESTIONS]
 
 
-def _trail(rules, values: Mapping[str, Any], facts: Facts) -> list[str]:
+def _trail(rules: tuple[Rule, ...], values: Mapping[str, Any], shown: _Shown, facts: Facts) -> list[str]:
     """The sentences of the rules that hold, or the user's own numbers behind them."""
-    said = [_format(r.says, values) if r.says else "; ".join(_cite(r.when, facts))
-            for r in rules if evaluate(r.when, values)]
+    said = [r.says.format_map(shown) if r.says else "; ".join(_cite(r.when, facts))
+            for r in rules if r.test(values)]
     return [s for s in dict.fromkeys(said) if s]
 
 
 def diagnose(kb: KnowledgeBase, facts: Facts, *, declined: Collection[str] = ()) -> Diagnosis:
     """Rank every cause for the known facts and pick the questions that would separate the leaders."""
     values = _all_values(facts)
-    scoring = _Scoring.of(kb, values)
+    readings: list[tuple[float, str]] = []
+    scoring = _Scoring.of(kb, values, readings)
     scores = scoring.scores(kb)
     probs = _softmax(scores)
-    beliefs = sorted((Belief(cause, scores[cid], probs[cid], _trail(cause.supports, values, facts),
-                             _trail(cause.contradicts, values, facts)) for cid, cause in kb.causes.items()),
+    shown = _Shown(values)
+    beliefs = sorted((Belief(cause, scores[cid], probs[cid], _trail(cause.supports, values, shown, facts),
+                             _trail(cause.contradicts, values, shown, facts)) for cid, cause in kb.causes.items()),
                      key=lambda b: (-b.confidence, b.cause.id))
-    readings: list[tuple[float, str]] = []
-    for tree in kb.trees.values():
-        if "applies_when" not in tree or evaluate(tree["applies_when"], values):
-            _tree_weights(tree["root"], _Observed(values, kb), 1.0, {}, readings)
-    sure = [text for share, text in readings if share >= 0.99]
+    sure = [text.format_map(shown) for share, text in readings if share >= 0.99]
     questions = [] if beliefs[0].confidence >= ASK_BELOW else _questions(kb, facts, values, scoring, probs, declined)
     return Diagnosis(beliefs, questions, sure, values)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from .conditions import Condition, evaluate, facts_in, references
+from .conditions import Condition, Predicate, compile_condition, facts_in, references
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "knowledge"
 
@@ -32,6 +32,26 @@ class Rule:
     when: Condition
     weight: float
     says: str | None = None
+
+    @cached_property
+    def test(self) -> Predicate:
+        """The condition, compiled once: every turn evaluates every rule."""
+        return compile_condition(self.when)
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A tree's test node, its condition compiled; leaves stay the dicts the YAML file gives."""
+
+    test: Predicate
+    then: Branch | dict[str, Any]
+    otherwise: Branch | dict[str, Any]
+
+    @classmethod
+    def of(cls, node: dict[str, Any]) -> Branch | dict[str, Any]:
+        if "leaf" in node:
+            return node
+        return cls(compile_condition(node["test"]), cls.of(node["then"]), cls.of(node["else"]))
 
 
 @dataclass(frozen=True)
@@ -56,8 +76,10 @@ class KnowledgeBase:
     directory: Path
     #: input facts each cause's rules mention: where the questions come from.
     asks: dict[str, set[str]] = field(default_factory=dict)
-    #: every rule as (cause, signed weight, condition, facts it reads), for incremental scoring.
-    rules: list[tuple[str, float, Condition, frozenset[str]]] = field(default_factory=list)
+    #: every rule as (cause, signed weight, compiled condition, facts it reads), for incremental scoring.
+    rules: list[tuple[str, float, Predicate, frozenset[str]]] = field(default_factory=list)
+    #: each tree compiled: its applicability test (None: it always applies) and its root.
+    decisions: dict[str, tuple[Predicate | None, Branch | dict[str, Any]]] = field(default_factory=dict)
     #: the facts each tree reads, its applicability test included.
     tree_facts: dict[str, frozenset[str]] = field(default_factory=dict)
 
@@ -117,10 +139,12 @@ def load(directory: Path | str = DEFAULT_DIR) -> KnowledgeBase:
     kb = KnowledgeBase(facts_doc["facts"], causes, trees, snippets, directory)
     kb.asks = {c.id: {f for r in (*c.supports, *c.contradicts) for f in facts_in(r.when) if kb.askable(f)}
                for c in causes.values()}
-    kb.rules = [(c.id, sign * r.weight, r.when, frozenset(facts_in(r.when)))
+    kb.rules = [(c.id, sign * r.weight, r.test, frozenset(facts_in(r.when)))
                 for c in causes.values() for sign, rules in ((1, c.supports), (-1, c.contradicts)) for r in rules]
     kb.tree_facts = {tid: frozenset(f for _, path in walk(t["root"]) for _, cond in path for f in facts_in(cond))
                      | frozenset(facts_in(t.get("applies_when", {}))) for tid, t in trees.items()}
+    kb.decisions = {tid: (compile_condition(t["applies_when"]) if "applies_when" in t else None, Branch.of(t["root"]))
+                    for tid, t in trees.items()}
     return kb
 
 
@@ -165,10 +189,11 @@ def _reachable(path: tuple[tuple[str, Condition], ...]) -> bool:
         for name, op, ref in references(cond):
             refs.setdefault(name, []).append((op, ref))
     names = sorted(refs)
+    tests = [(branch, compile_condition(cond)) for branch, cond in path]
 
     def consistent(values: dict[str, Any], complete: bool) -> bool:
-        for branch, cond in path:
-            result = evaluate(cond, values)
+        for branch, test in tests:
+            result = test(values)
             if (result is not None or complete) and result is not (branch == "then"):
                 return False
         return True

@@ -13,11 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from ..evidence.derive import CROSS_ENTROPIES, REGRESSION_LOSSES
-from ..evidence.sample import sample_rows
 
 #: Default learning rate of each optimizer Keras offers by name.
 OPTIMIZERS = {"adam": 0.001, "adamw": 0.001, "sgd": 0.01, "rmsprop": 0.001, "nadam": 0.001, "adagrad": 0.001,
@@ -384,8 +380,14 @@ def scaled(spec: RunSpec, caps: Caps) -> RunSpec:
 def sample_data(csv_text: str | bytes, caps: Caps) -> dict[str, list]:
     """An uploaded sample's rows to train on: numeric features and numeric labels, thinned evenly to the cap.
 
-    Thinning keeps every k-th row, so rows that came sorted by label stay sorted.
+    Thinning keeps every k-th row, so rows that came sorted by label stay sorted. pandas is
+    imported here, not with the module: only the web workers that are sent a sample load it.
     """
+    import numpy as np
+    import pandas as pd
+
+    from ..evidence.sample import sample_rows
+
     features, y, _ = sample_rows(csv_text)
     numeric = features.select_dtypes("number")
     if numeric.shape[1] == 0:

@@ -52,7 +52,6 @@ def test_vocabulary_is_the_contract_and_follows_facts_yaml():
     ("shuffle", "TRUE", True),
     ("from_logits", "no", False),
     ("batch_norm", 0, False),
-    ("sorted_by_label", np.bool_(True), True),
     ("optimizer", "Adam", "adam"),
     ("optimizer", "tf.keras.optimizers.RMSprop", "rmsprop"),
     ("optimizer", "AdamW", "adamw"),

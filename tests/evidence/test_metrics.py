@@ -35,6 +35,11 @@ def keras3_epoch(epoch: int, epochs: int, *lines: str) -> str:
     return f"Epoch {epoch}/{epochs}\n" + "".join("\b" * 96 + "\r" + line for line in lines) + "\n"
 
 
+def row(history: History, epoch: int) -> list[float | None]:
+    """One epoch's values, in column order."""
+    return [history.value(epoch, name) for name in history.columns]
+
+
 def assert_error(raw, *fragments: str) -> None:
     with pytest.raises(EvidenceError) as caught:
         parse_metrics(raw)
@@ -56,45 +61,42 @@ CSVLOGGER = (
 def test_csvlogger_text():
     history = parse_metrics(CSVLOGGER)
     assert history.format == "csvlogger"
-    assert list(history.frame.index) == [1, 2, 3]
-    assert history.frame.index.name == "epoch"
-    assert list(history.frame.columns) == ["accuracy", "learning_rate", "loss", "val_accuracy", "val_loss"]
-    assert (history.frame.dtypes == float).all()
-    assert history.frame.loc[1, "loss"] == 0.6931
-    assert history.frame.loc[2, "val_loss"] == 0.6932
-    assert history.frame.loc[3, "learning_rate"] == 0.0001
+    assert history.epochs == [1, 2, 3]
+    assert list(history.columns) == ["accuracy", "learning_rate", "loss", "val_accuracy", "val_loss"]
+    assert all(isinstance(value, float) for values in history.columns.values() for value in values if value)
+    assert history.value(1, "loss") == 0.6931
+    assert history.value(2, "val_loss") == 0.6932
+    assert history.value(3, "learning_rate") == 0.0001
     assert history.where(3) == "epoch 3 of the uploaded CSVLogger file"
 
 
 def test_csvlogger_na_cells_are_not_present_but_reported_nan_is():
     history = parse_metrics(CSVLOGGER)
-    assert history.present.shape == history.frame.shape
-    assert not history.present.loc[1, "val_loss"]
-    assert math.isnan(history.frame.loc[1, "val_loss"])
-    assert history.present.loc[2, "loss"] and math.isnan(history.frame.loc[2, "loss"])
-    assert history.frame.loc[3, "loss"] == math.inf
-    assert history.frame.loc[3, "val_loss"] == -math.inf
-    assert history.present.loc[3].all()
+    assert history.value(1, "val_loss") is None
+    assert math.isnan(history.value(2, "loss"))
+    assert history.value(3, "loss") == math.inf
+    assert history.value(3, "val_loss") == -math.inf
+    assert None not in row(history, 3)
 
 
 def test_csvlogger_bytes_with_bom_and_crlf():
     history = parse_metrics(CSVLOGGER.replace("\n", "\r\n").encode("utf-8-sig"), filename="training.log")
     assert history.format == "csvlogger"
-    assert list(history.frame.columns)[0] == "accuracy"
-    assert history.frame.loc[2, "val_loss"] == 0.6932
+    assert list(history.columns)[0] == "accuracy"
+    assert history.value(2, "val_loss") == 0.6932
 
 
 def test_csv_old_names_and_pandas_index_column():
     # pd.DataFrame(history.history).to_csv() writes an unnamed index column.
     history = parse_metrics(",loss,acc,val_loss,val_acc,lr\n0,0.7,0.5,0.71,0.48,0.01\n1,0.6,0.6,0.65,0.55,0.01\n")
-    assert list(history.frame.columns) == ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"]
-    assert history.frame.loc[2, "val_accuracy"] == 0.55
+    assert list(history.columns) == ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"]
+    assert history.value(2, "val_accuracy") == 0.55
 
 
 def test_repeated_epochs_keep_the_last_reported_value():
     # CSVLogger(append=True) after a resumed fit() repeats an epoch.
     history = parse_metrics("epoch,loss\n0,0.9\n1,0.8\n1,0.7\n2,0.6\n")
-    assert history.frame["loss"].tolist() == [0.9, 0.7, 0.6]
+    assert history.columns["loss"] == [0.9, 0.7, 0.6]
 
 
 # --- console output ---------------------------------------------------------
@@ -114,9 +116,9 @@ def test_keras3_terminal_capture_with_ansi_codes_and_redraws():
     )
     history = parse_metrics(log)
     assert history.format == "console"
-    assert list(history.frame.columns) == ["accuracy", "loss", "val_accuracy", "val_loss"]
-    assert history.frame.loc[1].tolist() == [0.5012, 0.6931, 0.4950, 0.6932]
-    assert math.isnan(history.frame.loc[2, "loss"]) and history.present.loc[2, "loss"]
+    assert list(history.columns) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    assert row(history, 1) == [0.5012, 0.6931, 0.4950, 0.6932]
+    assert math.isnan(history.value(2, "loss"))
     assert history.where(2) == "epoch 2 of the pasted console log"
 
 
@@ -130,27 +132,27 @@ def test_keras3_jupyter_paste_without_validation():
         " - learning_rate: 0.0100\n"
     )
     history = parse_metrics(log)
-    assert list(history.frame.columns) == ["loss", "accuracy", "learning_rate"]
-    assert history.frame["loss"].tolist() == [2.3026, 2.3026]
-    assert history.frame.loc[2, "accuracy"] == 0.0998
+    assert list(history.columns) == ["loss", "accuracy", "learning_rate"]
+    assert history.columns["loss"] == [2.3026, 2.3026]
+    assert history.value(2, "accuracy") == 0.0998
 
 
 def test_keras3_verbose2_with_tensorflow_noise():
     history = parse_metrics(read("keras3_verbose2_colab.log"))
-    assert list(history.frame.index) == [1, 2, 3, 4]
-    assert list(history.frame.columns) == ["accuracy", "loss", "recall", "val_accuracy", "val_loss", "val_recall"]
-    assert history.frame.loc[1, "val_accuracy"] == 0.0
-    assert history.frame.loc[4, "val_loss"] == 2.3351
+    assert history.epochs == [1, 2, 3, 4]
+    assert list(history.columns) == ["accuracy", "loss", "recall", "val_accuracy", "val_loss", "val_recall"]
+    assert history.value(1, "val_accuracy") == 0.0
+    assert history.value(4, "val_loss") == 2.3351
 
 
 def test_tf2_progress_bars_keep_only_each_epochs_final_line():
     history = parse_metrics(read("tf2_verbose1.log"))
-    assert list(history.frame.index) == [1, 2, 3]
-    assert history.frame.loc[1].tolist() == [0.6951, 0.4950, 0.6932, 0.5]
-    assert history.frame.loc[2, "loss"] == 0.6930
+    assert history.epochs == [1, 2, 3]
+    assert row(history, 1) == [0.6951, 0.4950, 0.6932, 0.5]
+    assert history.value(2, "loss") == 0.6930
     # model.evaluate() output pasted after the last epoch does not replace it.
-    assert history.frame.loc[3, "accuracy"] == 0.4987
-    assert math.isnan(history.frame.loc[3, "val_loss"]) and history.present.loc[3, "val_loss"]
+    assert history.value(3, "accuracy") == 0.4987
+    assert math.isnan(history.value(3, "val_loss"))
 
 
 def test_tf2_verbose2_with_trailing_timings():
@@ -160,17 +162,17 @@ def test_tf2_verbose2_with_trailing_timings():
         "Epoch 2/2\n25/25 - 0s - loss: 1.2345e-05 - accuracy: 0.5100 - val_loss: -3.2e+02 - val_accuracy: 0.5"
         " - 71ms/epoch - 3ms/step\n"
     )
-    assert history.frame.loc[1, "val_loss"] == 0.6932
-    assert history.frame.loc[2, "loss"] == 1.2345e-05
-    assert history.frame.loc[2, "val_loss"] == -320.0
+    assert history.value(1, "val_loss") == 0.6932
+    assert history.value(2, "loss") == 1.2345e-05
+    assert history.value(2, "val_loss") == -320.0
 
 
 def test_old_keras_acc_names_and_callback_messages():
     history = parse_metrics(read("keras1_cifar10.log"))
-    assert list(history.frame.columns) == ["loss", "accuracy", "val_loss", "val_accuracy"]
-    assert list(history.frame.index) == [1, 2, 3, 4]
-    assert history.frame.loc[1].tolist() == [1.43, 0.49, 1.2, 0.57]
-    assert history.frame.loc[4, "val_accuracy"] == 0.66
+    assert list(history.columns) == ["loss", "accuracy", "val_loss", "val_accuracy"]
+    assert history.epochs == [1, 2, 3, 4]
+    assert row(history, 1) == [1.43, 0.49, 1.2, 0.57]
+    assert history.value(4, "val_accuracy") == 0.66
 
 
 def test_several_epochs_on_one_line():
@@ -178,8 +180,8 @@ def test_several_epochs_on_one_line():
         "Epoch 1/3 25/25 - 0s - loss: 0.7000 - accuracy: 0.5000 Epoch 2/3 25/25 - 0s - loss: 0.6000"
         " - accuracy: 0.6000Epoch 3/3 25/25 - 0s - loss: 0.5000 - accuracy: 0.7000"
     )
-    assert history.frame["loss"].tolist() == [0.7, 0.6, 0.5]
-    assert history.frame["accuracy"].tolist() == [0.5, 0.6, 0.7]
+    assert history.columns["loss"] == [0.7, 0.6, 0.5]
+    assert history.columns["accuracy"] == [0.5, 0.6, 0.7]
 
 
 def test_console_without_epoch_lines_counts_metric_lines():
@@ -188,9 +190,9 @@ def test_console_without_epoch_lines_counts_metric_lines():
         "782/782 [==============================] - 3s 4ms/step - loss: 0.6500 - accuracy: 0.6100\n"
         " - 2s - loss: 0.6100 - acc: 0.6600\n"
     )
-    assert list(history.frame.index) == [1, 2, 3]
-    assert history.frame["loss"].tolist() == [0.6931, 0.65, 0.61]
-    assert history.frame.loc[3, "accuracy"] == 0.66
+    assert history.epochs == [1, 2, 3]
+    assert history.columns["loss"] == [0.6931, 0.65, 0.61]
+    assert history.value(3, "accuracy") == 0.66
 
 
 @pytest.mark.parametrize("spelling, expected", [
@@ -198,8 +200,8 @@ def test_console_without_epoch_lines_counts_metric_lines():
 ])
 def test_console_non_finite_spellings(spelling, expected):
     history = parse_metrics(f"Epoch 1/1\n1/1 - 0s - loss: {spelling} - accuracy: 0.5\n")
-    value = history.frame.loc[1, "loss"]
-    assert history.present.loc[1, "loss"]
+    value = history.value(1, "loss")
+    assert value is not None
     assert math.isnan(value) if math.isnan(expected) else value == expected
 
 
@@ -213,11 +215,11 @@ def test_history_dict_with_none_and_non_finite_values():
         "binary_accuracy": [0.5, 0.55, 0.6, 0.6, 0.61],
     })
     assert history.format == "history"
-    assert list(history.frame.columns) == ["loss", "val_loss", "accuracy"]
-    assert history.present["loss"].all()
-    assert history.present["val_loss"].tolist() == [True, False, True, True, True]
-    assert history.frame.loc[3, "loss"] == math.inf and history.frame.loc[4, "loss"] == -math.inf
-    assert history.frame.loc[4, "val_loss"] == math.inf
+    assert list(history.columns) == ["loss", "val_loss", "accuracy"]
+    assert None not in history.columns["loss"]
+    assert [value is not None for value in history.columns["val_loss"]] == [True, False, True, True, True]
+    assert history.value(3, "loss") == math.inf and history.value(4, "loss") == -math.inf
+    assert history.value(4, "val_loss") == math.inf
     assert history.where(1) == "epoch 1 of the history.history dict"
 
 
@@ -226,18 +228,18 @@ def test_history_as_json_text_with_nan_literals():
     assert "NaN" in text
     history = parse_metrics(text)
     assert history.format == "history"
-    assert list(history.frame.columns) == ["loss", "val_accuracy", "auc"]
-    assert history.present.loc[2, "loss"] and math.isnan(history.frame.loc[2, "loss"])
+    assert list(history.columns) == ["loss", "val_accuracy", "auc"]
+    assert math.isnan(history.value(2, "loss"))
 
 
 def test_accuracy_variant_kept_when_accuracy_exists():
     history = parse_metrics({"loss": [0.7], "accuracy": [0.5], "binary_accuracy": [0.52], "val_binary_accuracy": [0.4]})
-    assert list(history.frame.columns) == ["loss", "accuracy", "binary_accuracy", "val_accuracy"]
+    assert list(history.columns) == ["loss", "accuracy", "binary_accuracy", "val_accuracy"]
 
 
 def test_regression_metric_long_names():
     history = parse_metrics({"loss": [3.1, 2.9], "mean_absolute_error": [1.2, 1.1], "val_mean_squared_error": [3.3, 3.0]})
-    assert list(history.frame.columns) == ["loss", "mae", "val_mse"]
+    assert list(history.columns) == ["loss", "mae", "val_mse"]
 
 
 def test_list_of_records():
@@ -246,24 +248,24 @@ def test_list_of_records():
         {"epoch": 1, "loss": 0.6, "accuracy": 0.6, "val_loss": 0.65},
     ])
     assert history.format == "records"
-    assert list(history.frame.index) == [1, 2]
-    assert history.present["val_loss"].tolist() == [False, True]
-    assert history.frame.loc[2, "val_loss"] == 0.65
+    assert history.epochs == [1, 2]
+    assert history.columns["val_loss"] == [None, 0.65]
+    assert history.value(2, "val_loss") == 0.65
     assert history.where(2) == "epoch 2 of the per-epoch records"
 
 
 def test_records_as_json_text_without_epoch_keys():
     history = parse_metrics('[{"loss": 0.7}, {"loss": 0.6}, {"loss": NaN}]')
-    assert list(history.frame.index) == [1, 2, 3]
-    assert history.present.loc[3, "loss"] and math.isnan(history.frame.loc[3, "loss"])
+    assert history.epochs == [1, 2, 3]
+    assert math.isnan(history.value(3, "loss"))
 
 
 def test_remote_monitor_single_payload_with_string_numbers():
     history = parse_metrics({"epoch": "3", "loss": "0.5", "accuracy": "0.7", "val_loss": "nan"})
     assert history.format == "remote_monitor"
-    assert list(history.frame.index) == [4]
-    assert history.frame.loc[4, "accuracy"] == 0.7
-    assert history.present.loc[4, "val_loss"] and math.isnan(history.frame.loc[4, "val_loss"])
+    assert history.epochs == [4]
+    assert history.value(4, "accuracy") == 0.7
+    assert math.isnan(history.value(4, "val_loss"))
     assert history.where(4) == "epoch 4 of the RemoteMonitor payloads"
 
 
@@ -272,8 +274,8 @@ def test_collected_remote_monitor_payloads_arrive_in_any_order():
         {"epoch": 1, "loss": "0.6", "acc": "0.6"},
         {"epoch": 0, "loss": "0.7", "acc": "0.5"},
     ])
-    assert history.frame["loss"].tolist() == [0.7, 0.6]
-    assert history.frame.loc[1, "accuracy"] == 0.5
+    assert history.columns["loss"] == [0.7, 0.6]
+    assert history.value(1, "accuracy") == 0.5
 
 
 # --- TensorBoard and Lightning exports --------------------------------------
@@ -282,9 +284,9 @@ def test_collected_remote_monitor_payloads_arrive_in_any_order():
 def test_tensorboard_export_named_by_its_file():
     history = parse_metrics(read("run-validation-tag-epoch_accuracy.csv"), filename="run-validation-tag-epoch_accuracy.csv")
     assert history.format == "tensorboard"
-    assert list(history.frame.columns) == ["val_accuracy"]
-    assert list(history.frame.index) == [1, 2, 3, 4]
-    assert history.frame.loc[4, "val_accuracy"] == 0.6000000238418579
+    assert list(history.columns) == ["val_accuracy"]
+    assert history.epochs == [1, 2, 3, 4]
+    assert history.value(4, "val_accuracy") == 0.6000000238418579
     assert history.where(2) == "epoch 2 of the TensorBoard scalar export"
 
 
@@ -297,19 +299,19 @@ def test_tensorboard_export_named_by_its_file():
 ])
 def test_tensorboard_metric_names(filename, metric):
     history = parse_metrics("Wall time,Step,Value\n1718031925.36,0,0.69\n1718031926.01,1,0.65\n", filename=filename)
-    assert list(history.frame.columns) == [metric]
+    assert list(history.columns) == [metric]
 
 
 def test_lightning_sparse_rows_merge_per_epoch():
     history = parse_metrics(read("lightning_metrics.csv"))
     assert history.format == "lightning"
-    assert list(history.frame.index) == [1, 2, 3]
-    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.frame.columns)
-    assert history.frame.loc[1, "loss"] == 0.6923
-    assert history.frame.loc[2, "accuracy"] == 0.6012
-    assert history.frame.loc[3, "val_loss"] == 0.6602
-    assert history.frame.loc[3, "train_loss_step"] == 0.6611
-    assert not history.present.loc[3, "loss"]
+    assert history.epochs == [1, 2, 3]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.columns)
+    assert history.value(1, "loss") == 0.6923
+    assert history.value(2, "accuracy") == 0.6012
+    assert history.value(3, "val_loss") == 0.6602
+    assert history.value(3, "train_loss_step") == 0.6611
+    assert history.value(3, "loss") is None
     assert history.where(3) == "epoch 3 of the Lightning metrics.csv"
 
 
@@ -388,10 +390,12 @@ def assert_history_or_evidence_error(raw) -> None:
         assert error.field == "metrics" and error.message
         return
     assert isinstance(history, History)
-    assert history.present.shape == history.frame.shape
-    assert len(history.frame) >= 1 and len(history.frame.columns) >= 1
-    assert history.frame.index.is_unique and history.frame.index.min() >= 1
-    assert (history.frame.dtypes == float).all() and (history.present.dtypes == bool).all()
+    assert history.epochs and history.columns
+    assert history.epochs == sorted(set(history.epochs)) and history.epochs[0] >= 1
+    for values in history.columns.values():
+        assert len(values) == len(history.epochs)
+        assert all(type(value) is float for value in values if value is not None)
+        assert any(value is not None for value in values)
 
 
 @settings(max_examples=100, deadline=None)
@@ -425,12 +429,12 @@ def test_a_thousand_epochs_parse_quickly():
         start = time.perf_counter()
         history = parse_metrics(raw)
         assert time.perf_counter() - start < 0.1  # typically a few milliseconds; generous for busy CI
-        assert history.frame["loss"].tolist() == losses
+        assert history.columns["loss"] == losses
 
 
 @pytest.mark.skipif(CASES is None, reason="shared/cases is not checked out next to the repository")
 @pytest.mark.parametrize("case", sorted(CASES.glob("*.json")) if CASES else [], ids=lambda path: path.stem)
 def test_public_case_metrics_parse(case):
     history = parse_metrics(json.loads(case.read_text(encoding="utf-8"))["request"]["metrics"])
-    assert len(history.frame) >= 2
-    assert "loss" in history.frame.columns
+    assert len(history.epochs) >= 2
+    assert "loss" in history.columns
