@@ -71,7 +71,8 @@ def test_assistant_command_lists_serve():
     assert "serve" in result.output and "init-db" in result.output
 
 
-def test_web_tier_never_imports_tensorflow(tmp_path):
+def test_web_tier_never_imports_the_ml_stack(tmp_path):
+    """TensorFlow never; pandas and NumPy only for a data sample, which this conversation does not send."""
     script = textwrap.dedent(f"""
         import sys
         from assistant import create_app
@@ -82,8 +83,12 @@ def test_web_tier_never_imports_tensorflow(tmp_path):
             "metrics": {{"loss": [0.7, 3.5, float("nan")], "val_loss": [0.7, 4.0, float("nan")]}},
             "training": {{"optimizer": "sgd", "learning_rate": 5.0}}}})
         assert started.status_code == 201, started.get_data(as_text=True)
-        turn = client.post(f"/api/v1/conversations/{{started.json['id']}}/turns", json={{"text": "I don't know"}})
+        turn = client.post(f"/api/v1/conversations/{{started.json['id']}}/turns",
+                           json={{"text": "I don't know", "metrics": "epoch,loss\\n0,0.7\\n1,nan\\n"}})
         assert turn.status_code == 200, turn.get_data(as_text=True)
-        assert "tensorflow" not in sys.modules, "the web tier imported tensorflow"
+        assert client.get(f"/api/v1/conversations/{{started.json['id']}}").status_code == 200
+        assert client.get("/").status_code == 200
+        loaded = sorted({{name.split(".")[0] for name in sys.modules}} & {{"tensorflow", "keras", "pandas", "numpy", "sklearn"}})
+        assert not loaded, f"the web tier imported {{loaded}}"
     """)
     subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, timeout=120)
