@@ -40,7 +40,7 @@ _STARTED_AT = "assistant.db.started_at"
 _INIT_LOCK = 0x4B455241  # "KERA"
 #: The newest migration in assistant/migrations/versions. The app's start compares the database
 #: with it in plain SQL, so a current database costs no Alembic import; a test keeps it Alembic's head.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -122,6 +122,24 @@ slack_threads = Table(
     Column("thread_ts", String(32), primary_key=True),
     Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+)
+
+# A validation run started from Slack whose verdict is still to be posted in its thread. The web
+# process watching it holds a lease it renews; when the lease runs out (the process stopped),
+# another process takes the report over, so a restart never loses the post.
+slack_run_reports = Table(
+    "slack_run_reports",
+    metadata,
+    Column("run_id", String(40), primary_key=True),
+    Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("owner", String(64), nullable=False),
+    Column("team_id", String(32), nullable=False),
+    Column("channel_id", String(32), nullable=False),
+    Column("thread_ts", String(32), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    # Which watcher holds the report, and until when.
+    Column("holder", String(40), nullable=False),
+    Column("leased_until", UtcDateTime, nullable=False, index=True),
 )
 
 # What Slack delivered already, by event id or message: it retries unacknowledged events and

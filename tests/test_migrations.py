@@ -57,9 +57,10 @@ def test_new_migration_writes_what_db_py_adds(scratch_migrations, tmp_path, monk
 
     result = CliRunner().invoke(main, ["new-migration", "add notes"])
     assert result.exit_code == 0, result.output
-    assert 'SCHEMA_REVISION = "0002"' in result.output
-    written = (scratch_migrations / "versions" / "0002_add_notes.py").read_text()
-    assert "op.create_table('notes'" in written and "down_revision = '0001'" in written
+    following = f"{int(db.SCHEMA_REVISION) + 1:04d}"
+    assert f'SCHEMA_REVISION = "{following}"' in result.output
+    written = (scratch_migrations / "versions" / f"{following}_add_notes.py").read_text()
+    assert "op.create_table('notes'" in written and f"down_revision = '{db.SCHEMA_REVISION}'" in written
     assert "assistant" not in written  # the app's column types are written as the types they store
 
     engine = create_engine(url)

@@ -3,6 +3,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -12,7 +13,7 @@ from sqlalchemy import select
 
 from assistant import conversations, db, repro
 from assistant.channels import slack
-from assistant.channels.slack import blocks
+from assistant.channels.slack import blocks, store
 from tests.channels.slack_web_api import BOT_USER, TEAM, TOKEN, SlackWebApi
 from tests.helpers import assert_error
 
@@ -326,6 +327,51 @@ def test_a_validation_run_posts_its_verdict_and_plot(slack_app, slack_client, sl
     assert verdict.args["blocks"][0]["text"]["text"] == ("*The short run reproduced the problem.*\n"
                                                          "The baseline stays at 0.69; the fix learns.")
     assert plot.body == PNG
+
+
+class UnfinishedRuns(ImmediateRuns):
+    """Runs that are still training whenever they are asked about."""
+
+    def get(self, conversation_id, run_id, owner):
+        return {"id": run_id, "status": "running", "progress": {"epoch": 1, "epochs": 5}}
+
+
+def test_a_verdict_owed_by_a_stopped_process_is_posted_by_another_once(make_slack_app, slack_api):
+    """A deploy stops the web process watching a run: one of the processes after it posts the verdict."""
+    first = make_slack_app(SLACK_RUN_LEASE_SECONDS=0.3)
+    first.extensions[repro.EXTENSION] = UnfinishedRuns()
+    client = first.test_client()
+    send_event(client, mention())
+    (reply,) = slack_api.wait_for("chat.postMessage", 1)
+    click(client, reply, button(reply, blocks.VALIDATE))
+    slack_api.wait_for("chat.postMessage", 2)
+    first.extensions[slack.EXTENSION].close()  # the process stops while the run still trains
+    assert [row["run_id"] for row in stored(first, db.slack_run_reports)] == ["run-1"]
+
+    later = [make_slack_app(SLACK_RUN_LEASE_SECONDS=0.3) for _ in range(2)]  # both sweep for lapsed reports
+    for app in later:
+        app.extensions[repro.EXTENSION] = ImmediateRuns()
+    *_, verdict = slack_api.wait_for("chat.postMessage", 3, timeout=15)
+    slack_api.wait_for("files.completeUploadExternal", timeout=15)
+    assert verdict.args["thread_ts"] == "1700000000.000100"
+    assert verdict.args["blocks"][0]["text"]["text"].startswith("*The short run reproduced the problem.*")
+    time.sleep(1.5)  # several more sweeps of both processes
+    assert [call.method for call in slack_api.calls].count("chat.postMessage") == 3
+    assert stored(first, db.slack_run_reports) == []
+
+
+def test_only_lapsed_reports_are_taken_over_and_each_by_one_holder(slack_app):
+    minute = timedelta(minutes=1)
+    with slack_app.app_context():
+        conversation_id, _ = conversations.start(None, {"symptom": SYMPTOM})
+        thread = store.Thread(TEAM, CHANNEL, "1700000000.000100")
+        store.owe_report(thread, conversation_id, f"slack:{TEAM}", "run-live", holder="a", lease=minute)
+        store.owe_report(thread, conversation_id, f"slack:{TEAM}", "run-lapsed", holder="b", lease=timedelta(0))
+        (taken,) = store.take_over_lapsed(holder="c", lease=minute)
+        assert taken.run_id == "run-lapsed" and taken.thread == thread
+        assert store.take_over_lapsed(holder="d", lease=minute) == []
+        assert not store.renew("run-lapsed", holder="b", lease=minute)  # its old holder lost it
+        assert store.renew("run-lapsed", holder="c", lease=minute) and store.renew("run-live", holder="a", lease=minute)
 
 
 def test_a_run_that_needs_more_facts_asks_for_them(slack_app, slack_client, slack_api):

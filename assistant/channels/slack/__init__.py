@@ -25,6 +25,8 @@ DEFAULTS = {
     # How often, and how long, a validation run is waited for.
     "SLACK_RUN_POLL_SECONDS": 5.0,
     "SLACK_RUN_TIMEOUT": 3600.0,
+    # How long a stopped process's unposted verdicts wait before another process takes them over.
+    "SLACK_RUN_LEASE_SECONDS": 60.0,
 }
 
 bp = Blueprint("slack", __name__)

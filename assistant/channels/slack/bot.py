@@ -13,6 +13,7 @@ import html
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from slack_sdk.errors import SlackApiError
 
 from ... import conversations, repro
 from ...evidence.facts import EvidenceError
-from . import blocks, files, runs, store
+from . import EXTENSION, blocks, files, runs, store
 from .store import Thread
 
 log = logging.getLogger(__name__)
@@ -43,15 +44,18 @@ USAGE = "Tell me what you see, e.g. `/troubleshoot my loss stays at 0.69 and acc
 
 @dataclass(frozen=True)
 class Bot:
-    """The Bolt app, its Flask adapter, and the thread pool its lazy listeners run on."""
+    """The Bolt app, its Flask adapter, the thread pool its lazy listeners run on, and the run watchers' stop."""
 
     app: App
     handler: SlackRequestHandler
     executor: ThreadPoolExecutor
+    #: Set when the process stops: run watchers and the sweep end, leaving unposted verdicts owed.
+    stopping: threading.Event
 
     def close(self) -> None:
-        """Wait for the turns being answered, then stop the pool."""
+        """Wait for the turns being answered, then stop the pool and the run watchers."""
         self.executor.shutdown(wait=True)
+        self.stopping.set()
 
 
 def build(flask_app: Flask) -> Bot:
@@ -76,7 +80,10 @@ def build(flask_app: Flask) -> Bot:
     app.action(blocks.DONT_KNOW)(ack=_ack, lazy=[in_app(on_dont_know)])
     app.action(re.compile(f"^({blocks.FIXED}|{blocks.NOT_HELPFUL})$"))(ack=_ack, lazy=[in_app(on_feedback)])
     app.action(blocks.VALIDATE)(ack=_ack, lazy=[in_app(on_validate)])
-    return Bot(app, SlackRequestHandler(app), executor)
+    stopping = threading.Event()
+    threading.Thread(target=runs.sweep, args=(flask_app, app.client, stopping), name="slack-run-sweep",
+                     daemon=True).start()
+    return Bot(app, SlackRequestHandler(app), executor, stopping)
 
 
 def _in_app_context(flask_app: Flask, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -198,7 +205,8 @@ def on_validate(body: dict[str, Any], context: BoltContext, client: WebClient) -
         client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts,
                                 text=f"<@{body['user']['id']}> started a short run ({run['id']}). "
                                      "I will post its verdict here when it is done.")
-        runs.watch(current_app._get_current_object(), client, thread, conversation_id, _owner(context), run["id"])
+        runs.watch(current_app._get_current_object(), client, current_app.extensions[EXTENSION].stopping, thread,
+                   conversation_id, _owner(context), run["id"])
 
 
 # --- Turns ----------------------------------------------------------------------------------------

@@ -2,42 +2,86 @@
 
 The run itself trains in the reproduction workers (:mod:`assistant.repro`), never in a web
 process or Bolt's threads. Here a watcher thread per run asks for its status until it ends.
+The verdict owed is a database row (``store.owe_report``) that the watcher holds on a lease it
+keeps renewing; every process with the bot also sweeps for lapsed leases, so when a web process
+stops mid-run (a deploy, a crash) another one takes the report over and the thread still gets
+its verdict, once.
 """
 from __future__ import annotations
 
 import logging
 import threading
-import time
+import uuid
+from datetime import timedelta
 
 from flask import Flask
 from slack_sdk import WebClient
 
-from ... import repro
-from . import blocks
-from .store import Thread
+from ... import db, repro
+from . import blocks, store
+from .store import Report, Thread
 
 log = logging.getLogger(__name__)
 
 FINISHED = frozenset({"done", "failed", "cancelled"})
 
 
-def watch(app: Flask, client: WebClient, thread: Thread, conversation_id: str, owner: str, run_id: str) -> None:
-    """Post the run's verdict and plot into the thread once it ends, from a thread of its own."""
-    threading.Thread(target=_wait_and_post, args=(app, client, thread, conversation_id, owner, run_id),
-                     name=f"slack-watch-{run_id}", daemon=True).start()
+def watch(app: Flask, client: WebClient, stopping: threading.Event, thread: Thread, conversation_id: str,
+          owner: str, run_id: str) -> None:
+    """Owe the run's verdict to ``thread`` and post it once the run ends, from a thread of its own."""
+    holder = _holder()
+    report = store.owe_report(thread, conversation_id, owner, run_id, holder=holder, lease=_lease(app))
+    _start(app, client, stopping, report, holder)
 
 
-def _wait_and_post(app: Flask, client: WebClient, thread: Thread, conversation_id: str, owner: str,
-                   run_id: str) -> None:
+def sweep(app: Flask, client: WebClient, stopping: threading.Event) -> None:
+    """Until ``stopping`` is set, take over the reports whose watchers' processes have stopped."""
+    lease = _lease(app)
+    while not stopping.wait(lease.total_seconds() / 2):
+        holder = _holder()
+        try:
+            with app.app_context():
+                reports = store.take_over_lapsed(holder=holder, lease=lease)
+        except Exception:  # the database may be away for a while; the next sweep tries again
+            log.exception("could not look for Slack run reports to take over")
+            continue
+        for report in reports:
+            log.info("taking over the Slack report of run %s", report.run_id)
+            _start(app, client, stopping, report, holder)
+
+
+def _holder() -> str:
+    return uuid.uuid4().hex
+
+
+def _lease(app: Flask) -> timedelta:
+    """The configured lease, and never under three polls: a watcher renews it once a poll."""
+    config = app.config
+    return timedelta(seconds=max(config["SLACK_RUN_LEASE_SECONDS"], 3 * config["SLACK_RUN_POLL_SECONDS"]))
+
+
+def _start(app: Flask, client: WebClient, stopping: threading.Event, report: Report, holder: str) -> None:
+    threading.Thread(target=_wait_and_post, args=(app, client, stopping, report, holder),
+                     name=f"slack-watch-{report.run_id}", daemon=True).start()
+
+
+def _wait_and_post(app: Flask, client: WebClient, stopping: threading.Event, report: Report, holder: str) -> None:
+    """Wait for the run to end, post its verdict and plot, and settle the report.
+
+    When the process is stopping, or another process holds the report now, leave it owed.
+    """
     with app.app_context():
-        runs = repro.reproductions()
-        deadline = time.monotonic() + app.config["SLACK_RUN_TIMEOUT"]
+        runs, lease = repro.reproductions(), _lease(app)
+        deadline = report.created_at + timedelta(seconds=app.config["SLACK_RUN_TIMEOUT"])
+        conversation_id, run_id, owner, thread = report.conversation_id, report.run_id, report.owner, report.thread
         try:
             while (run := runs.get(conversation_id, run_id, owner)) is not None and run["status"] not in FINISHED:
-                if time.monotonic() > deadline:
+                if db.now() > deadline:
                     run = {"status": "unfinished", "error": "it took longer than I wait for a short run"}
                     break
-                time.sleep(app.config["SLACK_RUN_POLL_SECONDS"])
+                if stopping.wait(app.config["SLACK_RUN_POLL_SECONDS"]) or \
+                        not store.renew(run_id, holder=holder, lease=lease):
+                    return
             message = blocks.run_message(run or {"status": "lost", "error": f"the run {run_id} is no longer known"})
             client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts, text=message.text,
                                     blocks=message.blocks)
@@ -47,3 +91,4 @@ def _wait_and_post(app: Flask, client: WebClient, thread: Thread, conversation_i
                                        filename=f"{run_id}.png", title="Loss during the short run")
         except Exception:
             log.exception("could not report run %s to Slack thread %s", run_id, thread)
+        store.settle(run_id, holder=holder)

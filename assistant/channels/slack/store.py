@@ -1,10 +1,11 @@
-"""What the Slack bot keeps across requests and restarts: each thread's conversation, and what it answered."""
+"""What the Slack bot keeps across requests and restarts: each thread's conversation, what it answered,
+and the verdicts of validation runs it still owes a thread."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ... import db
@@ -53,3 +54,55 @@ def first_delivery(key: str) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+class Report(NamedTuple):
+    """A validation run whose verdict is owed to the thread it was started from."""
+
+    run_id: str
+    conversation_id: str
+    owner: str
+    thread: Thread
+    created_at: datetime
+
+
+def owe_report(thread: Thread, conversation_id: str, owner: str, run_id: str, *, holder: str,
+               lease: timedelta) -> Report:
+    """Record that the run's verdict goes to ``thread``, held by ``holder`` for ``lease``."""
+    stamp = db.now()
+    with db.get_engine().begin() as connection:
+        connection.execute(insert(db.slack_run_reports).values(
+            run_id=run_id, conversation_id=conversation_id, owner=owner, team_id=thread.team,
+            channel_id=thread.channel, thread_ts=thread.ts, created_at=stamp, holder=holder,
+            leased_until=stamp + lease))
+    return Report(run_id, conversation_id, owner, thread, stamp)
+
+
+def renew(run_id: str, *, holder: str, lease: timedelta) -> bool:
+    """Extend ``holder``'s lease on a report; False when it no longer holds it."""
+    c = db.slack_run_reports.c
+    with db.get_engine().begin() as connection:
+        return connection.execute(update(db.slack_run_reports).where(c.run_id == run_id, c.holder == holder)
+                                  .values(leased_until=db.now() + lease)).rowcount == 1
+
+
+def take_over_lapsed(*, holder: str, lease: timedelta) -> list[Report]:
+    """Every report whose lease ran out (its watcher's process stopped), now held by ``holder``.
+
+    One conditional update claims them all, so of several processes sweeping at once one gets each.
+    """
+    c = db.slack_run_reports.c
+    stamp = db.now()
+    with db.get_engine().begin() as connection:
+        connection.execute(update(db.slack_run_reports).where(c.leased_until < stamp)
+                           .values(holder=holder, leased_until=stamp + lease))
+        rows = connection.execute(select(db.slack_run_reports).where(c.holder == holder)).mappings().all()
+    return [Report(row["run_id"], row["conversation_id"], row["owner"],
+                   Thread(row["team_id"], row["channel_id"], row["thread_ts"]), row["created_at"]) for row in rows]
+
+
+def settle(run_id: str, *, holder: str) -> None:
+    """The verdict was posted (or could not be): the report is owed no more."""
+    c = db.slack_run_reports.c
+    with db.get_engine().begin() as connection:
+        connection.execute(delete(db.slack_run_reports).where(c.run_id == run_id, c.holder == holder))
