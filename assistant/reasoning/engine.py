@@ -196,25 +196,51 @@ def _hypotheses(kb: KnowledgeBase, name: str) -> list[Any]:
     return points
 
 
+def _answer_odds(scores: Mapping[str, float], outcomes: list[dict[str, float]],
+                 probs: Mapping[str, float]) -> list[float]:
+    """How likely each hypothetical answer is, given what each cause would make of it.
+
+    If cause c is the problem, an answer is likelier the more it raises c's score (rule weights
+    read as log-likelihood ratios). A cause the question does not bear on expects an unremarkable
+    answer, one that raises no cause more than the others do: most models have no missing values
+    and a usual initializer, so asking about them is worth little unless their causes lead.
+    """
+    shifts = [{c: outcome[c] - scores[c] for c in probs} for outcome in outcomes]
+    remarkable = [sum(max(shift, 0.0) for shift in moved.values()) for moved in shifts]
+    usual = [i for i, r in enumerate(remarkable) if r <= min(remarkable) + 1e-9]
+    odds = [0.0] * len(outcomes)
+    for cause, p in probs.items():
+        moves = [moved[cause] for moved in shifts]
+        if max(moves) - min(moves) < 1e-9:
+            for i in usual:
+                odds[i] += p / len(usual)
+            continue
+        likelihood = [math.exp((move - max(moves)) / TEMPERATURE) for move in moves]
+        for i, weight in enumerate(likelihood):
+            odds[i] += p * weight / sum(likelihood)
+    return odds
+
+
 def _questions(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring: _Scoring,
                probs: dict[str, float], declined: Collection[str]) -> list[Question]:
     leaders = sorted(probs, key=probs.get, reverse=True)[:LEADERS]
     candidates = sorted({f for cid in leaders for f in kb.asks.get(cid, ())}
                         - set(facts.values()) - set(declined))
-    base = _entropy(probs)
+    base, scores = _entropy(probs), scoring.scores(kb)
     questions = []
     for name in candidates:
         answers = _hypotheses(kb, name)
         if not answers:
             continue
-        expected = 0.0
+        outcomes = []
         for answer in answers:
             trial = facts.values()
             trial[name] = answer
             trial.update(derive(trial))
             changed = {k for k in trial.keys() | values.keys() if trial.get(k) != values.get(k)}
-            expected += _entropy(_softmax(scoring.changed(kb, trial, changed).scores(kb))) / len(answers)
-        gain = base - expected
+            outcomes.append(scoring.changed(kb, trial, changed).scores(kb))
+        likely = _answer_odds(scores, outcomes, probs)
+        gain = base - sum(p * _entropy(_softmax(outcome)) for p, outcome in zip(likely, outcomes))
         if gain >= MIN_GAIN:
             spec = kb.facts[name]
             questions.append(Question(name, spec["question"], tuple(map(str, spec.get("choices", ()))), gain))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from assistant.evidence import gather
 from assistant.evidence.facts import Facts
-from assistant.reasoning.engine import diagnose
+from assistant.reasoning.engine import _answer_odds, diagnose
 from assistant.reasoning.knowledge import load_cached
 
 KB = load_cached()
@@ -51,6 +51,20 @@ def test_ambiguous_flat_loss_asks_a_question_and_the_answer_reranks():
     after = diagnose(KB, facts)
     assert after.beliefs[0].cause.id == "missing_values"
     assert after.beliefs[0].confidence > diagnosis.beliefs[0].confidence
+
+
+def test_an_answer_that_only_an_unlikely_cause_predicts_is_itself_unlikely():
+    """Asked what share of the inputs is missing, most people say none: only the missing-values cause expects more."""
+    probs = {"leader": 0.9, "outsider": 0.1}
+    scores = {"leader": 2.0, "outsider": 0.0}
+    none, some = dict(scores), {**scores, "outsider": 3.0}
+    odds = _answer_odds(scores, [none, some], probs)
+    assert sum(odds) == pytest_approx(1.0)
+    assert odds[1] < 0.1 < 0.9 < odds[0]
+    # A question about the leader's own fact: its answers are as likely as the leader makes them.
+    weak, strong = dict(scores), {**scores, "leader": 5.0}
+    odds = _answer_odds(scores, [weak, strong], probs)
+    assert odds[1] > 0.75
 
 
 def test_declined_questions_are_not_asked_again():
