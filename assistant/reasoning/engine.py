@@ -3,7 +3,8 @@
 A cause's score is its prior plus the weights of the triage-tree leaves reached and of the
 supporting and contradicting rules that hold (log-odds, so weights add); confidence is the
 softmax of the scores. A question's value is the expected drop in the entropy of that
-distribution once the fact is known: the fact that best separates the leaders is asked first.
+distribution once the fact is known, each possible answer weighted by how likely the causes
+make it: the fact that best separates the leaders is asked first.
 """
 from __future__ import annotations
 
