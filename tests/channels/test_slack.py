@@ -360,6 +360,28 @@ def test_a_verdict_owed_by_a_stopped_process_is_posted_by_another_once(make_slac
     assert stored(first, db.slack_run_reports) == []
 
 
+class BrieflyUnreadableRuns(ImmediateRuns):
+    """Runs whose store fails the first time it is read, as a database fails over."""
+
+    def get(self, conversation_id, run_id, owner):
+        if not self.looks:
+            self.looks += 1
+            raise ConnectionError("the database is away")
+        return super().get(conversation_id, run_id, owner)
+
+
+def test_a_run_that_cannot_be_read_for_a_while_is_still_reported(make_slack_app, slack_api):
+    app = make_slack_app(SLACK_RUN_LEASE_SECONDS=0.3)
+    app.extensions[repro.EXTENSION] = BrieflyUnreadableRuns()
+    verdict, upload, _ = validate_and_wait(app.test_client(), slack_api, mention())
+    assert verdict.args["blocks"][0]["text"]["text"].startswith("*The short run reproduced the problem.*")
+    assert upload.args["thread_ts"] == "1700000000.000100"
+    deadline = time.monotonic() + 5
+    while stored(app, db.slack_run_reports) and time.monotonic() < deadline:  # settled just after the upload
+        time.sleep(0.05)
+    assert stored(app, db.slack_run_reports) == []
+
+
 def test_only_lapsed_reports_are_taken_over_and_each_by_one_holder(slack_app):
     minute = timedelta(minutes=1)
     with slack_app.app_context():

@@ -13,6 +13,7 @@ import logging
 import threading
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from flask import Flask
 from slack_sdk import WebClient
@@ -68,27 +69,45 @@ def _start(app: Flask, client: WebClient, stopping: threading.Event, report: Rep
 def _wait_and_post(app: Flask, client: WebClient, stopping: threading.Event, report: Report, holder: str) -> None:
     """Wait for the run to end, post its verdict and plot, and settle the report.
 
-    When the process is stopping, or another process holds the report now, leave it owed.
+    When the process is stopping, another process holds the report now, or the database cannot
+    be read, the report stays owed: a sweep takes it over once the lease lapses.
     """
     with app.app_context():
-        runs, lease = repro.reproductions(), _lease(app)
-        deadline = report.created_at + timedelta(seconds=app.config["SLACK_RUN_TIMEOUT"])
-        conversation_id, run_id, owner, thread = report.conversation_id, report.run_id, report.owner, report.thread
         try:
-            while (run := runs.get(conversation_id, run_id, owner)) is not None and run["status"] not in FINISHED:
-                if db.now() > deadline:
-                    run = {"status": "unfinished", "error": "it took longer than I wait for a short run"}
-                    break
-                if stopping.wait(app.config["SLACK_RUN_POLL_SECONDS"]) or \
-                        not store.renew(run_id, holder=holder, lease=lease):
-                    return
-            message = blocks.run_message(run or {"status": "lost", "error": f"the run {run_id} is no longer known"})
-            client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts, text=message.text,
-                                    blocks=message.blocks)
-            picture = runs.plot(conversation_id, run_id, owner) if run and run["status"] == "done" else None
-            if picture:
-                client.files_upload_v2(channel=thread.channel, thread_ts=thread.ts, file=picture,
-                                       filename=f"{run_id}.png", title="Loss during the short run")
+            run = _outcome(app, stopping, report, holder)
         except Exception:
-            log.exception("could not report run %s to Slack thread %s", run_id, thread)
-        store.settle(run_id, holder=holder)
+            log.exception("could not follow run %s for Slack thread %s", report.run_id, report.thread)
+            return
+        if run is None:
+            return
+        try:
+            _post(client, report, run)
+        except Exception:  # Slack refused it: trying again later would most likely fail the same way
+            log.exception("could not report run %s to Slack thread %s", report.run_id, report.thread)
+        store.settle(report.run_id, holder=holder)
+
+
+def _outcome(app: Flask, stopping: threading.Event, report: Report, holder: str) -> dict[str, Any] | None:
+    """The run once it has ended (or given up on); None when this watcher is to leave it."""
+    runs, lease = repro.reproductions(), _lease(app)
+    deadline = report.created_at + timedelta(seconds=app.config["SLACK_RUN_TIMEOUT"])
+    while (run := runs.get(report.conversation_id, report.run_id, report.owner)) is not None \
+            and run["status"] not in FINISHED:
+        if db.now() > deadline:
+            return {"status": "unfinished", "error": "it took longer than I wait for a short run"}
+        if stopping.wait(app.config["SLACK_RUN_POLL_SECONDS"]) or \
+                not store.renew(report.run_id, holder=holder, lease=lease):
+            return None
+    return run or {"status": "lost", "error": f"the run {report.run_id} is no longer known"}
+
+
+def _post(client: WebClient, report: Report, run: dict[str, Any]) -> None:
+    """The verdict into the thread, and the plot of the losses when the run is done."""
+    thread = report.thread
+    message = blocks.run_message(run)
+    client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts, text=message.text, blocks=message.blocks)
+    if run["status"] == "done":
+        picture = repro.reproductions().plot(report.conversation_id, report.run_id, report.owner)
+        if picture:
+            client.files_upload_v2(channel=thread.channel, thread_ts=thread.ts, file=picture,
+                                   filename=f"{report.run_id}.png", title="Loss during the short run")
