@@ -93,10 +93,6 @@ class History:
     #: ``remote_monitor``, ``tensorboard`` or ``lightning``.
     format: str
 
-    def value(self, epoch: int, name: str) -> float | None:
-        """A metric's value at one epoch; None when it was not reported."""
-        return self.columns[name][self.epochs.index(epoch)]
-
     def reported(self, name: str) -> list[tuple[int, float]]:
         """``(epoch, value)`` for every epoch that reported the metric; empty for a metric not in the history."""
         return [(epoch, value) for epoch, value in zip(self.epochs, self.columns.get(name, ())) if value is not None]

@@ -35,9 +35,14 @@ def keras3_epoch(epoch: int, epochs: int, *lines: str) -> str:
     return f"Epoch {epoch}/{epochs}\n" + "".join("\b" * 96 + "\r" + line for line in lines) + "\n"
 
 
+def value(history: History, epoch: int, name: str) -> float | None:
+    """A metric's value at one epoch; None when it was not reported."""
+    return history.columns[name][history.epochs.index(epoch)]
+
+
 def row(history: History, epoch: int) -> list[float | None]:
     """One epoch's values, in column order."""
-    return [history.value(epoch, name) for name in history.columns]
+    return [value(history, epoch, name) for name in history.columns]
 
 
 def assert_error(raw, *fragments: str) -> None:
@@ -64,18 +69,18 @@ def test_csvlogger_text():
     assert history.epochs == [1, 2, 3]
     assert list(history.columns) == ["accuracy", "learning_rate", "loss", "val_accuracy", "val_loss"]
     assert all(isinstance(value, float) for values in history.columns.values() for value in values if value)
-    assert history.value(1, "loss") == 0.6931
-    assert history.value(2, "val_loss") == 0.6932
-    assert history.value(3, "learning_rate") == 0.0001
+    assert value(history, 1, "loss") == 0.6931
+    assert value(history, 2, "val_loss") == 0.6932
+    assert value(history, 3, "learning_rate") == 0.0001
     assert history.where(3) == "epoch 3 of the uploaded CSVLogger file"
 
 
 def test_csvlogger_na_cells_are_not_present_but_reported_nan_is():
     history = parse_metrics(CSVLOGGER)
-    assert history.value(1, "val_loss") is None
-    assert math.isnan(history.value(2, "loss"))
-    assert history.value(3, "loss") == math.inf
-    assert history.value(3, "val_loss") == -math.inf
+    assert value(history, 1, "val_loss") is None
+    assert math.isnan(value(history, 2, "loss"))
+    assert value(history, 3, "loss") == math.inf
+    assert value(history, 3, "val_loss") == -math.inf
     assert None not in row(history, 3)
 
 
@@ -83,14 +88,14 @@ def test_csvlogger_bytes_with_bom_and_crlf():
     history = parse_metrics(CSVLOGGER.replace("\n", "\r\n").encode("utf-8-sig"), filename="training.log")
     assert history.format == "csvlogger"
     assert list(history.columns)[0] == "accuracy"
-    assert history.value(2, "val_loss") == 0.6932
+    assert value(history, 2, "val_loss") == 0.6932
 
 
 def test_csv_old_names_and_pandas_index_column():
     # pd.DataFrame(history.history).to_csv() writes an unnamed index column.
     history = parse_metrics(",loss,acc,val_loss,val_acc,lr\n0,0.7,0.5,0.71,0.48,0.01\n1,0.6,0.6,0.65,0.55,0.01\n")
     assert list(history.columns) == ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"]
-    assert history.value(2, "val_accuracy") == 0.55
+    assert value(history, 2, "val_accuracy") == 0.55
 
 
 def test_repeated_epochs_keep_the_last_reported_value():
@@ -118,7 +123,7 @@ def test_keras3_terminal_capture_with_ansi_codes_and_redraws():
     assert history.format == "console"
     assert list(history.columns) == ["accuracy", "loss", "val_accuracy", "val_loss"]
     assert row(history, 1) == [0.5012, 0.6931, 0.4950, 0.6932]
-    assert math.isnan(history.value(2, "loss"))
+    assert math.isnan(value(history, 2, "loss"))
     assert history.where(2) == "epoch 2 of the pasted console log"
 
 
@@ -134,25 +139,25 @@ def test_keras3_jupyter_paste_without_validation():
     history = parse_metrics(log)
     assert list(history.columns) == ["loss", "accuracy", "learning_rate"]
     assert history.columns["loss"] == [2.3026, 2.3026]
-    assert history.value(2, "accuracy") == 0.0998
+    assert value(history, 2, "accuracy") == 0.0998
 
 
 def test_keras3_verbose2_with_tensorflow_noise():
     history = parse_metrics(read("keras3_verbose2_colab.log"))
     assert history.epochs == [1, 2, 3, 4]
     assert list(history.columns) == ["accuracy", "loss", "recall", "val_accuracy", "val_loss", "val_recall"]
-    assert history.value(1, "val_accuracy") == 0.0
-    assert history.value(4, "val_loss") == 2.3351
+    assert value(history, 1, "val_accuracy") == 0.0
+    assert value(history, 4, "val_loss") == 2.3351
 
 
 def test_tf2_progress_bars_keep_only_each_epochs_final_line():
     history = parse_metrics(read("tf2_verbose1.log"))
     assert history.epochs == [1, 2, 3]
     assert row(history, 1) == [0.6951, 0.4950, 0.6932, 0.5]
-    assert history.value(2, "loss") == 0.6930
+    assert value(history, 2, "loss") == 0.6930
     # model.evaluate() output pasted after the last epoch does not replace it.
-    assert history.value(3, "accuracy") == 0.4987
-    assert math.isnan(history.value(3, "val_loss"))
+    assert value(history, 3, "accuracy") == 0.4987
+    assert math.isnan(value(history, 3, "val_loss"))
 
 
 def test_tf2_verbose2_with_trailing_timings():
@@ -162,9 +167,9 @@ def test_tf2_verbose2_with_trailing_timings():
         "Epoch 2/2\n25/25 - 0s - loss: 1.2345e-05 - accuracy: 0.5100 - val_loss: -3.2e+02 - val_accuracy: 0.5"
         " - 71ms/epoch - 3ms/step\n"
     )
-    assert history.value(1, "val_loss") == 0.6932
-    assert history.value(2, "loss") == 1.2345e-05
-    assert history.value(2, "val_loss") == -320.0
+    assert value(history, 1, "val_loss") == 0.6932
+    assert value(history, 2, "loss") == 1.2345e-05
+    assert value(history, 2, "val_loss") == -320.0
 
 
 def test_old_keras_acc_names_and_callback_messages():
@@ -172,7 +177,7 @@ def test_old_keras_acc_names_and_callback_messages():
     assert list(history.columns) == ["loss", "accuracy", "val_loss", "val_accuracy"]
     assert history.epochs == [1, 2, 3, 4]
     assert row(history, 1) == [1.43, 0.49, 1.2, 0.57]
-    assert history.value(4, "val_accuracy") == 0.66
+    assert value(history, 4, "val_accuracy") == 0.66
 
 
 def test_several_epochs_on_one_line():
@@ -192,7 +197,7 @@ def test_console_without_epoch_lines_counts_metric_lines():
     )
     assert history.epochs == [1, 2, 3]
     assert history.columns["loss"] == [0.6931, 0.65, 0.61]
-    assert history.value(3, "accuracy") == 0.66
+    assert value(history, 3, "accuracy") == 0.66
 
 
 @pytest.mark.parametrize("spelling, expected", [
@@ -200,9 +205,9 @@ def test_console_without_epoch_lines_counts_metric_lines():
 ])
 def test_console_non_finite_spellings(spelling, expected):
     history = parse_metrics(f"Epoch 1/1\n1/1 - 0s - loss: {spelling} - accuracy: 0.5\n")
-    value = history.value(1, "loss")
-    assert value is not None
-    assert math.isnan(value) if math.isnan(expected) else value == expected
+    loss = value(history, 1, "loss")
+    assert loss is not None
+    assert math.isnan(loss) if math.isnan(expected) else loss == expected
 
 
 # --- history.history, records, RemoteMonitor --------------------------------
@@ -218,8 +223,8 @@ def test_history_dict_with_none_and_non_finite_values():
     assert list(history.columns) == ["loss", "val_loss", "accuracy"]
     assert None not in history.columns["loss"]
     assert [value is not None for value in history.columns["val_loss"]] == [True, False, True, True, True]
-    assert history.value(3, "loss") == math.inf and history.value(4, "loss") == -math.inf
-    assert history.value(4, "val_loss") == math.inf
+    assert value(history, 3, "loss") == math.inf and value(history, 4, "loss") == -math.inf
+    assert value(history, 4, "val_loss") == math.inf
     assert history.where(1) == "epoch 1 of the history.history dict"
 
 
@@ -229,7 +234,7 @@ def test_history_as_json_text_with_nan_literals():
     history = parse_metrics(text)
     assert history.format == "history"
     assert list(history.columns) == ["loss", "val_accuracy", "auc"]
-    assert math.isnan(history.value(2, "loss"))
+    assert math.isnan(value(history, 2, "loss"))
 
 
 def test_accuracy_variant_kept_when_accuracy_exists():
@@ -250,22 +255,22 @@ def test_list_of_records():
     assert history.format == "records"
     assert history.epochs == [1, 2]
     assert history.columns["val_loss"] == [None, 0.65]
-    assert history.value(2, "val_loss") == 0.65
+    assert value(history, 2, "val_loss") == 0.65
     assert history.where(2) == "epoch 2 of the per-epoch records"
 
 
 def test_records_as_json_text_without_epoch_keys():
     history = parse_metrics('[{"loss": 0.7}, {"loss": 0.6}, {"loss": NaN}]')
     assert history.epochs == [1, 2, 3]
-    assert math.isnan(history.value(3, "loss"))
+    assert math.isnan(value(history, 3, "loss"))
 
 
 def test_remote_monitor_single_payload_with_string_numbers():
     history = parse_metrics({"epoch": "3", "loss": "0.5", "accuracy": "0.7", "val_loss": "nan"})
     assert history.format == "remote_monitor"
     assert history.epochs == [4]
-    assert history.value(4, "accuracy") == 0.7
-    assert math.isnan(history.value(4, "val_loss"))
+    assert value(history, 4, "accuracy") == 0.7
+    assert math.isnan(value(history, 4, "val_loss"))
     assert history.where(4) == "epoch 4 of the RemoteMonitor payloads"
 
 
@@ -275,7 +280,7 @@ def test_collected_remote_monitor_payloads_arrive_in_any_order():
         {"epoch": 0, "loss": "0.7", "acc": "0.5"},
     ])
     assert history.columns["loss"] == [0.7, 0.6]
-    assert history.value(1, "accuracy") == 0.5
+    assert value(history, 1, "accuracy") == 0.5
 
 
 # --- TensorBoard and Lightning exports --------------------------------------
@@ -286,7 +291,7 @@ def test_tensorboard_export_named_by_its_file():
     assert history.format == "tensorboard"
     assert list(history.columns) == ["val_accuracy"]
     assert history.epochs == [1, 2, 3, 4]
-    assert history.value(4, "val_accuracy") == 0.6000000238418579
+    assert value(history, 4, "val_accuracy") == 0.6000000238418579
     assert history.where(2) == "epoch 2 of the TensorBoard scalar export"
 
 
@@ -307,11 +312,11 @@ def test_lightning_sparse_rows_merge_per_epoch():
     assert history.format == "lightning"
     assert history.epochs == [1, 2, 3]
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.columns)
-    assert history.value(1, "loss") == 0.6923
-    assert history.value(2, "accuracy") == 0.6012
-    assert history.value(3, "val_loss") == 0.6602
-    assert history.value(3, "train_loss_step") == 0.6611
-    assert history.value(3, "loss") is None
+    assert value(history, 1, "loss") == 0.6923
+    assert value(history, 2, "accuracy") == 0.6012
+    assert value(history, 3, "val_loss") == 0.6602
+    assert value(history, 3, "train_loss_step") == 0.6611
+    assert value(history, 3, "loss") is None
     assert history.where(3) == "epoch 3 of the Lightning metrics.csv"
 
 
