@@ -22,8 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from assistant import create_app  # noqa: E402
-
-FINISHED = ("done", "failed", "cancelled")
+from assistant.repro import FINISHED  # noqa: E402
 
 
 def run_case(client, case: dict) -> dict:

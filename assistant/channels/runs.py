@@ -13,10 +13,9 @@ from typing import Any
 from flask import Response, current_app, g, request, stream_with_context, url_for
 
 from ..errors import ApiError
-from ..repro import IncompleteFacts, Reproductions, SpecError, reproductions
+from ..repro import FINISHED, IncompleteFacts, Reproductions, SpecError, reproductions
 from .api import FORM_TYPES, json_body, conversation_not_found, validated, bp
 
-FINISHED = ("done", "failed", "cancelled")
 #: How often the event stream looks at the run, and how often it sends a keep-alive comment.
 EVENT_POLL = 0.5
 KEEP_ALIVE = 15.0

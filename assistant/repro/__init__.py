@@ -15,10 +15,11 @@ from .. import conversations
 from ..evidence import gather
 from ..reasoning.knowledge import load_cached
 from . import experiments, store, verdict
+from .store import FINISHED
 from .backends import CeleryBackend, LocalBackend
 from .spec import Caps, IncompleteFacts, SpecError, build, sample_data
 
-__all__ = ["IncompleteFacts", "Reproductions", "SpecError", "init_app", "reproductions"]
+__all__ = ["FINISHED", "IncompleteFacts", "Reproductions", "SpecError", "init_app", "reproductions"]
 
 EXTENSION = "assistant.repro"
 DEFAULTS: dict[str, Any] = {

@@ -15,7 +15,9 @@ from sqlalchemy import ColumnElement, insert, select, update
 
 from .. import db
 
+#: A run's statuses while it may still change, and once it has ended.
 ACTIVE = ("queued", "running")
+FINISHED = ("done", "failed", "cancelled")
 #: A running job that has not reported for its wall-clock limit plus this long lost its worker.
 SILENCE = timedelta(seconds=60)
 

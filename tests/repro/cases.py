@@ -18,7 +18,6 @@ TINY = {
                 "class_counts": {"0": 100, "1": 100, "2": 100}, "feature_min": -3.1, "feature_max": 3.2,
                 "feature_mean": 0.0, "feature_std": 1.0, "missing_fraction": 0.0},
 }
-FINISHED = ("done", "failed", "cancelled")
 
 
 def wait_for(condition, timeout: float = 120.0, every: float = 0.2):

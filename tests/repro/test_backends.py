@@ -12,11 +12,11 @@ import pytest
 import redis
 
 from assistant import conversations
-from assistant.repro import EXTENSION, backends, store
+from assistant.repro import EXTENSION, FINISHED, backends, store
 from assistant.repro.experiments import Experiment
 from assistant.repro.spec import build
 from tests.helpers import redis_url
-from tests.repro.cases import FINISHED, TINY, model_json, wait_for, worker_pids
+from tests.repro.cases import TINY, model_json, wait_for, worker_pids
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -24,8 +24,6 @@ from .store import Report, Thread
 
 log = logging.getLogger(__name__)
 
-FINISHED = frozenset({"done", "failed", "cancelled"})
-
 
 def watch(app: Flask, client: WebClient, stopping: threading.Event, thread: Thread, conversation_id: str,
           owner: str, run_id: str) -> None:
@@ -92,7 +90,7 @@ def _outcome(app: Flask, stopping: threading.Event, report: Report, holder: str)
     runs, lease = repro.reproductions(), _lease(app)
     deadline = report.created_at + timedelta(seconds=app.config["SLACK_RUN_TIMEOUT"])
     while (run := runs.get(report.conversation_id, report.run_id, report.owner)) is not None \
-            and run["status"] not in FINISHED:
+            and run["status"] not in repro.FINISHED:
         if db.now() > deadline:
             return {"status": "unfinished", "error": "it took longer than I wait for a short run"}
         if stopping.wait(app.config["SLACK_RUN_POLL_SECONDS"]) or \
