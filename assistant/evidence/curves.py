@@ -144,14 +144,20 @@ def _shape_facts(out: _Collector, values: list[float], last_epoch: int, scale: f
                 last_epoch)
 
 
+def uniform_classes(loss: float) -> int | None:
+    """K when a loss sits at ln(K), the cross-entropy of a uniform guess over K classes; else None."""
+    if not 0.5 < loss < 12:
+        return None
+    k = round(math.exp(loss))
+    return k if k >= 2 and abs(loss - math.log(k)) <= UNIFORM_TOLERANCE * math.log(k) else None
+
+
 def _uniform_facts(out: _Collector, values: list[float], last_epoch: int) -> None:
     """A cross-entropy stuck at ln(K) means the model predicts 1/K for every class."""
     last = values[-1]
-    if not 0.5 < last < 12:
-        return
-    k = round(math.exp(last))
-    uniform = math.log(k)
-    if k >= 2 and abs(last - uniform) <= UNIFORM_TOLERANCE * uniform:
+    k = uniform_classes(last)
+    if k is not None:
+        uniform = math.log(k)
         if all(abs(value - uniform) <= 2 * UNIFORM_TOLERANCE * uniform for value in values[len(values) // 2:]):
             out.add("loss_at_uniform", True, f"loss {_fmt(last)} = ln {k}: the model predicts 1/{k} for every class",
                     last_epoch)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+from .curves import uniform_classes
+
 CROSS_ENTROPIES = {"binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
                    "binary_focal_crossentropy", "categorical_focal_crossentropy"}
 REGRESSION_LOSSES = {"mse", "mae", "mean_squared_error", "mean_absolute_error", "huber", "log_cosh",
@@ -154,10 +156,9 @@ def _said_curves(v: dict[str, Any]) -> dict[str, Any]:
         return {}
     out: dict[str, Any] = {measured: True for said, measured in SAID_FOR_MEASURED.items() if v.get(said) is True}
     stated = v.get("symptom_loss_value")
-    if isinstance(stated, (int, float)) and 0.5 < stated < 12:
-        k = round(math.exp(stated))
-        if k >= 2 and abs(stated - math.log(k)) <= 0.01 * math.log(k):
-            out.update(loss_at_uniform=True, uniform_classes=k)
+    k = uniform_classes(stated) if isinstance(stated, (int, float)) else None
+    if k is not None:
+        out.update(loss_at_uniform=True, uniform_classes=k)
     return out
 
 

@@ -20,8 +20,7 @@ import numbers
 import re
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Iterable, Mapping
-
+from typing import Any, Callable, Mapping
 
 from . import vocabulary
 from .facts import EvidenceError, Fact

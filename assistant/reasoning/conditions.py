@@ -22,14 +22,6 @@ COMPARISONS = {
 }
 
 
-def evaluate(cond: Condition, values: Mapping[str, Any]) -> bool | None:
-    """True, False, or None when the facts needed to decide are unknown.
-
-    For a one-off test; the knowledge base compiles the conditions it evaluates on every turn.
-    """
-    return compile_condition(cond)(values)
-
-
 def compile_condition(cond: Condition) -> Predicate:
     """The condition as a function of the facts, built once so a turn pays no interpretation."""
     if "all" in cond or "any" in cond:

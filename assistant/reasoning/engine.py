@@ -14,7 +14,7 @@ from typing import Any, Collection, Mapping
 
 from ..evidence.derive import derive
 from ..evidence.facts import Facts
-from .conditions import NOT_OBSERVED, Condition, facts_in, references
+from .conditions import NOT_OBSERVED, Condition, facts_in
 from .knowledge import Branch, Cause, KnowledgeBase, Rule
 
 #: Softmax temperature: larger spreads confidence more evenly. 1.4 gives an expected calibration
@@ -136,15 +136,19 @@ class _Scoring:
     @classmethod
     def of(cls, kb: KnowledgeBase, values: Mapping[str, Any],
            readings: list[tuple[float, str]] | None = None) -> "_Scoring":
-        return cls([test(values) is True for _, _, test, _ in kb.rules],
+        return cls([rule.test(values) is True for _, _, rule, _ in kb.rules],
                    {tid: _tree_scores(kb, values, tid, readings) for tid in kb.trees})
 
     def changed(self, kb: KnowledgeBase, values: Mapping[str, Any], keys: set[str]) -> "_Scoring":
-        hits = [test(values) is True if names & keys else hit
-                for (_, _, test, names), hit in zip(kb.rules, self.hits)]
+        hits = [rule.test(values) is True if names & keys else hit
+                for (_, _, rule, names), hit in zip(kb.rules, self.hits)]
         trees = {tid: _tree_scores(kb, values, tid) if kb.tree_facts[tid] & keys else weights
                  for tid, weights in self.trees.items()}
         return _Scoring(hits, trees)
+
+    def held(self, kb: KnowledgeBase) -> set[int]:
+        """The rules that hold, by identity (a rule's condition is a dict, so rules do not hash)."""
+        return {id(rule) for (_, _, rule, _), hit in zip(kb.rules, self.hits) if hit}
 
     def scores(self, kb: KnowledgeBase) -> dict[str, float]:
         scores = {cid: cause.prior for cid, cause in kb.causes.items()}
@@ -172,29 +176,6 @@ def _all_values(facts: Facts) -> dict[str, Any]:
     values = facts.values()
     values.update(derive(values))
     return values
-
-
-def _hypotheses(kb: KnowledgeBase, name: str) -> list[Any]:
-    """Representative answers to a question: its choices, or one value per threshold interval."""
-    spec = kb.facts[name]
-    if spec["type"] == "boolean":
-        return [True, False]
-    if spec["type"] == "text":
-        refs = {v for c in kb.causes.values() for r in (*c.supports, *c.contradicts)
-                for f, op, ref in references(r.when) if f == name
-                for v in (ref if isinstance(ref, list) else [ref])}
-        return sorted(refs | set(spec.get("choices", [])) | {"__other__"}, key=str)
-    if spec["type"] == "mapping":
-        return []
-    cuts = sorted({float(ref) for c in kb.causes.values() for r in (*c.supports, *c.contradicts)
-                   for f, op, ref in references(r.when)
-                   if f == name and op in ("above", "below", "at_least", "at_most")})
-    if not cuts:
-        return []
-    points = [cuts[0] / 2 if cuts[0] > 0 else cuts[0] - 1]
-    points += [(a + b) / 2 for a, b in zip(cuts, cuts[1:])]
-    points.append(cuts[-1] * 2 if cuts[-1] > 0 else cuts[-1] + 1)
-    return points
 
 
 def _answer_odds(scores: Mapping[str, float], outcomes: list[dict[str, float]],
@@ -230,7 +211,7 @@ def _questions(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring:
     base, scores = _entropy(probs), scoring.scores(kb)
     questions = []
     for name in candidates:
-        answers = _hypotheses(kb, name)
+        answers = kb.answers.get(name, [])
         if not answers:
             continue
         outcomes = []
@@ -249,10 +230,10 @@ def _questions(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring:
     return questions[:MAX_QUESTIONS]
 
 
-def _trail(rules: tuple[Rule, ...], values: Mapping[str, Any], shown: _Shown, facts: Facts) -> list[str]:
+def _trail(rules: tuple[Rule, ...], held: set[int], shown: _Shown, facts: Facts) -> list[str]:
     """The sentences of the rules that hold, or the user's own numbers behind them."""
     said = [r.says.format_map(shown) if r.says else "; ".join(_cite(r.when, facts))
-            for r in rules if r.test(values)]
+            for r in rules if id(r) in held]
     return [s for s in dict.fromkeys(said) if s]
 
 
@@ -263,9 +244,9 @@ def diagnose(kb: KnowledgeBase, facts: Facts, *, declined: Collection[str] = ())
     scoring = _Scoring.of(kb, values, readings)
     scores = scoring.scores(kb)
     probs = _softmax(scores)
-    shown = _Shown(values)
-    beliefs = sorted((Belief(cause, scores[cid], probs[cid], _trail(cause.supports, values, shown, facts),
-                             _trail(cause.contradicts, values, shown, facts)) for cid, cause in kb.causes.items()),
+    shown, held = _Shown(values), scoring.held(kb)
+    beliefs = sorted((Belief(cause, scores[cid], probs[cid], _trail(cause.supports, held, shown, facts),
+                             _trail(cause.contradicts, held, shown, facts)) for cid, cause in kb.causes.items()),
                      key=lambda b: (-b.confidence, b.cause.id))
     sure = [text.format_map(shown) for share, text in readings if share >= 0.99]
     questions = [] if beliefs[0].confidence >= ASK_BELOW else _questions(kb, facts, values, scoring, probs, declined)

@@ -76,8 +76,10 @@ class KnowledgeBase:
     directory: Path
     #: input facts each cause's rules mention: where the questions come from.
     asks: dict[str, set[str]] = field(default_factory=dict)
-    #: every rule as (cause, signed weight, compiled condition, facts it reads), for incremental scoring.
-    rules: list[tuple[str, float, Predicate, frozenset[str]]] = field(default_factory=list)
+    #: every rule as (cause, signed weight, rule, facts it reads), for incremental scoring.
+    rules: list[tuple[str, float, Rule, frozenset[str]]] = field(default_factory=list)
+    #: representative answers to each input fact's question, for weighing what asking would gain.
+    answers: dict[str, list[Any]] = field(default_factory=dict)
     #: each tree compiled: its applicability test (None: it always applies) and its root.
     decisions: dict[str, tuple[Predicate | None, Branch | dict[str, Any]]] = field(default_factory=dict)
     #: the facts each tree reads, its applicability test included.
@@ -139,8 +141,9 @@ def load(directory: Path | str = DEFAULT_DIR) -> KnowledgeBase:
     kb = KnowledgeBase(facts_doc["facts"], causes, trees, snippets, directory)
     kb.asks = {c.id: {f for r in (*c.supports, *c.contradicts) for f in facts_in(r.when) if kb.askable(f)}
                for c in causes.values()}
-    kb.rules = [(c.id, sign * r.weight, r.test, frozenset(facts_in(r.when)))
+    kb.rules = [(c.id, sign * r.weight, r, frozenset(facts_in(r.when)))
                 for c in causes.values() for sign, rules in ((1, c.supports), (-1, c.contradicts)) for r in rules]
+    kb.answers = {name: _answers(kb, name) for name in kb.facts if kb.askable(name)}
     kb.tree_facts = {tid: frozenset(f for _, path in walk(t["root"]) for _, cond in path for f in facts_in(cond))
                      | frozenset(facts_in(t.get("applies_when", {}))) for tid, t in trees.items()}
     kb.decisions = {tid: (compile_condition(t["applies_when"]) if "applies_when" in t else None, Branch.of(t["root"]))
@@ -156,6 +159,26 @@ def load_cached(directory: str = str(DEFAULT_DIR)) -> KnowledgeBase:
     if problems:
         raise KnowledgeError("\n".join(problems))
     return kb
+
+
+def _answers(kb: KnowledgeBase, name: str) -> list[Any]:
+    """Representative answers to a question: its choices, or one value per threshold interval."""
+    spec = kb.facts[name]
+    if spec["type"] == "boolean":
+        return [True, False]
+    if spec["type"] == "mapping":
+        return []
+    refs = [(op, ref) for _, _, rule, _ in kb.rules for fact, op, ref in references(rule.when) if fact == name]
+    if spec["type"] == "text":
+        said = {v for _, ref in refs for v in (ref if isinstance(ref, list) else [ref])}
+        return sorted(said | set(spec.get("choices", [])) | {"__other__"}, key=str)
+    cuts = sorted({float(ref) for op, ref in refs if op in ("above", "below", "at_least", "at_most")})
+    if not cuts:
+        return []
+    points = [cuts[0] / 2 if cuts[0] > 0 else cuts[0] - 1]
+    points += [(a + b) / 2 for a, b in zip(cuts, cuts[1:])]
+    points.append(cuts[-1] * 2 if cuts[-1] > 0 else cuts[-1] + 1)
+    return points
 
 
 def walk(node: dict[str, Any], path: tuple[Condition | tuple[str, Condition], ...] = ()):

@@ -18,9 +18,8 @@ from ..evidence import gather
 from ..evidence.curves import FLAT_CHANGE
 from ..evidence.derive import derive
 from ..evidence.facts import Fact, Facts
-from ..reasoning.conditions import evaluate
 from ..reasoning.engine import diagnose
-from ..reasoning.knowledge import KnowledgeBase, load_cached
+from ..reasoning.knowledge import Branch, KnowledgeBase, load_cached
 from .experiments import MEASURES, Catalog, Experiment, clearly_better, load_cached as load_catalog
 
 #: Internals of the baseline run that become facts: summary key → fact.
@@ -33,11 +32,14 @@ STAYED = FLAT_CHANGE
 STARTED = 0.05
 
 
-def leaf(tree: Mapping[str, Any], values: Mapping[str, Any]) -> str:
-    """The leaf of a triage tree that the values reach; a sign that cannot be measured counts as absent."""
-    node = tree["root"]
-    while "leaf" not in node:
-        node = node["then" if evaluate(node["test"], values) else "else"]
+def leaf(root: Branch | dict[str, Any], values: Mapping[str, Any]) -> str:
+    """The leaf of a compiled triage tree (``KnowledgeBase.decisions``) that the values reach.
+
+    A sign that cannot be measured counts as absent: an unknown test takes the else branch.
+    """
+    node = root
+    while isinstance(node, Branch):
+        node = node.then if node.test(values) else node.otherwise
     return node["leaf"]
 
 
@@ -136,9 +138,9 @@ def _run_values(kb: KnowledgeBase, known: Mapping[str, Any], history: Mapping[st
 def reported(kb: KnowledgeBase, catalog: Catalog, known: Mapping[str, Any]) -> frozenset[str]:
     """The curves-tree leaves that stand for what the user reported: their history's, and their words'."""
     values = {**known, **derive(dict(known))}
-    leaves = set(catalog.symptoms.get(leaf(kb.trees["words"], values), ()))
+    leaves = set(catalog.symptoms.get(leaf(kb.decisions["words"][1], values), ()))
     if values.get("epochs_run") is not None:
-        leaves.add(leaf(kb.trees["curves"], values))
+        leaves.add(leaf(kb.decisions["curves"][1], values))
     return frozenset(leaves)
 
 
@@ -162,7 +164,7 @@ def analyse(facts: Facts, experiments: Sequence[Experiment], results: Mapping[st
         if not result.get("history", {}).get("loss"):
             return Outcome(experiment, result, None, {})
         values = _run_values(kb, known, result["history"])
-        return Outcome(experiment, result, leaf(kb.trees["curves"], values), values)
+        return Outcome(experiment, result, leaf(kb.decisions["curves"][1], values), values)
 
     by_kind: dict[str, list[Outcome]] = {"baseline": [], "fix": [], "check": []}
     for experiment in experiments:

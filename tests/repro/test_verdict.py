@@ -6,7 +6,7 @@ import pytest
 from assistant import conversations
 from assistant.evidence import gather
 from assistant.evidence.facts import Facts
-from assistant.reasoning.knowledge import load_cached
+from assistant.reasoning.knowledge import Branch, load_cached
 from assistant.repro import store, verdict
 from assistant.repro.experiments import Experiment, load, variant
 from assistant.repro.spec import Caps, build
@@ -63,8 +63,9 @@ def test_a_runs_course_in_words(history, words):
 def test_a_sign_that_cannot_be_measured_counts_as_absent():
     tree = {"root": {"test": {"fact": "val_accuracy_max", "below": 0.05}, "then": {"leaf": "zero"},
                      "else": {"leaf": "other"}}}
-    assert verdict.leaf(tree, {}) == "other"
-    assert verdict.leaf(tree, {"val_accuracy_max": 0.0}) == "zero"
+    root = Branch.of(tree["root"])
+    assert verdict.leaf(root, {}) == "other"
+    assert verdict.leaf(root, {"val_accuracy_max": 0.0}) == "zero"
 
 
 def test_what_the_user_reported_comes_from_their_history_and_their_words():
