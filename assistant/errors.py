@@ -33,10 +33,7 @@ def _api_error(error: ApiError) -> Response:
 
 
 def _evidence_error(error: EvidenceError) -> Response:
-    message = error.message
-    if error.field and not message.startswith(error.field):
-        message = f"{error.field}: {message}"
-    return error_response(400, "bad_input", message)
+    return error_response(400, "bad_input", error.described())
 
 
 def _http_error(error: HTTPException) -> Response:

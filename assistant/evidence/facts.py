@@ -13,6 +13,12 @@ class EvidenceError(ValueError):
         self.message = message
         self.field = field
 
+    def described(self) -> str:
+        """The message, led by the field it is about unless it already names it."""
+        if self.field and not self.message.startswith(self.field):
+            return f"{self.field}: {self.message}"
+        return self.message
+
 
 @dataclass(frozen=True)
 class Fact:

@@ -67,8 +67,8 @@ class Reproductions:
             spec = build(values, metrics=_tracked_metrics(conversation_id, owner), model_json=model_json,
                          sample=rows, caps=limits)
         except IncompleteFacts as missing:
-            conversations.add_findings(conversation_id, owner, {"reproduction": "requested"}, [],
-                                       verdict.ask_for_missing(missing.missing))
+            missing.reply = conversations.add_findings(conversation_id, owner, {"reproduction": "requested"}, [],
+                                                       verdict.ask_for_missing(missing.missing))
             raise
         planned = experiments.plan(spec, conversation.facts, load_cached(), experiments.load_cached(), limits)
         run = store.create(conversation_id, owner, self.backend.name, [e.to_json() for e in planned],

@@ -52,6 +52,8 @@ class IncompleteFacts(SpecError):
 
     def __init__(self, missing: Sequence[str]) -> None:
         self.missing = list(missing)
+        #: The reply that asks for them, once the conversation has stored it.
+        self.reply: dict[str, Any] | None = None
         super().__init__("to build your model I still need: " + ", ".join(self.missing))
 
 

@@ -23,7 +23,6 @@ MESSAGE_BUDGET = 10_000
 #: What one reply shows at most, and each piece's share of the budget.
 MAX_CAUSES = 4
 MAX_EVIDENCE = 3
-MAX_QUESTIONS = 3
 MAX_CHOICES = 6
 TITLE_LIMIT = 100
 ITEM_LIMIT = 200
@@ -146,7 +145,7 @@ def reply_message(reply: Mapping[str, Any], *, runs: bool, note: str | None = No
     then the least likely causes are left out; the top cause and first question always fit.
     """
     causes = list(reply["causes"][:MAX_CAUSES])
-    questions = list(reply["questions"][:MAX_QUESTIONS])
+    questions = list(reply["questions"])  # the engine asks three at most
     while True:
         message = _reply_message(causes, questions, runs=runs, note=note)
         if len(json.dumps(message.blocks)) <= MESSAGE_BUDGET or len(causes) + len(questions) <= 2:

@@ -199,8 +199,8 @@ def on_validate(body: dict[str, Any], context: BoltContext, client: WebClient) -
         try:
             run = reproductions.start(conversation_id, _owner(context))
         except repro.IncompleteFacts as missing:  # the conversation has asked for them: show those questions
-            latest = conversations.transcript(conversation_id, _owner(context))["turns"][-1]["body"]
-            _post_reply(client, thread, latest, note=blocks.escape(str(missing)))
+            if missing.reply is not None:
+                _post_reply(client, thread, missing.reply, note=blocks.escape(str(missing)))
             return
         client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts,
                                 text=f"<@{body['user']['id']}> started a short run ({run['id']}). "
@@ -277,8 +277,7 @@ def _answering(client: WebClient, thread: Thread) -> Iterator[None]:
     try:
         yield
     except EvidenceError as error:
-        where = f"{error.field}: " if error.field and not error.message.startswith(error.field) else ""
-        text = f"I could not read that: {where}{error.message}"
+        text = f"I could not read that: {error.described()}"
     except (conversations.Conflict, repro.SpecError) as error:  # both say what to do, for the user
         text = str(error)
     except Exception:
