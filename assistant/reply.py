@@ -15,6 +15,7 @@ import jinja2
 
 from .evidence.derive import REGRESSION_LOSSES
 from .evidence.facts import Facts
+from .evidence.keras_names import LOSS_CLASSES, OPTIMIZER_CLASSES
 from .reasoning.engine import Belief, Diagnosis, diagnose
 from .reasoning.knowledge import KnowledgeBase, load_cached
 
@@ -22,17 +23,11 @@ from .reasoning.knowledge import KnowledgeBase, load_cached
 SHOWN = 3
 ALSO_SHOWN_ABOVE = 0.15
 
-OPTIMIZER_CLASSES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop", "nadam": "Nadam",
-                     "adagrad": "Adagrad", "adamax": "Adamax", "adadelta": "Adadelta", "ftrl": "Ftrl",
-                     "lion": "Lion"}
 #: Optimizers whose ``momentum`` a snippet keeps when it builds the user's optimizer anew.
 WITH_MOMENTUM = {"sgd", "rmsprop"}
 #: Activations a snippet may give a rebuilt layer: Keras 3 names, so a user's odd name cannot break the code.
 ACTIVATIONS = {"elu", "gelu", "leaky_relu", "linear", "mish", "relu", "relu6", "selu", "sigmoid", "softplus",
                "softsign", "swish", "tanh"}
-#: The classes a snippet builds when the output layer emits logits and the loss needs ``from_logits=True``.
-LOSS_CLASSES = {"binary_crossentropy": "BinaryCrossentropy", "categorical_crossentropy": "CategoricalCrossentropy",
-                "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy"}
 
 
 def _py(value: Any) -> str:

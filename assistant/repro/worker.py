@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 from sklearn.datasets import make_classification, make_moons, make_regression
 
+from ..evidence.keras_names import LOSS_CLASSES, OPTIMIZER_CLASSES
 from .plot import curves_png
 from .spec import RunSpec, check_model_json
 
@@ -151,13 +152,6 @@ def build_model(spec: RunSpec) -> Any:
     return keras.Sequential(layers)
 
 
-_LOSS_CLASSES = {"binary_crossentropy": "BinaryCrossentropy", "categorical_crossentropy": "CategoricalCrossentropy",
-                 "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy",
-                 "binary_focal_crossentropy": "BinaryFocalCrossentropy",
-                 "categorical_focal_crossentropy": "CategoricalFocalCrossentropy"}
-_OPTIMIZER_CLASSES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop", "nadam": "Nadam",
-                      "adagrad": "Adagrad", "adamax": "Adamax", "adadelta": "Adadelta", "ftrl": "Ftrl", "lion": "Lion"}
-
 
 def compile_model(model: Any, spec: RunSpec) -> Any:
     """Compile as the user did; returns the loss object, which the internals reuse."""
@@ -167,9 +161,9 @@ def compile_model(model: Any, spec: RunSpec) -> Any:
         options["momentum"] = training.momentum
     if training.clipnorm:
         options["clipnorm"] = training.clipnorm
-    optimizer = getattr(keras.optimizers, _OPTIMIZER_CLASSES[training.optimizer])(**options)
-    if training.loss in _LOSS_CLASSES:
-        loss = getattr(keras.losses, _LOSS_CLASSES[training.loss])(from_logits=training.from_logits)
+    optimizer = getattr(keras.optimizers, OPTIMIZER_CLASSES[training.optimizer])(**options)
+    if training.loss in LOSS_CLASSES:
+        loss = getattr(keras.losses, LOSS_CLASSES[training.loss])(from_logits=training.from_logits)
     else:
         loss = keras.losses.get(training.loss)
     binary = spec.data.task == "binary_classification"
