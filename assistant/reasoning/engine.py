@@ -203,26 +203,31 @@ def _answer_odds(scores: Mapping[str, float], outcomes: list[dict[str, float]],
     return odds
 
 
+def _gain(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring: _Scoring, probs: dict[str, float],
+          name: str, answers: list[Any]) -> float:
+    """The expected drop in the entropy over causes once ``name`` is known to be one of ``answers``."""
+    outcomes = []
+    for answer in answers:
+        trial = facts.values()
+        trial[name] = answer
+        trial.update(derive(trial))
+        changed = {k for k in trial.keys() | values.keys() if trial.get(k) != values.get(k)}
+        outcomes.append(scoring.changed(kb, trial, changed).scores(kb))
+    likely = _answer_odds(scoring.scores(kb), outcomes, probs)
+    return _entropy(probs) - sum(p * _entropy(_softmax(outcome)) for p, outcome in zip(likely, outcomes))
+
+
 def _questions(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring: _Scoring,
                probs: dict[str, float], declined: Collection[str]) -> list[Question]:
     leaders = sorted(probs, key=probs.get, reverse=True)[:LEADERS]
     candidates = sorted({f for cid in leaders for f in kb.asks.get(cid, ())}
                         - set(facts.values()) - set(declined))
-    base, scores = _entropy(probs), scoring.scores(kb)
     questions = []
     for name in candidates:
         answers = kb.answers.get(name, [])
         if not answers:
             continue
-        outcomes = []
-        for answer in answers:
-            trial = facts.values()
-            trial[name] = answer
-            trial.update(derive(trial))
-            changed = {k for k in trial.keys() | values.keys() if trial.get(k) != values.get(k)}
-            outcomes.append(scoring.changed(kb, trial, changed).scores(kb))
-        likely = _answer_odds(scores, outcomes, probs)
-        gain = base - sum(p * _entropy(_softmax(outcome)) for p, outcome in zip(likely, outcomes))
+        gain = _gain(kb, facts, values, scoring, probs, name, answers)
         if gain >= MIN_GAIN:
             spec = kb.facts[name]
             questions.append(Question(name, spec["question"], tuple(map(str, spec.get("choices", ()))), gain))

@@ -2,8 +2,8 @@
 
 The cause → fix mapping and the checks are data (``knowledge/experiments.yaml``); this module
 loads and validates them, turns them into run specs, and plans a run: the baseline, the fix of
-each leading cause, and the checks whose answer best separates the leading causes (the same
-expected-entropy rule the assistant uses to pick its questions).
+each leading cause, and the checks whose answer best separates the leading causes (expected
+entropy, as for the assistant's questions, but with a check's outcomes weighed evenly).
 """
 from __future__ import annotations
 
