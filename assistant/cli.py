@@ -35,7 +35,9 @@ def serve(info: ScriptInfo, bind: str | None, workers: int | None, threads: int 
     Further options go to gunicorn as they are, e.g. ``assistant serve --timeout 120``.
     """
     if dev:
-        host, _, port = (bind or os.environ.get("ASSISTANT_BIND", "127.0.0.1:8000")).rpartition(":")
+        from . import serving  # gunicorn's settings module: its bind default is the one to use
+
+        host, _, port = (bind or serving.bind).rpartition(":")
         info.load_app().run(host=host, port=int(port))
         return
     chosen = [f"--{name}={value}" for name, value in (("bind", bind), ("workers", workers), ("threads", threads))

@@ -153,9 +153,8 @@ def _improved(fixed: Outcome, baseline: Outcome) -> bool:
 
 
 def analyse(facts: Facts, experiments: Sequence[Experiment], results: Mapping[str, Mapping[str, Any]],
-            source: str, kb: KnowledgeBase | None = None, catalog: Catalog | None = None) -> Analysis:
+            source: str, kb: KnowledgeBase, catalog: Catalog) -> Analysis:
     """Compare every run with the symptom and the baseline, and gather the facts the run established."""
-    kb, catalog = kb or load_cached(), catalog or load_catalog()
     known = facts.values()
     symptom = reported(kb, catalog, known)
 
@@ -299,9 +298,9 @@ def conclude(run: Mapping[str, Any], results: Mapping[str, Mapping[str, Any]]) -
     }
 
 
-def ask_for_missing(missing: Sequence[str], kb: KnowledgeBase | None = None):
+def ask_for_missing(missing: Sequence[str]):
     """An ``explain`` for :func:`conversations.add_findings` that asks for the facts a run still needs."""
-    kb = kb or load_cached()
+    kb = load_cached()
 
     def explain(reply: dict[str, Any], facts: Facts) -> dict[str, Any]:
         questions = [{"id": f"q-{key}", "fact": key, "text": kb.facts[key]["question"],
