@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -34,10 +33,9 @@ from flask import Flask, request
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.loopback import Client, Gunicorn, gunicorn  # noqa: E402
-from benchmarks.turn_latency import history  # noqa: E402
+from benchmarks.turn_latency import diagnosis, percentiles  # noqa: E402
 
-DIAGNOSIS = {"symptom": "my loss goes down slowly and val loss goes up", "metrics": history(500),
-             "training": {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 32}}
+DIAGNOSIS = diagnosis(500)
 DIAGNOSIS_BODY = json.dumps(DIAGNOSIS).encode()
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICK = os.sysconf("SC_CLK_TCK")
@@ -106,10 +104,9 @@ def measure(server: Gunicorn, name: str, request: Callable[[Client], object], ar
     cpu = cpu_seconds(workers)
     latencies = asyncio.run(drive(server.port, request, args.connections, args.seconds))
     cpu = cpu_seconds(workers) - cpu
-    ordered = sorted(latencies)
+    p50, p99 = percentiles(latencies)
     rps = len(latencies) / args.seconds
-    print(f"{name:<46} {rps:8.1f} req/s   p50 {statistics.median(ordered) * 1000:6.1f} ms"
-          f"   p99 {ordered[int(0.99 * (len(ordered) - 1))] * 1000:6.1f} ms"
+    print(f"{name:<46} {rps:8.1f} req/s   p50 {p50:6.1f} ms   p99 {p99:6.1f} ms"
           f"   worker CPU {cpu / len(latencies) * 1000:5.2f} ms/request   ({len(latencies)} requests)")
     return rps
 

@@ -28,7 +28,14 @@ def history(epochs: int) -> dict[str, list[float]]:
     return {"loss": loss, "val_loss": val, "accuracy": [min(0.99, 0.1 + e / epochs) for e in range(epochs)]}
 
 
+def diagnosis(epochs: int) -> dict:
+    """The body of a diagnosis turn with an ``epochs``-long history: what both benchmarks send."""
+    return {"symptom": "my loss goes down slowly and val loss goes up", "metrics": history(epochs),
+            "training": {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 32}}
+
+
 def percentiles(samples: list[float]) -> tuple[float, float]:
+    """The median and the 99th percentile of durations in seconds, in milliseconds."""
     ordered = sorted(samples)
     return statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000
 
@@ -59,8 +66,7 @@ def main() -> None:
         app = create_app({"DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite"})
         client = app.test_client()
         for epochs in (10, 100, 500, 1000):
-            body = {"symptom": "my loss goes down slowly and val loss goes up", "metrics": history(epochs),
-                    "training": {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 32}}
+            body = diagnosis(epochs)
             samples = timed(lambda: client.post("/api/v1/conversations", json=body), args.repeats)
             t50, t99 = percentiles(samples)
             print(f"{f'diagnosis turn, {epochs} epochs':<34} p50 {t50:7.2f} ms   p99 {t99:7.2f} ms"

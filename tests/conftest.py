@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from assistant import db
-from tests.helpers import app_factory
+from tests.helpers import app_factory, serving
 
 POSTGRES_URL = os.environ.get("ASSISTANT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -68,6 +68,33 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A fresh app on SQLite served on a loopback port while the test runs: (the app, its base URL)."""
+    with app_factory(DATABASE_URL=f"sqlite:///{tmp_path / 'live.sqlite'}") as make:
+        app = make()
+        with serving(app) as url:
+            yield app, url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis (``ASSISTANT_TEST_REDIS_URL``, else database 15 on the local server); skips where none answers.
+
+    CI starts one, so there a missing Redis fails the test instead of skipping it.
+    """
+    import redis  # from celery[redis], an extra: imported only by the tests that ask for Redis
+
+    url = os.environ.get("ASSISTANT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        if os.environ.get("CI"):
+            pytest.fail(f"no Redis at {url}")
+        pytest.skip(f"no Redis at ASSISTANT_TEST_REDIS_URL ({url})")
+    return url
 
 
 @pytest.fixture

@@ -1,13 +1,24 @@
 """Assertions and servers shared by the test modules."""
 from __future__ import annotations
 
-import os
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
+
+if TYPE_CHECKING:
+    from assistant.evidence.facts import Facts
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The ``shared/`` folder (public evaluation cases, the contract): in the checkout, else beside it; None without one.
+SHARED = next((path for path in (ROOT / "shared", ROOT.parent / "shared") if path.is_dir()), None)
+#: The public evaluation cases, ``shared/cases``; None where they are not checked out.
+CASES = SHARED / "cases" if SHARED is not None and (SHARED / "cases").is_dir() else None
 
 
 def assert_error(response: TestResponse, status: int, code: str) -> str:
@@ -21,6 +32,24 @@ def assert_error(response: TestResponse, status: int, code: str) -> str:
     return body["error"]["message"]
 
 
+def assert_fits(schema: str, body) -> None:
+    """The body fits the named schema of the API's own OpenAPI document."""
+    from assistant.channels.api import schema_validator
+
+    errors = [error.message for error in schema_validator(schema).iter_errors(body)]
+    assert not errors, errors
+
+
+def facts_from(**inputs) -> Facts:
+    """The facts of a new conversation after one turn with these inputs (``gather``'s keyword arguments)."""
+    from assistant.evidence import gather
+    from assistant.evidence.facts import Facts
+
+    facts = Facts()
+    facts.update(gather(**inputs).facts)
+    return facts
+
+
 @contextmanager
 def serving(app) -> Iterator[str]:
     """Serve a WSGI app on a free loopback port while the block runs; yields its base URL."""
@@ -32,6 +61,14 @@ def serving(app) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join()
+
+
+@contextmanager
+def refused_url() -> Iterator[str]:
+    """An http URL on 127.0.0.1 whose port stays bound, and not listening, while the block runs: connecting is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 class ParkedRuns:
@@ -49,24 +86,6 @@ def park_runs(app):
 
     app.extensions[repro.EXTENSION].backend = ParkedRuns()
     return app
-
-
-def redis_url() -> str | None:
-    """The test Redis (``ASSISTANT_TEST_REDIS_URL``, else database 15 on the local server), or None where none answers.
-
-    CI starts one, so there a missing Redis fails the test instead of skipping it.
-    """
-    import pytest
-    import redis
-
-    url = os.environ.get("ASSISTANT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-    except redis.RedisError:
-        if os.environ.get("CI"):
-            pytest.fail(f"no Redis at {url}")
-        return None
-    return url
 
 
 @contextmanager

@@ -3,16 +3,13 @@ from __future__ import annotations
 
 import ast
 
-from assistant.evidence import gather
-from assistant.evidence.facts import Facts
 from assistant.reasoning.knowledge import load_cached
 from assistant.reply import compose, render_snippet
+from tests.helpers import facts_from
 
 
 def reply_for(**inputs):
-    facts = Facts()
-    facts.update(gather(**inputs).facts)
-    return compose(facts)
+    return compose(facts_from(**inputs))
 
 
 def test_reply_has_the_contract_shape_and_markdown():
@@ -36,16 +33,18 @@ def test_snippet_uses_the_users_learning_rate():
 
 
 def test_class_weights_come_from_the_users_class_counts():
-    reply = reply_for(symptom="accuracy is 95% but recall is 0", metrics={"loss": [0.5, 0.3], "accuracy": [0.95, 0.95]},
-                      dataset={"class_counts": {"0": 1425, "1": 75}, "task": "binary_classification"})
+    reply = reply_for(symptom="accuracy is 90% but recall is 0", metrics={"loss": [0.5, 0.3], "accuracy": [0.9, 0.9]},
+                      dataset={"class_counts": {"0": 900, "1": 100}, "task": "binary_classification"})
     code = next(c for c in reply["causes"] if c["id"] == "class_imbalance")["snippet"]["code"]
-    assert "class_weight = {0: 0.5263, 1: 10}" in code
+    assert "class_weight = {0: 0.5556, 1: 5}" in code
 
 
 def test_class_labels_that_are_no_class_index_leave_the_weights_to_the_session():
-    reply = reply_for(symptom="accuracy is 95% but recall is 0",
-                      dataset={"class_counts": {"0": 1425, "inf": 75}, "task": "binary_classification"})
+    reply = reply_for(symptom="accuracy is 90% but recall is 0",
+                      dataset={"class_counts": {"0": 900, "inf": 100}, "task": "binary_classification"})
     assert all(ast.parse(cause["snippet"]["code"]) for cause in reply["causes"])
+    code = next(c for c in reply["causes"] if c["id"] == "class_imbalance")["snippet"]["code"]
+    assert "compute_class_weight(" in code and "class_weight = {" not in code
 
 
 def test_every_snippet_renders_to_valid_python_even_with_nothing_known():

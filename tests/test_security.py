@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from assistant import conversations, create_app, db
 from assistant.repro import store
 from assistant.security import new_token_command, token_hash
-from tests.helpers import assert_error, park_runs, redis_url
+from tests.helpers import assert_error, park_runs
 
 API = "/api/v1"
 ALICE, BOB = {"Authorization": "Bearer alice-token"}, {"Authorization": "Bearer bob-token"}
@@ -156,11 +156,8 @@ def test_behind_a_trusted_proxy_the_forwarded_address_counts(make_app):
     assert client.get(f"{API}/conversations", headers=first).status_code == 429
 
 
-def test_machines_sharing_a_redis_share_the_allowance(make_app):
-    url = redis_url()
-    if url is None:
-        pytest.skip("no Redis at ASSISTANT_TEST_REDIS_URL")
-    settings = {"API_TOKENS": ["alice-token"], "RATELIMIT_DEFAULT": "3 per minute", "RATELIMIT_STORAGE_URI": url,
+def test_machines_sharing_a_redis_share_the_allowance(make_app, redis_url):
+    settings = {"API_TOKENS": ["alice-token"], "RATELIMIT_DEFAULT": "3 per minute", "RATELIMIT_STORAGE_URI": redis_url,
                 "RATELIMIT_KEY_PREFIX": uuid.uuid4().hex}
     one, two = make_app(**settings).test_client(), make_app(**settings).test_client()
     answered = [client.get(f"{API}/conversations", headers=ALICE).status_code for client in (one, two, one, two)]

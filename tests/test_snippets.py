@@ -26,11 +26,10 @@ import numpy as np
 import pytest
 from sklearn.utils.class_weight import compute_class_weight
 
-from assistant.evidence import gather
-from assistant.evidence.facts import Facts
 from assistant.reasoning.engine import diagnose
 from assistant.reasoning.knowledge import load_cached
 from assistant.reply import LOSS_CLASSES, render_snippet, snippet_context
+from tests.helpers import facts_from
 
 # Watching compile makes every model's compile look overridden to clone_model, which then says it
 # will not recompile the clone; the snippets compile their clones themselves.
@@ -204,9 +203,7 @@ def watch(monkeypatch):
 
 def conversation_values(known: dict[str, Any]) -> dict[str, Any]:
     """What ``compose`` hands the templates for a conversation that was told ``known``."""
-    facts = Facts()
-    facts.update(gather(facts=known).facts)
-    return diagnose(KB, facts).values
+    return diagnose(KB, facts_from(facts=known)).values
 
 
 def run_snippet(cause: str, task: str, watch) -> Run:

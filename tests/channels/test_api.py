@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from assistant.channels.api import openapi_document, schema_validator
+from assistant.channels.api import openapi_document
 from assistant.evidence.inputs import VOCABULARY
-from tests.helpers import assert_error
+from tests.helpers import assert_error, assert_fits
 
 API = "/api/v1/conversations"
 MISSING = "conv-" + "0" * 32
@@ -23,12 +23,6 @@ START = {"symptom": "My loss stays at 0.693 and accuracy at 50%", "metrics": HIS
          "dataset": DATASET}
 CSV = "epoch,accuracy,loss,val_accuracy,val_loss\n" + "".join(
     f"{e},0.5,0.6931,0.5,0.6932\n" for e in range(4))
-
-
-def assert_fits(schema: str, body) -> None:
-    """The body fits the named schema of the API's own OpenAPI document."""
-    errors = [e.message for e in schema_validator(schema).iter_errors(body)]
-    assert not errors, errors
 
 
 def start(client, body=START, **kwargs):

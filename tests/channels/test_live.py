@@ -13,19 +13,13 @@ import keras
 import numpy as np
 import pytest
 
-from assistant import create_app, db
-from assistant.channels.api import openapi_document, schema_validator
-from tests.helpers import assert_error, serving
+from assistant.channels.api import openapi_document
+from tests.helpers import assert_error, assert_fits
 
 API = "/api/v1"
 TRAINING = {"optimizer": "sgd", "learning_rate": 10.0, "loss": "mse", "output_units": 1,
             "output_activation": "linear"}
 EXPLODING = [0.9, 4.0, 75.0, float("nan"), float("nan")]
-
-
-def assert_fits(schema: str, body) -> None:
-    errors = [error.message for error in schema_validator(schema).iter_errors(body)]
-    assert not errors, errors
 
 
 def start(client, **fields) -> str:
@@ -164,15 +158,6 @@ def test_the_live_endpoints_are_documented():
 # --- Keras's RemoteMonitor, training for real against the app on loopback ---------------------------
 
 
-@pytest.fixture
-def served(tmp_path):
-    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'live.sqlite'}"})
-    with serving(app) as url:
-        yield url
-    with app.app_context():
-        db.get_engine().dispose()
-
-
 def data(task: str) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(256, 8)).astype("float32")
@@ -204,9 +189,10 @@ class Poll(keras.callbacks.Callback):
 
 @pytest.mark.parametrize("send_as_json", [False, True], ids=["form", "json"])
 def test_remote_monitor_names_a_learning_rate_too_low_before_training_ends(served, send_as_json):
+    _, url = served
     path = f"/api/v1/live/slow-{send_as_json}"
-    monitor = keras.callbacks.RemoteMonitor(root=served, path=path, send_as_json=send_as_json)
-    poll = Poll(served + path)
+    monitor = keras.callbacks.RemoteMonitor(root=url, path=path, send_as_json=send_as_json)
+    poll = Poll(url + path)
     x, y = data("binary")
     small_model("binary", keras.optimizers.Adam(learning_rate=1e-6)).fit(
         x, y, validation_split=0.2, epochs=6, batch_size=32, verbose=0, callbacks=[monitor, poll])
@@ -220,12 +206,13 @@ def test_remote_monitor_names_a_learning_rate_too_low_before_training_ends(serve
 
 def test_remote_monitor_reports_a_learning_rate_of_ten(served):
     """A NaN loss from the first epoch could also be NaN inputs: the service names both and asks which."""
+    _, url = served
     path = "/api/v1/live/fast"
-    poll = Poll(served + path)
+    poll = Poll(url + path)
     x, y = data("regression")
     history = small_model("regression", keras.optimizers.SGD(learning_rate=10.0)).fit(
         x, y, validation_split=0.2, epochs=4, batch_size=32, verbose=0,
-        callbacks=[keras.callbacks.RemoteMonitor(root=served, path=path), poll])
+        callbacks=[keras.callbacks.RemoteMonitor(root=url, path=path), poll])
 
     assert not math.isfinite(history.history["loss"][0])
     first = poll.seen[0]
@@ -233,9 +220,9 @@ def test_remote_monitor_reports_a_learning_rate_of_ten(served):
     assert "learning_rate_too_high" in [cause["id"] for cause in first["causes"]]
     assert "learning_rate" in [question["fact"] for question in first["questions"]]
 
-    with urllib.request.urlopen(served + path) as response:
+    with urllib.request.urlopen(url + path) as response:
         conversation = json.load(response)["id"]
-    request = urllib.request.Request(f"{served}/api/v1/conversations/{conversation}/turns", method="POST",
+    request = urllib.request.Request(f"{url}/api/v1/conversations/{conversation}/turns", method="POST",
                                      data=json.dumps({"facts": {"optimizer": "sgd", "learning_rate": 10}}).encode(),
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request) as response:

@@ -21,10 +21,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from assistant import create_app, db
 from assistant.repro import store
 from assistant.security import token_hash
-from tests.helpers import park_runs
+from tests.helpers import app_factory, park_runs
 
 REQUESTS = 2_000
 #: Generated requests per operation and mode (valid, invalid); an operation with fewer possible requests gets fewer.
@@ -39,18 +38,17 @@ AUTHORIZED = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory):
     """The app behind a token, without a rate limit, and the ids of a conversation and an ended run of its owner."""
-    app = park_runs(create_app({"TESTING": True, "API_TOKENS": [TOKEN], "RATELIMIT_ENABLED": False,
-                                "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'fuzz.sqlite'}"}))
-    started = app.test_client().post("/api/v1/conversations", headers=AUTHORIZED, json={
-        "symptom": "loss is nan after epoch 3", "metrics": {"loss": [2.3, 4.7, float("nan")]},
-        "training": {"optimizer": "adam", "learning_rate": 0.5}})
-    conversation = started.get_json()["id"]
-    with app.app_context():
-        run = store.create(conversation, token_hash(TOKEN), "local", [], [])["id"]
-        store.cancel(run, conversation, token_hash(TOKEN))  # an ended run: its event stream closes at once
-    yield app, {"id": conversation, "run": run, "session": "fuzz-session"}
-    with app.app_context():
-        db.get_engine().dispose()
+    with app_factory(API_TOKENS=[TOKEN], RATELIMIT_ENABLED=False,
+                     DATABASE_URL=f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'fuzz.sqlite'}") as make:
+        app = park_runs(make())
+        started = app.test_client().post("/api/v1/conversations", headers=AUTHORIZED, json={
+            "symptom": "loss is nan after epoch 3", "metrics": {"loss": [2.3, 4.7, float("nan")]},
+            "training": {"optimizer": "adam", "learning_rate": 0.5}})
+        conversation = started.get_json()["id"]
+        with app.app_context():
+            run = store.create(conversation, token_hash(TOKEN), "local", [], [])["id"]
+            store.cancel(run, conversation, token_hash(TOKEN))  # an ended run: its event stream closes at once
+        yield app, {"id": conversation, "run": run, "session": "fuzz-session"}
 
 
 def test_two_thousand_generated_requests_get_only_documented_answers(fuzzed):

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant import create_app, db
 from assistant.channels.api import schema_validator
-from tests.helpers import assert_error
+from tests.helpers import app_factory, assert_error
 from tests.repro.cases import TINY, model_json
 
 API = "/api/v1/conversations"
@@ -29,17 +28,15 @@ def events(body: str) -> list[tuple[str, dict]]:
 @pytest.fixture(scope="module")
 def followed(tmp_path_factory):
     """A conversation whose run was started over the API and followed on its event stream to the end."""
-    app = create_app({"TESTING": True, "REPRO_BACKEND": "local",
-                      "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('runs') / 'api.sqlite'}"})
-    client = app.test_client()
-    conversation = client.post(API, json=TINY).get_json()["id"]
-    started = client.post(f"{API}/{conversation}/reproductions")
-    stream = client.get(started.get_json()["links"]["events"])
-    stream.get_data()  # the stream ends with the run
-    yield {"client": client, "conversation": conversation, "started": started, "stream": stream,
-           "run": client.get(started.get_json()["links"]["self"]).get_json()}
-    with app.app_context():
-        db.get_engine().dispose()
+    with app_factory(REPRO_BACKEND="local",
+                     DATABASE_URL=f"sqlite:///{tmp_path_factory.mktemp('runs') / 'api.sqlite'}") as make:
+        client = make().test_client()
+        conversation = client.post(API, json=TINY).get_json()["id"]
+        started = client.post(f"{API}/{conversation}/reproductions")
+        stream = client.get(started.get_json()["links"]["events"])
+        stream.get_data()  # the stream ends with the run
+        yield {"client": client, "conversation": conversation, "started": started, "stream": stream,
+               "run": client.get(started.get_json()["links"]["self"]).get_json()}
 
 
 def test_a_run_is_accepted_and_queued(followed):

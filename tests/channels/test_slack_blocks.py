@@ -4,15 +4,12 @@ import json
 import pytest
 
 from assistant.channels.slack import blocks
-from assistant.evidence import gather
-from assistant.evidence.facts import Facts
 from assistant.reply import compose
+from tests.helpers import facts_from
 
 
 def real_reply():
-    facts = Facts()
-    facts.update(gather(symptom="my loss stays at 0.693 and accuracy at 50%").facts)
-    return compose(facts)
+    return compose(facts_from(symptom="my loss stays at 0.693 and accuracy at 50%"))
 
 
 def huge_reply(code="x = 1\n" * 2000):

@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import threading
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
-from assistant import create_app, db
+from assistant import db
+from tests.helpers import app_factory, serving
+from tests.repro.cases import RUNNABLE_DATASET, RUNNABLE_TRAINING
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -43,11 +44,6 @@ NAN_CSV = "epoch,accuracy,loss,val_accuracy,val_loss\n" + "".join(
 # Three balanced classes, loss stuck at ln 3 from the first epoch: the assistant needs to ask.
 FLAT_CSV = "epoch,accuracy,loss,val_accuracy,val_loss\n" + "".join(
     f"{epoch},0.3359,{1.0987 - epoch * 0.000004:.6f},0.3250,{1.0986 + epoch * 0.000004:.6f}\n" for epoch in range(10))
-# Everything a reproduction run needs to build the model.
-RUNNABLE_TRAINING = {"optimizer": "adam", "learning_rate": 0.5, "loss": "binary_crossentropy", "epochs": 6,
-                     "batch_size": 32, "n_hidden_layers": 2, "hidden_activation": "relu", "output_activation": "sigmoid",
-                     "output_units": 1}
-RUNNABLE_DATASET = {"task": "binary_classification", "n_samples": 400, "n_features": 8, "n_classes": 2}
 # Line 3 holds a word where the loss should be.
 BROKEN_CSV = "epoch,accuracy,loss\n0,0.51,0.69\n1,0.52,oops\n2,0.53,0.68\n"
 
@@ -68,22 +64,13 @@ def browser():
 @pytest.fixture
 def serve(tmp_path):
     """Serve a fresh app on a loopback port; returns the app (for seeding and checks) and its base URL."""
-    servers = []
+    with app_factory(DATABASE_URL=f"sqlite:///{tmp_path / 'assistant.sqlite'}") as make, ExitStack() as servers:
 
-    def start(**config):
-        app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'assistant.sqlite'}", **config})
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        servers.append((app, server, thread))
-        return app, f"http://127.0.0.1:{server.server_port}"
+        def start(**config):
+            app = make(**config)
+            return app, servers.enter_context(serving(app))
 
-    yield start
-    for app, server, thread in servers:
-        server.shutdown()
-        thread.join()
-        with app.app_context():
-            db.get_engine().dispose()
+        yield start
 
 
 @pytest.fixture
@@ -344,8 +331,8 @@ def test_a_service_with_tokens_asks_for_one(serve, open_page):
 def test_validate_with_a_short_run(site, open_page):
     app, url = site
     conversation = seed(app, symptom="loss becomes nan", metrics=NAN_CSV, training=RUNNABLE_TRAINING, dataset=RUNNABLE_DATASET)
-    if not app.test_client().get(f"{API}/{conversation}").get_json().get("reproductions"):
-        pytest.skip("reproduction runs not available")
+    # REPRO_BACKEND defaults to local: every service offers short runs.
+    assert app.test_client().get(f"{API}/{conversation}").get_json().get("reproductions")
     page = open_page(url, f"/c/{conversation}")
     page.get_by_role("button", name="Validate with a short run").click()
     expect(page.get_by_role("progressbar", name="Short run progress")).to_be_visible()

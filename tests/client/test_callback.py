@@ -1,27 +1,16 @@
 """The live callback: real short Keras runs with a known fault, against the app served on loopback."""
 from __future__ import annotations
 
-import socket
 import warnings
 
 import keras
 import numpy as np
 import pytest
 
-from assistant import create_app, db
 from assistant.client import Client, TrainingProblem
-from tests.helpers import serving
+from tests.helpers import refused_url
 
 EPOCHS = 8
-
-
-@pytest.fixture
-def served(tmp_path):
-    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'live.sqlite'}"})
-    with serving(app) as url:
-        yield app, url
-    with app.app_context():
-        db.get_engine().dispose()
 
 
 def regression(learning_rate: float) -> tuple[keras.Model, np.ndarray, np.ndarray]:
@@ -82,9 +71,7 @@ def test_a_healthy_run_raises_no_warning(served):
 
 
 def test_an_unreachable_service_never_interrupts_training():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"  # bound, not listening: refused
+    with refused_url() as url:
         model, x, y = regression(learning_rate=0.01)
         callback = Client(url).callback()
         history, caught = train(model, x, y, callback)

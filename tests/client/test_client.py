@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -15,7 +14,7 @@ from werkzeug.wrappers import Request, Response
 
 from assistant.client import Client, Diagnosis, InputError, ServiceError, Unreachable
 from assistant.evidence.inputs import VOCABULARY
-from tests.helpers import serving
+from tests.helpers import refused_url, serving
 
 HISTORY = {"loss": [0.9, 4.0, 75.0, float("nan")], "val_loss": [1.0, 5.0, 80.0, float("nan")]}
 
@@ -89,16 +88,10 @@ def test_in_process_needs_no_server():
     assert diagnosis.reply(facts={"learning_rate": 5.0}).causes[0]["id"] == "learning_rate_too_high"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_nothing_listening():
-    url = f"http://127.0.0.1:{_free_port()}"
-    with pytest.raises(Unreachable, match=f"could not reach the service at {url}: .*refused"):
-        Client(url).diagnose("loss is flat")
+    with refused_url() as url:
+        with pytest.raises(Unreachable, match=f"could not reach the service at {url}: .*refused"):
+            Client(url).diagnose("loss is flat")
 
 
 def test_a_server_that_is_not_the_service():

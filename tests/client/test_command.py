@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 from click.testing import CliRunner, Result
 
 from assistant.cli import main
-from tests.helpers import serving
+from tests.helpers import refused_url, serving
 
 LOG = "epoch,loss,val_loss\n0,0.69,0.70\n1,2.5,3.1\n2,nan,nan\n"
 
@@ -54,9 +53,7 @@ def test_against_a_running_service(files, app):
 
 
 def test_errors_are_one_line_each(files):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with refused_url() as url:
         unreachable = run(str(files / "training.log"), "-s", "x", "--url", url, tmp_path=files)
     assert unreachable.exit_code == 1
     assert unreachable.output.startswith(f"Error: could not reach the service at {url}")

@@ -1,7 +1,6 @@
 """Tests for reading the contract's dataset/training/facts mappings into typed facts."""
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +10,8 @@ from hypothesis import strategies as st
 
 from assistant.evidence.facts import EvidenceError, Fact
 from assistant.evidence.inputs import VOCABULARY, coerce, contract_facts, unknown_keys
+from tests.helpers import CASES, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-CASES = next((path for path in (ROOT / "shared" / "cases", ROOT.parent / "shared" / "cases") if path.is_dir()), None)
 CONTRACT_KEYS = {
     "optimizer", "learning_rate", "momentum", "batch_size", "epochs", "loss", "from_logits",
     "output_activation", "output_units", "hidden_activation", "n_hidden_layers", "total_params",

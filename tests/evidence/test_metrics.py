@@ -10,10 +10,9 @@ from hypothesis import strategies as st
 
 from assistant.evidence.facts import EvidenceError
 from assistant.evidence.metrics import History, parse_metrics
+from tests.helpers import CASES
 
 DATA = Path(__file__).parent / "data"
-ROOT = Path(__file__).resolve().parents[2]
-CASES = next((path for path in (ROOT / "shared" / "cases", ROOT.parent / "shared" / "cases") if path.is_dir()), None)
 
 
 def read(name: str) -> str:

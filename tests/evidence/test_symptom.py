@@ -6,7 +6,6 @@ expectations are written down.
 """
 import json
 import re
-from pathlib import Path
 
 import pytest
 import yaml
@@ -16,9 +15,8 @@ from hypothesis import strategies as st
 from assistant.evidence.facts import EvidenceError
 from assistant.evidence.inputs import VOCABULARY
 from assistant.evidence.symptom import answer_facts, symptom_facts
+from tests.helpers import CASES, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-CASES = next((path for path in (ROOT / "shared" / "cases", ROOT.parent / "shared" / "cases") if path.is_dir()), None)
 SYMPTOM_TYPES = {key: entry["type"] for key, entry in
                  yaml.safe_load((ROOT / "knowledge" / "facts.yaml").read_text())["facts"].items()
                  if entry["kind"] == "symptom"}

@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 from assistant.evidence import gather
-from assistant.evidence.facts import Facts
 from assistant.reasoning.engine import _answer_odds, diagnose
 from assistant.reasoning.knowledge import load_cached
+from tests.helpers import facts_from
 
 KB = load_cached()
 
 
 def run(declined=(), **inputs):
-    facts = Facts()
-    facts.update(gather(**inputs).facts)
+    facts = facts_from(**inputs)
     return diagnose(KB, facts, declined=declined), facts
 
 

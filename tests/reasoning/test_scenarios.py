@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.evidence import gather
-from assistant.evidence.facts import Facts
 from assistant.reasoning.engine import diagnose
 from assistant.reasoning.knowledge import load_cached
+from tests.helpers import facts_from
 
 FLAT_LN10 = {"loss": [2.3041, 2.3027, 2.3026, 2.3026, 2.3026, 2.3026], "accuracy": [0.1] * 6}
 
@@ -40,8 +39,7 @@ SCENARIOS = [
 @pytest.mark.parametrize("name, symptom, metrics, dataset, training, expected", SCENARIOS,
                          ids=[s[0] for s in SCENARIOS])
 def test_expected_cause_leads(name, symptom, metrics, dataset, training, expected):
-    facts = Facts()
-    facts.update(gather(symptom=symptom, metrics=metrics, dataset=dataset or None, training=training).facts)
+    facts = facts_from(symptom=symptom, metrics=metrics, dataset=dataset or None, training=training)
     ranked = [b.cause.id for b in diagnose(load_cached(), facts).beliefs]
     assert ranked[0] == expected, ranked[:3]
 
@@ -57,15 +55,13 @@ WORDS_ONLY = [
 
 @pytest.mark.parametrize("symptom, leaders", WORDS_ONLY, ids=[w[0][:30] for w in WORDS_ONLY])
 def test_words_alone_point_at_the_right_family(symptom, leaders):
-    facts = Facts()
-    facts.update(gather(symptom=symptom).facts)
+    facts = facts_from(symptom=symptom)
     diagnosis = diagnose(load_cached(), facts)
     assert diagnosis.beliefs[0].cause.id in leaders
     assert diagnosis.readings, "the reply should say what it read in the user's words"
 
 
 def test_a_stated_loss_of_ln_k_counts_as_a_uniform_guess_without_a_history():
-    facts = Facts()
-    facts.update(gather(symptom="loss stays at 2.302 every epoch").facts)
+    facts = facts_from(symptom="loss stays at 2.302 every epoch")
     values = diagnose(load_cached(), facts).values
     assert values["loss_at_uniform"] is True and values["uniform_classes"] == 10

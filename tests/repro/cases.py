@@ -19,6 +19,12 @@ TINY = {
                 "feature_mean": 0.0, "feature_std": 1.0, "missing_fraction": 0.0},
 }
 
+#: Facts a reproduction run can build and train a model from: a binary classifier on generated data.
+RUNNABLE_TRAINING = {"optimizer": "adam", "learning_rate": 0.5, "loss": "binary_crossentropy", "epochs": 6,
+                     "batch_size": 32, "n_hidden_layers": 2, "hidden_activation": "relu",
+                     "output_activation": "sigmoid", "output_units": 1}
+RUNNABLE_DATASET = {"task": "binary_classification", "n_samples": 400, "n_features": 8, "n_classes": 2}
+
 
 def wait_for(condition, timeout: float = 120.0, every: float = 0.2):
     """Poll until ``condition()`` is truthy; returns it, or fails the test after ``timeout`` seconds."""

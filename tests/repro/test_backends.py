@@ -15,7 +15,6 @@ from assistant import conversations
 from assistant.repro import EXTENSION, FINISHED, backends, store
 from assistant.repro.experiments import Experiment
 from assistant.repro.spec import build
-from tests.helpers import redis_url
 from tests.repro.cases import TINY, model_json, wait_for, worker_pids
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,11 +108,9 @@ def test_a_worker_refuses_a_malicious_model_json_it_is_sent(run_app, tmp_path):
 
 
 @pytest.fixture
-def celery_worker(tmp_path):
+def celery_worker(tmp_path, redis_url):
     """A real Celery worker process on the local Redis, reading the same database as the test's app."""
-    broker = redis_url()
-    if broker is None:
-        pytest.skip("no Redis at ASSISTANT_TEST_REDIS_URL (default redis://127.0.0.1:6379/15)")
+    broker = redis_url
     redis.Redis.from_url(broker).flushdb()  # an empty queue for this worker
     settings = {"DATABASE_URL": f"sqlite:///{tmp_path / 'runs.sqlite'}", "REPRO_BACKEND": "celery",
                 "CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": broker}

@@ -2,25 +2,18 @@ import dataclasses
 
 import pytest
 
-from assistant.evidence import gather
-from assistant.evidence.facts import Facts
 from assistant.reasoning.knowledge import load_cached
 from assistant.repro import experiments
 from assistant.repro.experiments import (
     Experiment, clearly_better, learns_one_batch, load, lr_ratio, plan, problems, variant,
 )
 from assistant.repro.spec import Caps, build
+from tests.helpers import facts_from
 from tests.repro.cases import TINY, model_json
 
 KB = load_cached()
 CATALOG = load()
 FACTS = {**TINY["training"], **TINY["dataset"]}
-
-
-def conversation(**inputs) -> Facts:
-    facts = Facts()
-    facts.update(gather(**inputs).facts)
-    return facts
 
 
 def test_the_catalog_names_only_what_exists():
@@ -75,8 +68,8 @@ def test_a_fix_keeps_the_caps():
 
 
 def test_a_fix_that_changes_nothing_is_not_planned():
-    facts = conversation(symptom=TINY["symptom"], metrics=TINY["metrics"], training=TINY["training"],
-                         dataset=TINY["dataset"])
+    facts = facts_from(symptom=TINY["symptom"], metrics=TINY["metrics"], training=TINY["training"],
+                       dataset=TINY["dataset"])
     planned = plan(build(facts.values()), facts, KB, CATALOG, Caps())
     assert planned[0].name == "baseline" and planned[0].kind == "baseline"
     fixes = [e for e in planned if e.kind == "fix"]
@@ -87,10 +80,10 @@ def test_a_fix_that_changes_nothing_is_not_planned():
 
 
 def test_an_uploaded_models_layers_are_not_rebuilt():
-    facts = conversation(symptom="my loss does not move at all",
-                         training={"optimizer": "adam", "learning_rate": 1e-7,
-                                   "loss": "sparse_categorical_crossentropy"},
-                         dataset={"task": "multiclass_classification", "n_classes": 3, "n_samples": 300})
+    facts = facts_from(symptom="my loss does not move at all",
+                       training={"optimizer": "adam", "learning_rate": 1e-7,
+                                 "loss": "sparse_categorical_crossentropy"},
+                       dataset={"task": "multiclass_classification", "n_classes": 3, "n_samples": 300})
     spec = build(facts.values(), model_json=model_json("sequential"))
     for experiment in plan(spec, facts, KB, CATALOG, Caps()):
         assert not set(experiment.changes or ()) & {"width", "depth", "hidden_activation", "kernel_initializer"}
@@ -98,8 +91,8 @@ def test_an_uploaded_models_layers_are_not_rebuilt():
 
 def test_checks_are_planned_where_causes_are_close():
     # A huge loss after 5 epochs: a learning rate far too high, or just too few epochs?
-    facts = conversation(symptom=TINY["symptom"], metrics=TINY["metrics"], training=TINY["training"],
-                         dataset=TINY["dataset"])
+    facts = facts_from(symptom=TINY["symptom"], metrics=TINY["metrics"], training=TINY["training"],
+                       dataset=TINY["dataset"])
     planned = plan(build(facts.values()), facts, KB, CATALOG, Caps())
     checks = [e for e in planned if e.kind == "check"]
     assert "lr_range" in [e.check for e in checks]
@@ -110,8 +103,8 @@ def test_checks_are_planned_where_causes_are_close():
 def test_a_sure_diagnosis_needs_no_check():
     metrics = {"loss": [6376.8, 1.62, 1.61, 1.56, 1.54, 1.55, 1.52, 1.58, 1.51, 1.53, 1.55, 1.51],
                "val_loss": [31.1, 1.49, 1.52, 1.48, 1.47, 1.46, 1.5, 1.47, 1.46, 1.45, 1.47, 1.46]}
-    facts = conversation(symptom="the loss is huge at first, then stuck", metrics=metrics,
-                         training={**TINY["training"], "epochs": 12}, dataset=TINY["dataset"])
+    facts = facts_from(symptom="the loss is huge at first, then stuck", metrics=metrics,
+                       training={**TINY["training"], "epochs": 12}, dataset=TINY["dataset"])
     assert all(experiments.check_gain(KB, facts, c["fact"]) < experiments.MIN_GAIN for c in CATALOG.checks.values())
 
 

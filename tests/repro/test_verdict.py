@@ -4,12 +4,12 @@ import math
 import pytest
 
 from assistant import conversations
-from assistant.evidence import gather
 from assistant.evidence.facts import Facts
 from assistant.reasoning.knowledge import Branch, load_cached
 from assistant.repro import store, verdict
 from assistant.repro.experiments import Experiment, load, variant
 from assistant.repro.spec import Caps, build
+from tests.helpers import facts_from
 from tests.repro.cases import TINY
 
 KB, CATALOG = load_cached(), load()
@@ -25,12 +25,6 @@ LEARNS = {"loss": [1.09, 0.8, 0.52, 0.31, 0.22], "val_loss": [1.0, 0.7, 0.5, 0.3
 NAN = {"loss": [float("nan")] * 5, "val_loss": [float("nan")] * 5, "accuracy": [0.33] * 5, "val_accuracy": [0.32] * 5}
 INTERNALS = {"summary": {"dead_fraction": 0.0, "saturated_fraction": None, "gradient_ratio": 0.9,
                          "gradient_max": 0.4, "update_ratio": 2e-7}}
-
-
-def facts_of(request: dict) -> Facts:
-    facts = Facts()
-    facts.update(gather(**{k: v for k, v in request.items()}).facts)
-    return facts
 
 
 def planned(facts: Facts) -> list[Experiment]:
@@ -69,13 +63,13 @@ def test_a_sign_that_cannot_be_measured_counts_as_absent():
 
 
 def test_what_the_user_reported_comes_from_their_history_and_their_words():
-    assert verdict.reported(KB, CATALOG, facts_of(FLAT).values()) >= {"loss_flat"}
-    said = facts_of({"symptom": "my loss is huge"}).values()
+    assert verdict.reported(KB, CATALOG, facts_from(**FLAT).values()) >= {"loss_flat"}
+    said = facts_from(symptom="my loss is huge").values()
     assert verdict.reported(KB, CATALOG, said) == {"loss_huge", "loss_jumps", "loss_not_finite"}
 
 
 def test_the_analysis_compares_every_run_with_the_symptom_and_the_baseline():
-    facts = facts_of(FLAT)
+    facts = facts_from(**FLAT)
     analysis = verdict.analyse(facts, planned(facts), RESULTS, "reproduction run run-1", KB, CATALOG)
     assert analysis.reproduced and analysis.baseline.leaf == "loss_flat"
     low, high = analysis.fixes
@@ -88,7 +82,7 @@ def test_the_analysis_compares_every_run_with_the_symptom_and_the_baseline():
 
 
 def test_a_baseline_that_does_not_show_the_symptom_is_not_reproduced():
-    facts = facts_of(FLAT)
+    facts = facts_from(**FLAT)
     results = {**RESULTS, "baseline": {"history": LEARNS}}
     analysis = verdict.analyse(facts, planned(facts), results, "run", KB, CATALOG)
     assert not analysis.reproduced and analysis.findings[0].value is False
@@ -99,7 +93,7 @@ def test_a_baseline_that_does_not_show_the_symptom_is_not_reproduced():
 
 
 def test_fixes_are_judged_when_the_users_setup_failed_outright():
-    facts = facts_of(FLAT)
+    facts = facts_from(**FLAT)
     results = {**RESULTS, "baseline": {"history": NAN}}
     analysis = verdict.analyse(facts, planned(facts), results, "run", KB, CATALOG)
     assert not analysis.reproduced and analysis.judged
@@ -107,7 +101,7 @@ def test_fixes_are_judged_when_the_users_setup_failed_outright():
 
 
 def test_the_verdict_says_what_was_reproduced_and_what_each_fix_changed():
-    facts = facts_of(FLAT)
+    facts = facts_from(**FLAT)
     analysis = verdict.analyse(facts, planned(facts), RESULTS, "run", KB, CATALOG)
     text = verdict.verdict_text(analysis, "learning_rate_too_low", CATALOG, ["held out the last 20%"])
     assert text.startswith("**Reproduced.** A 5-epoch run of your setup on 300 generated samples shaped like your"
@@ -156,7 +150,7 @@ def test_missing_facts_are_asked_for_in_the_conversation(app):
 
 
 def test_the_leading_cause_is_the_believed_one_unless_a_fix_did_both():
-    facts = facts_of(FLAT)
+    facts = facts_from(**FLAT)
     experiments = planned(facts)
     believed = verdict.diagnose(KB, facts).beliefs
     rank = {b.cause.id: i for i, b in enumerate(believed)}
