@@ -16,6 +16,7 @@ from assistant.channels import slack
 from assistant.channels.slack import blocks, store
 from tests.channels.slack_web_api import BOT_USER, TEAM, TOKEN, SlackWebApi
 from tests.helpers import assert_error
+from tests.repro.cases import RUNNABLE_DATASET, RUNNABLE_TRAINING
 
 MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "slack-manifest.yaml"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -24,11 +25,6 @@ USER = "U0USER"
 SYMPTOM = "my loss stays at 0.693 and accuracy at 50%"
 FLAT_CSV = "epoch,accuracy,loss,val_accuracy,val_loss\n" + "".join(f"{e},0.5,0.6931,0.5,0.6932\n" for e in range(6))
 NAN_CSV = "epoch,loss,val_loss\n0,0.66,0.64\n1,0.57,0.55\n2,2.94,3.87\n3,nan,nan\n4,nan,nan\n"
-#: Facts a reproduction run can build and train a model from.
-RUNNABLE_TRAINING = {"optimizer": "adam", "learning_rate": 0.5, "loss": "binary_crossentropy", "epochs": 6,
-                     "batch_size": 32, "n_hidden_layers": 2, "hidden_activation": "relu",
-                     "output_activation": "sigmoid", "output_units": 1}
-RUNNABLE_DATASET = {"task": "binary_classification", "n_samples": 400, "n_features": 8, "n_classes": 2}
 PNG = b"\x89PNG\r\n\x1a\n a plot"
 
 
@@ -380,6 +376,18 @@ def test_a_run_that_cannot_be_read_for_a_while_is_still_reported(make_slack_app,
     while stored(app, db.slack_run_reports) and time.monotonic() < deadline:  # settled just after the upload
         time.sleep(0.05)
     assert stored(app, db.slack_run_reports) == []
+
+
+def test_the_sweep_forgets_deliveries_too_old_to_be_retried(make_slack_app):
+    app = make_slack_app(SLACK_RUN_LEASE_SECONDS=0.3)  # sweeps every 0.15 s
+    with app.app_context(), db.get_engine().begin() as connection:
+        connection.execute(db.slack_deliveries.insert(), [
+            {"key": "event:old", "received_at": db.now() - store.DELIVERY_MEMORY - timedelta(minutes=1)},
+            {"key": "event:new", "received_at": db.now()}])
+    deadline = time.monotonic() + 5
+    while len(stored(app, db.slack_deliveries)) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [row["key"] for row in stored(app, db.slack_deliveries)] == ["event:new"]
 
 
 def test_only_lapsed_reports_are_taken_over_and_each_by_one_holder(slack_app):

@@ -34,12 +34,14 @@ def watch(app: Flask, client: WebClient, stopping: threading.Event, thread: Thre
 
 
 def sweep(app: Flask, client: WebClient, stopping: threading.Event) -> None:
-    """Until ``stopping`` is set, take over the reports whose watchers' processes have stopped."""
+    """Until ``stopping`` is set, take over the reports whose watchers' processes have stopped
+    (and forget the Slack deliveries too old to be retried)."""
     lease = _lease(app)
     while not stopping.wait(lease.total_seconds() / 2):
         holder = _holder()
         try:
             with app.app_context():
+                store.forget_old_deliveries()
                 reports = store.take_over_lapsed(holder=holder, lease=lease)
         except Exception:  # the database may be away for a while; the next sweep tries again
             log.exception("could not look for Slack run reports to take over")

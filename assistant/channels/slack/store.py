@@ -45,15 +45,19 @@ def first_delivery(key: str) -> bool:
 
     The primary key decides, so two web workers that receive the same retry cannot both win.
     """
-    stamp = db.now()
-    table = db.slack_deliveries
     try:
         with db.get_engine().begin() as connection:
-            connection.execute(delete(table).where(table.c.received_at < stamp - DELIVERY_MEMORY))
-            connection.execute(insert(table).values(key=key[:200], received_at=stamp))
+            connection.execute(insert(db.slack_deliveries).values(key=key[:200], received_at=db.now()))
     except IntegrityError:
         return False
     return True
+
+
+def forget_old_deliveries() -> None:
+    """Drop the deliveries older than Slack retries; the bot's sweep does it, off the path of each event."""
+    table = db.slack_deliveries
+    with db.get_engine().begin() as connection:
+        connection.execute(delete(table).where(table.c.received_at < db.now() - DELIVERY_MEMORY))
 
 
 class Report(NamedTuple):
