@@ -7,6 +7,8 @@ from typing import Any
 
 from flask import Flask
 
+from .kb import DEFAULT_DIR as DEFAULT_KNOWLEDGE_DIR
+
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app from the defaults, then ``ASSISTANT_*`` environment variables, then ``config``."""
@@ -20,6 +22,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         MAX_FORM_MEMORY_SIZE=10 * 1024 * 1024,
         # The longest training history a conversation stores; longer uploads are refused.
         MAX_EPOCHS=10_000,
+        # The knowledge base the app reasons with: causes, trees, phrases, snippets (see knowledge/README.md).
+        KNOWLEDGE_DIR=str(DEFAULT_KNOWLEDGE_DIR),
     )
     app.config.from_prefixed_env("ASSISTANT")
     if "ASSISTANT_API_TOKENS" in os.environ:  # opaque strings, not the JSON from_prefixed_env guesses
@@ -28,14 +32,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(config)
     app.config["API_TOKENS"] = _token_list(app.config["API_TOKENS"])
 
-    from . import db, errors, logs, ops, repro, security
+    from . import db, errors, knowledge, logs, ops, repro, security
     from .channels import api, live, runs, slack, web  # noqa: F401 (live and runs add their routes to api.bp)
-    from .reasoning.knowledge import load_cached
 
-    # Read and check the knowledge base now: a broken one stops the start instead of failing
-    # requests, and a worker's threads never race to load it on their first turns.
-    load_cached()
-
+    knowledge.init_app(app)
     errors.init_app(app)
     logs.init_app(app)  # first: every later hook logs with the request's id
     security.init_app(app)

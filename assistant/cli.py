@@ -10,7 +10,7 @@ from flask.cli import ScriptInfo
 from . import create_app, db, security
 from .channels import slack
 from .client.command import diagnose_command
-from .reasoning.knowledge import kb_command
+from .knowledge import kb_command
 
 
 @click.group()

@@ -14,7 +14,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import alarms, db
+from . import alarms, db, kb
 from .evidence import gather
 from .evidence.facts import EvidenceError, Fact, Facts
 from .reply import compose
@@ -83,7 +83,7 @@ def answer(conversation: Conversation, inputs: Mapping[str, Any]) -> Turn:
     answered = {fact.key for fact in evidence.facts}
     if set(inputs) == {"text"} and not answered.intersection(conversation.asked):
         declined.update(conversation.asked)  # words alone that answer none of the questions: "I don't know"
-    reply = compose(facts, declined=declined)
+    reply = compose(kb.current(), facts, declined=declined)
     user = {key: value for key, value in inputs.items() if key not in ("metrics", "sample")}
     if "sample" in inputs:
         user["sample_bytes"] = len(inputs["sample"])
@@ -156,7 +156,7 @@ def add_findings(conversation_id: str, owner: str | None, user: dict[str, Any], 
     def step(conversation: Conversation) -> Turn:
         facts = conversation.facts.copy()
         facts.update(findings)
-        reply = explain(compose(facts, declined=conversation.declined), facts)
+        reply = explain(compose(kb.current(), facts, declined=conversation.declined), facts)
         return Turn(dict(user), reply, facts, conversation.declined)
 
     return _advance(conversation_id, owner, step)
@@ -191,7 +191,7 @@ def live_reply(conversation_id: str, owner: str | None) -> dict[str, Any] | None
     conversation = load(conversation_id, owner)
     if conversation is None:
         return None
-    reply = compose(conversation.facts, declined=conversation.declined)
+    reply = compose(kb.current(), conversation.facts, declined=conversation.declined)
     return _with_live(reply, epochs(conversation_id), conversation.facts)
 
 

@@ -17,7 +17,7 @@ from .evidence.derive import REGRESSION_LOSSES
 from .evidence.facts import Facts
 from .evidence.keras_names import LOSS_CLASSES, OPTIMIZER_CLASSES
 from .reasoning.engine import Belief, Diagnosis, diagnose
-from .reasoning.knowledge import KnowledgeBase, load_cached
+from .kb import KnowledgeBase
 
 #: Causes listed in a reply: the leaders, and any other above this confidence.
 SHOWN = 3
@@ -193,9 +193,8 @@ def _markdown(diagnosis: Diagnosis, causes: list[dict[str, Any]], questions: lis
     return "\n".join(lines)
 
 
-def compose(facts: Facts, *, declined: Collection[str] = (), kb: KnowledgeBase | None = None) -> dict[str, Any]:
+def compose(kb: KnowledgeBase, facts: Facts, *, declined: Collection[str] = ()) -> dict[str, Any]:
     """The contract's reply object for everything the conversation knows so far."""
-    kb = kb or load_cached()
     diagnosis = diagnose(kb, facts, declined=declined)
     shown = [b for i, b in enumerate(diagnosis.beliefs) if i < SHOWN or b.confidence >= ALSO_SHOWN_ABOVE]
     causes = [_cause_json(kb, b, diagnosis.values) for b in shown]

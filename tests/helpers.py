@@ -5,6 +5,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,12 +14,22 @@ from werkzeug.test import TestResponse
 
 if TYPE_CHECKING:
     from assistant.evidence.facts import Facts
+    from assistant.kb import KnowledgeBase
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The ``shared/`` folder (public evaluation cases, the contract): in the checkout, else beside it; None without one.
 SHARED = next((path for path in (ROOT / "shared", ROOT.parent / "shared") if path.is_dir()), None)
 #: The public evaluation cases, ``shared/cases``; None where they are not checked out.
 CASES = SHARED / "cases" if SHARED is not None and (SHARED / "cases").is_dir() else None
+
+
+@cache
+def shipped_kb() -> KnowledgeBase:
+    """The knowledge base in knowledge/, checked as the app checks it at start."""
+    from assistant.kb import DEFAULT_DIR
+    from assistant.knowledge import load_checked
+
+    return load_checked(DEFAULT_DIR)
 
 
 def assert_error(response: TestResponse, status: int, code: str) -> str:

@@ -101,7 +101,7 @@ def test_nul_characters_are_dropped_from_text_columns(ctx):
 def test_words_that_answer_no_question_decline_them(ctx, monkeypatch):
     offered = []
 
-    def compose(facts, *, declined=()):
+    def compose(kb, facts, *, declined=()):
         offered.append(set(declined))
         return REPLY  # always asks for the learning rate
 

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import ast
 
-from assistant.reasoning.knowledge import load_cached
 from assistant.reply import compose, render_snippet
-from tests.helpers import facts_from
+from tests.helpers import facts_from, shipped_kb
 
 
 def reply_for(**inputs):
-    return compose(facts_from(**inputs))
+    return compose(shipped_kb(), facts_from(**inputs))
 
 
 def test_reply_has_the_contract_shape_and_markdown():
@@ -48,13 +47,13 @@ def test_class_labels_that_are_no_class_index_leave_the_weights_to_the_session()
 
 
 def test_every_snippet_renders_to_valid_python_even_with_nothing_known():
-    kb = load_cached()
+    kb = shipped_kb()
     for cause in kb.causes.values():
         ast.parse(render_snippet(kb, cause.snippet, {}))
 
 
 def test_user_text_cannot_become_code_in_a_snippet():
-    kb = load_cached()
+    kb = shipped_kb()
     hostile = {"optimizer": "adam')\nimport os; os.system('echo pwned')#", "class_counts": {"0\"]; import os #": 3},
                "loss": "mse\nimport os", "learning_rate": 0.01}
     for cause in kb.causes.values():

@@ -27,15 +27,14 @@ import pytest
 from sklearn.utils.class_weight import compute_class_weight
 
 from assistant.reasoning.engine import diagnose
-from assistant.reasoning.knowledge import load_cached
 from assistant.reply import LOSS_CLASSES, render_snippet, snippet_context
-from tests.helpers import facts_from
+from tests.helpers import facts_from, shipped_kb
 
 # Watching compile makes every model's compile look overridden to clone_model, which then says it
 # will not recompile the clone; the snippets compile their clones themselves.
 pytestmark = pytest.mark.filterwarnings("ignore:`compile\\(\\)` was not called:UserWarning")
 
-KB = load_cached()
+KB = shipped_kb()
 N_TRAIN, N_VAL, FEATURES = 48, 16, 4
 
 # --- the user's session, before the snippet runs -------------------------------------------

@@ -14,8 +14,8 @@ from typing import Any, Collection, Mapping
 
 from ..evidence.derive import derive
 from ..evidence.facts import Facts
-from .conditions import NOT_OBSERVED, Condition, facts_in
-from .knowledge import Branch, Cause, KnowledgeBase, Rule
+from ..kb import Cause, KnowledgeBase, Rule, Tree
+from ..kb.conditions import NOT_OBSERVED, Condition, facts_in
 
 #: Softmax temperature: larger spreads confidence more evenly. 1.4 gives an expected calibration
 #: error of 0.08 on the public cases (benchmarks/calibration.py); kept above the best fit (1.2)
@@ -82,21 +82,22 @@ def _cite(cond: Condition, facts: Facts) -> list[str]:
     return notes
 
 
-def _tree_weights(node: Branch | dict[str, Any], values: Mapping[str, Any], share: float,
-                  out: dict[str, float], readings: list[tuple[float, str]] | None) -> None:
-    """Walk a tree; an unknown test splits the walk evenly between both branches."""
-    if isinstance(node, dict):  # a leaf
-        for cause, weight in node.get("weigh", {}).items():
-            out[cause] = out.get(cause, 0.0) + share * weight
-        if node.get("says") and readings is not None:
-            readings.append((share, node["says"]))
-        return
-    result = node.test(values)
-    if result is None:
-        _tree_weights(node.then, values, share / 2, out, readings)
-        _tree_weights(node.otherwise, values, share / 2, out, readings)
-    else:
-        _tree_weights(node.then if result else node.otherwise, values, share, out, readings)
+def _tree_weights(tree: Tree, values: Mapping[str, Any], out: dict[str, float],
+                  readings: list[tuple[float, str]] | None) -> None:
+    """Walk a tree's branches; a branch whose test is unknown takes half of what is left, the next ones the rest."""
+    share = 1.0
+    for branch in tree.branches:
+        result = True if branch.test is None else branch.test(values)
+        if result is False:
+            continue
+        taken = share if result else share / 2
+        for cause, weight in branch.weigh.items():
+            out[cause] = out.get(cause, 0.0) + taken * weight
+        if branch.says and readings is not None:
+            readings.append((taken, branch.says))
+        if result:
+            return
+        share -= taken
 
 
 class _Observed(dict):
@@ -119,10 +120,10 @@ class _Observed(dict):
 def _tree_scores(kb: KnowledgeBase, values: Mapping[str, Any], tree_id: str,
                  readings: list[tuple[float, str]] | None = None) -> dict[str, float]:
     """What one tree adds to each cause (and the leaves' readings); nothing when the tree does not apply."""
-    applies, root = kb.decisions[tree_id]
+    tree = kb.trees[tree_id]
     weights: dict[str, float] = {}
-    if applies is None or applies(values):
-        _tree_weights(root, _Observed(values, kb), 1.0, weights, readings)
+    if tree.applies is None or tree.applies(values):
+        _tree_weights(tree, _Observed(values, kb), weights, readings)
     return weights
 
 
@@ -142,7 +143,7 @@ class _Scoring:
     def changed(self, kb: KnowledgeBase, values: Mapping[str, Any], keys: set[str]) -> "_Scoring":
         hits = [rule.test(values) is True if names & keys else hit
                 for (_, _, rule, names), hit in zip(kb.rules, self.hits)]
-        trees = {tid: _tree_scores(kb, values, tid) if kb.tree_facts[tid] & keys else weights
+        trees = {tid: _tree_scores(kb, values, tid) if kb.trees[tid].reads & keys else weights
                  for tid, weights in self.trees.items()}
         return _Scoring(hits, trees)
 

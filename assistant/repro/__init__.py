@@ -13,7 +13,7 @@ from flask import Flask, current_app
 
 from .. import conversations
 from ..evidence import gather
-from ..reasoning.knowledge import load_cached
+from ..kb import current
 from . import experiments, store, verdict
 from .store import FINISHED
 from .backends import CeleryBackend, LocalBackend
@@ -70,7 +70,7 @@ class Reproductions:
             missing.reply = conversations.add_findings(conversation_id, owner, {"reproduction": "requested"}, [],
                                                        verdict.ask_for_missing(missing.missing))
             raise
-        planned = experiments.plan(spec, conversation.facts, load_cached(), experiments.load_cached(), limits)
+        planned = experiments.plan(spec, conversation.facts, current(), limits)
         run = store.create(conversation_id, owner, self.backend.name, [e.to_json() for e in planned],
                            list(spec.notes))
         self.backend.submit(run["id"])

@@ -1,26 +1,20 @@
 """Which experiments a reproduction run trains, and what the cheap checks measure.
 
-The cause → fix mapping and the checks are data (``knowledge/experiments.yaml``); this module
-loads and validates them, turns them into run specs, and plans a run: the baseline, the fix of
+The cause → fix mapping and the checks are data (``knowledge/experiments.yaml``, read with the
+rest of the knowledge base); this module turns them into run specs and plans a run: the baseline, the fix of
 each leading cause, and the checks whose answer best separates the leading causes (expected
 entropy, as for the assistant's questions, but with a check's outcomes weighed evenly).
 """
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-
 from ..evidence.facts import Fact, Facts
+from ..kb import KnowledgeBase
 from ..reasoning.engine import diagnose
-from ..reasoning.knowledge import DEFAULT_DIR, KnowledgeBase, walk
 from .spec import ARCHITECTURE, OPTIMIZERS, PART_OF, Caps, RunSpec, fitting, scaled
 
 #: Fixes tried per run: those of the leading causes whose fix changes the run ...
@@ -38,16 +32,6 @@ BETTER_LOSS = 0.9
 ONE_BATCH_LOSS = 0.5
 #: Representative answers of a numeric check, for planning: far below, at, far above.
 RATIOS = (0.01, 1.0, 100.0)
-
-
-@dataclass(frozen=True)
-class Catalog:
-    """The content of ``knowledge/experiments.yaml``."""
-
-    fixes: dict[str, dict[str, Any]]
-    checks: dict[str, dict[str, Any]]
-    symptoms: dict[str, list[str]]
-    broken: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -73,22 +57,9 @@ class Experiment:
                    data.get("check"), data.get("changes") or {})
 
 
-def load(directory: Path | str = DEFAULT_DIR) -> Catalog:
-    """Read and schema-validate ``experiments.yaml``."""
-    directory = Path(directory)
-    doc = yaml.safe_load((directory / "experiments.yaml").read_text(encoding="utf-8"))
-    schema = json.loads((directory / "schemas" / "experiments.schema.json").read_text(encoding="utf-8"))
-    jsonschema.validate(doc, schema)
-    return Catalog(doc["fixes"], doc["checks"], doc["symptoms"], frozenset(doc["broken"]))
-
-
-@lru_cache(maxsize=4)
-def load_cached(directory: str = str(DEFAULT_DIR)) -> Catalog:
-    return load(directory)
-
-
-def problems(catalog: Catalog, kb: KnowledgeBase) -> list[str]:
-    """Every name in the catalog that the knowledge base or the run spec does not know."""
+def problems(kb: KnowledgeBase) -> list[str]:
+    """Every name in ``experiments.yaml`` that the rest of the knowledge base or the run spec does not know."""
+    catalog = kb.experiments
     found = []
     for cause, fix in catalog.fixes.items():
         if cause not in kb.causes:
@@ -100,8 +71,7 @@ def problems(catalog: Catalog, kb: KnowledgeBase) -> list[str]:
             found.append(f"checks/{name}: '{check['fact']}' is not an experiment fact in facts.yaml")
         if name not in MEASURES:
             found.append(f"checks/{name}: no measure for it in assistant/repro/experiments.py")
-    curve_leaves = {leaf["leaf"] for leaf, _ in walk(kb.trees["curves"]["root"])}
-    word_leaves = {leaf["leaf"] for leaf, _ in walk(kb.trees["words"]["root"])}
+    curve_leaves, word_leaves = set(kb.trees["curves"].leaves()), set(kb.trees["words"].leaves())
     found += [f"symptoms: no entry for '{said}' of trees/words.yaml"
               for said in sorted(word_leaves - catalog.symptoms.keys())]
     for said, leaves in catalog.symptoms.items():
@@ -164,8 +134,9 @@ def check_gain(kb: KnowledgeBase, facts: Facts, fact: str) -> float:
     return _entropy(_confidences(kb, facts)) - after
 
 
-def plan(spec: RunSpec, facts: Facts, kb: KnowledgeBase, catalog: Catalog, caps: Caps) -> list[Experiment]:
+def plan(spec: RunSpec, facts: Facts, kb: KnowledgeBase, caps: Caps) -> list[Experiment]:
     """The baseline, the fixes of the leading causes, and the checks that best separate them."""
+    catalog = kb.experiments
     experiments = [Experiment("baseline", "baseline", "Your setup", spec)]
     for belief in diagnose(kb, facts).beliefs[:LEADERS]:
         cause = belief.cause.id

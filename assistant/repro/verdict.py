@@ -19,8 +19,8 @@ from ..evidence.curves import FLAT_CHANGE
 from ..evidence.derive import derive
 from ..evidence.facts import Fact, Facts
 from ..reasoning.engine import diagnose
-from ..reasoning.knowledge import Branch, KnowledgeBase, load_cached
-from .experiments import MEASURES, Catalog, Experiment, clearly_better, load_cached as load_catalog
+from ..kb import Catalog, KnowledgeBase, Tree, current
+from .experiments import MEASURES, Experiment, clearly_better
 
 #: Internals of the baseline run that become facts: summary key → fact.
 INTERNAL_FACTS = {"dead_fraction": "repro_dead_fraction", "saturated_fraction": "repro_saturated_fraction",
@@ -32,15 +32,12 @@ STAYED = FLAT_CHANGE
 STARTED = 0.05
 
 
-def leaf(root: Branch | dict[str, Any], values: Mapping[str, Any]) -> str:
-    """The leaf of a compiled triage tree (``KnowledgeBase.decisions``) that the values reach.
+def leaf(tree: Tree, values: Mapping[str, Any]) -> str:
+    """The leaf of a triage tree that the values reach.
 
-    A sign that cannot be measured counts as absent: an unknown test takes the else branch.
+    A sign that cannot be measured counts as absent: a branch whose test is unknown is not taken.
     """
-    node = root
-    while isinstance(node, Branch):
-        node = node.then if node.test(values) else node.otherwise
-    return node["leaf"]
+    return next(b.leaf for b in tree.branches if b.test is None or b.test(values))
 
 
 def _number(value: float) -> str:
@@ -138,9 +135,9 @@ def _run_values(kb: KnowledgeBase, known: Mapping[str, Any], history: Mapping[st
 def reported(kb: KnowledgeBase, catalog: Catalog, known: Mapping[str, Any]) -> frozenset[str]:
     """The curves-tree leaves that stand for what the user reported: their history's, and their words'."""
     values = {**known, **derive(dict(known))}
-    leaves = set(catalog.symptoms.get(leaf(kb.decisions["words"][1], values), ()))
+    leaves = set(catalog.symptoms.get(leaf(kb.trees["words"], values), ()))
     if values.get("epochs_run") is not None:
-        leaves.add(leaf(kb.decisions["curves"][1], values))
+        leaves.add(leaf(kb.trees["curves"], values))
     return frozenset(leaves)
 
 
@@ -163,7 +160,7 @@ def analyse(facts: Facts, experiments: Sequence[Experiment], results: Mapping[st
         if not result.get("history", {}).get("loss"):
             return Outcome(experiment, result, None, {})
         values = _run_values(kb, known, result["history"])
-        return Outcome(experiment, result, leaf(kb.decisions["curves"][1], values), values)
+        return Outcome(experiment, result, leaf(kb.trees["curves"], values), values)
 
     by_kind: dict[str, list[Outcome]] = {"baseline": [], "fix": [], "check": []}
     for experiment in experiments:
@@ -254,7 +251,8 @@ def leading_cause(analysis: Analysis, facts: Facts, kb: KnowledgeBase) -> str | 
 
 def conclude(run: Mapping[str, Any], results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
     """Store the verdict as the conversation's next turn; the run's result, or None if the conversation is gone."""
-    kb, catalog = load_cached(), load_catalog()
+    kb = current()
+    catalog = kb.experiments
     experiments = [Experiment.from_json(e) for e in run["plan"]["experiments"]]
     notes = run["plan"]["notes"]
     found: dict[str, Any] = {}
@@ -300,7 +298,7 @@ def conclude(run: Mapping[str, Any], results: Mapping[str, Mapping[str, Any]]) -
 
 def ask_for_missing(missing: Sequence[str]):
     """An ``explain`` for :func:`conversations.add_findings` that asks for the facts a run still needs."""
-    kb = load_cached()
+    kb = current()
 
     def explain(reply: dict[str, Any], facts: Facts) -> dict[str, Any]:
         questions = [{"id": f"q-{key}", "fact": key, "text": kb.facts[key]["question"],

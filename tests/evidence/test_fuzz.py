@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from assistant.evidence import Evidence, EvidenceError, Facts, gather
 from assistant.reply import compose
+from tests.helpers import shipped_kb
 
 TRAINING_KEYS = ["optimizer", "learning_rate", "momentum", "batch_size", "epochs", "loss", "from_logits",
                  "output_activation", "output_units", "hidden_activation", "n_hidden_layers", "total_params",
@@ -194,6 +195,6 @@ def test_what_the_parsers_accept_gives_a_reply(kind):
         if evidence is not None:
             facts = Facts()
             facts.update(evidence.facts)
-            assert compose(facts, declined=set())["causes"]
+            assert compose(shipped_kb(), facts, declined=set())["causes"]
 
     fuzz(kind, 150, check)

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from assistant.evidence import gather
 from assistant.reasoning.engine import _answer_odds, diagnose
-from assistant.reasoning.knowledge import load_cached
-from tests.helpers import facts_from
+from tests.helpers import facts_from, shipped_kb
 
-KB = load_cached()
+KB = shipped_kb()
 
 
 def run(declined=(), **inputs):

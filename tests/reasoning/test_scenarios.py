@@ -4,8 +4,7 @@ from __future__ import annotations
 import pytest
 
 from assistant.reasoning.engine import diagnose
-from assistant.reasoning.knowledge import load_cached
-from tests.helpers import facts_from
+from tests.helpers import facts_from, shipped_kb
 
 FLAT_LN10 = {"loss": [2.3041, 2.3027, 2.3026, 2.3026, 2.3026, 2.3026], "accuracy": [0.1] * 6}
 
@@ -40,7 +39,7 @@ SCENARIOS = [
                          ids=[s[0] for s in SCENARIOS])
 def test_expected_cause_leads(name, symptom, metrics, dataset, training, expected):
     facts = facts_from(symptom=symptom, metrics=metrics, dataset=dataset or None, training=training)
-    ranked = [b.cause.id for b in diagnose(load_cached(), facts).beliefs]
+    ranked = [b.cause.id for b in diagnose(shipped_kb(), facts).beliefs]
     assert ranked[0] == expected, ranked[:3]
 
 
@@ -56,12 +55,12 @@ WORDS_ONLY = [
 @pytest.mark.parametrize("symptom, leaders", WORDS_ONLY, ids=[w[0][:30] for w in WORDS_ONLY])
 def test_words_alone_point_at_the_right_family(symptom, leaders):
     facts = facts_from(symptom=symptom)
-    diagnosis = diagnose(load_cached(), facts)
+    diagnosis = diagnose(shipped_kb(), facts)
     assert diagnosis.beliefs[0].cause.id in leaders
     assert diagnosis.readings, "the reply should say what it read in the user's words"
 
 
 def test_a_stated_loss_of_ln_k_counts_as_a_uniform_guess_without_a_history():
     facts = facts_from(symptom="loss stays at 2.302 every epoch")
-    values = diagnose(load_cached(), facts).values
+    values = diagnose(shipped_kb(), facts).values
     assert values["loss_at_uniform"] is True and values["uniform_classes"] == 10

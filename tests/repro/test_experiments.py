@@ -2,22 +2,21 @@ import dataclasses
 
 import pytest
 
-from assistant.reasoning.knowledge import load_cached
 from assistant.repro import experiments
 from assistant.repro.experiments import (
-    Experiment, clearly_better, learns_one_batch, load, lr_ratio, plan, problems, variant,
+    Experiment, clearly_better, learns_one_batch, lr_ratio, plan, problems, variant,
 )
 from assistant.repro.spec import Caps, build
-from tests.helpers import facts_from
+from tests.helpers import facts_from, shipped_kb
 from tests.repro.cases import TINY, model_json
 
-KB = load_cached()
-CATALOG = load()
+KB = shipped_kb()
+CATALOG = KB.experiments
 FACTS = {**TINY["training"], **TINY["dataset"]}
 
 
 def test_the_catalog_names_only_what_exists():
-    assert problems(CATALOG, KB) == []
+    assert problems(KB) == []
 
 
 def test_a_broken_catalog_is_reported():
@@ -27,7 +26,7 @@ def test_a_broken_catalog_is_reported():
         symptoms={"says_flat": ["no_such_leaf"], "says_nothing": []}, broken=frozenset({"gone"}))
     missing = [f"symptoms: no entry for '{said}' of trees/words.yaml" for said in sorted(CATALOG.symptoms)
                if said != "says_flat"]
-    assert problems(broken, KB) == [
+    assert problems(dataclasses.replace(KB, experiments=broken)) == [
         "fixes: unknown cause 'no_such_cause'",
         "fixes/no_such_cause: unknown setting 'warp_speed'",
         "checks/mystery: 'loss_flat' is not an experiment fact in facts.yaml",
@@ -70,7 +69,7 @@ def test_a_fix_keeps_the_caps():
 def test_a_fix_that_changes_nothing_is_not_planned():
     facts = facts_from(symptom=TINY["symptom"], metrics=TINY["metrics"], training=TINY["training"],
                        dataset=TINY["dataset"])
-    planned = plan(build(facts.values()), facts, KB, CATALOG, Caps())
+    planned = plan(build(facts.values()), facts, KB, Caps())
     assert planned[0].name == "baseline" and planned[0].kind == "baseline"
     fixes = [e for e in planned if e.kind == "fix"]
     assert fixes[0].cause == "learning_rate_too_high"
@@ -85,7 +84,7 @@ def test_an_uploaded_models_layers_are_not_rebuilt():
                                  "loss": "sparse_categorical_crossentropy"},
                        dataset={"task": "multiclass_classification", "n_classes": 3, "n_samples": 300})
     spec = build(facts.values(), model_json=model_json("sequential"))
-    for experiment in plan(spec, facts, KB, CATALOG, Caps()):
+    for experiment in plan(spec, facts, KB, Caps()):
         assert not set(experiment.changes or ()) & {"width", "depth", "hidden_activation", "kernel_initializer"}
 
 
@@ -93,7 +92,7 @@ def test_checks_are_planned_where_causes_are_close():
     # A huge loss after 5 epochs: a learning rate far too high, or just too few epochs?
     facts = facts_from(symptom=TINY["symptom"], metrics=TINY["metrics"], training=TINY["training"],
                        dataset=TINY["dataset"])
-    planned = plan(build(facts.values()), facts, KB, CATALOG, Caps())
+    planned = plan(build(facts.values()), facts, KB, Caps())
     checks = [e for e in planned if e.kind == "check"]
     assert "lr_range" in [e.check for e in checks]
     gains = {name: experiments.check_gain(KB, facts, check["fact"]) for name, check in CATALOG.checks.items()}

@@ -5,14 +5,15 @@ import pytest
 
 from assistant import conversations
 from assistant.evidence.facts import Facts
-from assistant.reasoning.knowledge import Branch, load_cached
+from assistant.kb.loader import tree_of
 from assistant.repro import store, verdict
-from assistant.repro.experiments import Experiment, load, variant
+from assistant.repro.experiments import Experiment, variant
 from assistant.repro.spec import Caps, build
-from tests.helpers import facts_from
+from tests.helpers import facts_from, shipped_kb
 from tests.repro.cases import TINY
 
-KB, CATALOG = load_cached(), load()
+KB = shipped_kb()
+CATALOG = KB.experiments
 #: A loss stuck at ln 3 with a learning rate of 1e-7: the user's report.
 FLAT = {**TINY, "symptom": "my loss does not move at all",
         "metrics": {"loss": [1.0987, 1.0986, 1.0986, 1.0986, 1.0986],
@@ -55,11 +56,10 @@ def test_a_runs_course_in_words(history, words):
 
 
 def test_a_sign_that_cannot_be_measured_counts_as_absent():
-    tree = {"root": {"test": {"fact": "val_accuracy_max", "below": 0.05}, "then": {"leaf": "zero"},
-                     "else": {"leaf": "other"}}}
-    root = Branch.of(tree["root"])
-    assert verdict.leaf(root, {}) == "other"
-    assert verdict.leaf(root, {"val_accuracy_max": 0.0}) == "zero"
+    tree = tree_of({"id": "t", "about": "a test", "branches": [
+        {"when": {"fact": "val_accuracy_max", "below": 0.05}, "leaf": "zero"}, {"leaf": "other"}]})
+    assert verdict.leaf(tree, {}) == "other"
+    assert verdict.leaf(tree, {"val_accuracy_max": 0.0}) == "zero"
 
 
 def test_what_the_user_reported_comes_from_their_history_and_their_words():

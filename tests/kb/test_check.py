@@ -8,7 +8,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from assistant.reasoning.knowledge import DEFAULT_DIR, KnowledgeError, check, kb_command, load
+from assistant.kb import DEFAULT_DIR, KnowledgeError, load
+from assistant.knowledge import kb_command, problems as check
 from tests.helpers import SHARED
 
 CONTRACT = SHARED / "contract" / "causes.json" if SHARED is not None else None
@@ -67,10 +68,9 @@ def test_missing_snippet_template_is_reported(kb_copy: Path):
 
 def test_unreachable_leaf_is_reported(kb_copy: Path):
     def contradict(tree):
-        # Below "loss_is_nan is true", test it again: its else-branch can never be taken.
-        tree["root"]["then"] = {"test": {"fact": "loss_is_nan", "is": True},
-                                "then": tree["root"]["then"],
-                                "else": {"leaf": "impossible", "weigh": {"overfitting": 1}}}
+        # After the entry for "loss_is_nan is true", test it again: nothing can reach the second one.
+        tree["branches"].insert(1, {"when": {"fact": "loss_is_nan", "is": True}, "leaf": "impossible",
+                                    "weigh": {"overfitting": 1}})
     _edit(kb_copy / "trees" / "curves.yaml", contradict)
     problems = check(load(kb_copy))
     assert "trees/curves.yaml: leaf 'impossible' is unreachable: its conditions contradict" in problems
@@ -79,19 +79,25 @@ def test_unreachable_leaf_is_reported(kb_copy: Path):
 
 def test_numeric_contradiction_is_unreachable_but_a_narrowing_is_not(kb_copy: Path):
     def narrow(tree):
-        tree["root"]["then"] = {"test": {"fact": "learning_rate", "above": 0.1},
-                                "then": {"test": {"fact": "learning_rate", "below": 0.05},
-                                         "then": {"leaf": "never", "weigh": {}},
-                                         "else": {"leaf": "high_lr", "weigh": {}}},
-                                "else": tree["root"]["then"]}
+        tree["branches"][:0] = [
+            {"when": {"all": [{"fact": "learning_rate", "above": 0.1}, {"fact": "learning_rate", "below": 0.05}]},
+             "leaf": "never", "weigh": {}},
+            {"when": {"fact": "learning_rate", "above": 0.1}, "leaf": "high_lr", "weigh": {}}]
     _edit(kb_copy / "trees" / "curves.yaml", narrow)
     problems = check(load(kb_copy))
     assert any("'never' is unreachable" in p for p in problems)
     assert not any("'high_lr'" in p for p in problems)
 
 
+def test_an_entry_without_a_condition_must_be_the_last(kb_copy: Path):
+    _edit(kb_copy / "trees" / "words.yaml", lambda t: t["branches"].insert(0, {"leaf": "everything", "weigh": {}}))
+    problems = check(load(kb_copy))
+    assert any("'everything' has no 'when' but is not the last entry" in p for p in problems)
+    assert any("'says_nan' is unreachable" in p for p in problems)
+
+
 def test_tree_naming_an_unknown_cause_is_reported(kb_copy: Path):
-    _edit(kb_copy / "trees" / "words.yaml", lambda t: t["root"]["then"]["weigh"].update({"gremlins": 2}))
+    _edit(kb_copy / "trees" / "words.yaml", lambda t: t["branches"][0]["weigh"].update({"gremlins": 2}))
     assert any("unknown cause 'gremlins'" in p for p in check(load(kb_copy)))
 
 
