@@ -70,7 +70,7 @@ def answer(conversation: Conversation, inputs: Mapping[str, Any]) -> Turn:
 
     ``inputs`` holds ``gather``'s keyword arguments (symptom or text, metrics, dataset, ...).
     """
-    evidence = gather(asked=conversation.asked, **inputs)
+    evidence = gather(kb.current(), asked=conversation.asked, **inputs)
     history_length = max(map(len, (evidence.history or {}).values()), default=0)
     if history_length > current_app.config["MAX_EPOCHS"]:
         raise EvidenceError(
@@ -178,7 +178,7 @@ def add_epoch(conversation_id: str, owner: str | None, logs: dict[str, Any], *,
         reply = _with_live(turn.reply, records, turn.facts)
         rung = {problem["fact"] for problem in reply["live"]["problems"]}
         changed = (reply["causes"][0]["id"] != next(iter(conversation.shown), None)
-                   or rung != {problem["fact"] for problem in alarms.problems(conversation.facts)})
+                   or rung != {problem["fact"] for problem in alarms.problems(kb.current(), conversation.facts)})
         return replace(turn, user={"epoch": logs, **turn.user}, reply=reply, epoch=logs,
                        recorded=changed or conversation.last_seq == 0)
 
@@ -198,7 +198,7 @@ def live_reply(conversation_id: str, owner: str | None) -> dict[str, Any] | None
 def _with_live(reply: dict[str, Any], records: list[dict[str, Any]], facts: Facts) -> dict[str, Any]:
     """The reply with ``live``: the last epoch received (Keras's number), how many the run has, and its alarms."""
     return {**reply, "live": {"epoch": records[-1]["epoch"] if records else None, "epochs": len(records),
-                              "problems": alarms.problems(facts)}}
+                              "problems": alarms.problems(kb.current(), facts)}}
 
 
 def epochs(conversation_id: str) -> list[dict[str, Any]]:

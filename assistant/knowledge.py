@@ -12,14 +12,29 @@ from pathlib import Path
 import click
 from flask import Flask
 
-from . import kb
-from .kb.check import check
-from .repro import experiments
+from . import alarms, evidence, kb, reply
+from .kb.check import check, unproduced
+from .reasoning import sentences
+from .repro import experiments, verdict
+
+
+def _order(problem: str) -> tuple[str, int, str]:
+    """File, then line as a number (``x.yaml:9`` before ``x.yaml:10``), then the message."""
+    where, _, message = problem.partition(": ")
+    file, _, line = where.partition(":")
+    return file, int(line) if line.isdigit() else 0, message
 
 
 def problems(knowledge: kb.KnowledgeBase) -> list[str]:
-    """Every problem a reviewer must fix, in the knowledge base and in what it asks of the code."""
-    return sorted(set(check(knowledge) + experiments.problems(knowledge)))
+    """Every problem a reviewer must fix, in the knowledge base and in what it asks of the code.
+
+    Each layer checks what only it knows: the names its sentences and snippet templates may use,
+    the facts its readers produce, the settings its runs understand.
+    """
+    produced = evidence.produces(knowledge) | verdict.produces(knowledge)
+    found = (check(knowledge) + unproduced(knowledge, produced) + sentences.problems(knowledge)
+             + alarms.check(knowledge) + reply.problems(knowledge) + experiments.problems(knowledge))
+    return sorted(set(found), key=_order)
 
 
 @lru_cache(maxsize=8)

@@ -6,28 +6,26 @@ typed can become code in a snippet.
 """
 from __future__ import annotations
 
+import ast
 import json
 import math
+import traceback
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Collection
 
 import jinja2
 
-from .evidence.derive import REGRESSION_LOSSES
+from .evidence.derive import derive
 from .evidence.facts import Facts
-from .evidence.keras_names import LOSS_CLASSES, OPTIMIZER_CLASSES
 from .reasoning.engine import Belief, Diagnosis, diagnose
 from .kb import KnowledgeBase
+from .kb.check import sample_values
 
 #: Causes listed in a reply: the leaders, and any other above this confidence.
 SHOWN = 3
 ALSO_SHOWN_ABOVE = 0.15
 
-#: Optimizers whose ``momentum`` a snippet keeps when it builds the user's optimizer anew.
-WITH_MOMENTUM = {"sgd", "rmsprop"}
-#: Activations a snippet may give a rebuilt layer: Keras 3 names, so a user's odd name cannot break the code.
-ACTIVATIONS = {"elu", "gelu", "leaky_relu", "linear", "mish", "relu", "relu6", "selu", "sigmoid", "softplus",
-               "softsign", "swish", "tanh"}
 
 
 def _py(value: Any) -> str:
@@ -56,9 +54,10 @@ def _environment(directory: str) -> jinja2.Environment:
     return env
 
 
-def _regression(v: dict[str, Any]) -> bool:
+def _regression(kb: KnowledgeBase, v: dict[str, Any]) -> bool:
     """A regression task, as the user said or as their loss shows."""
-    return v.get("task") == "regression" or (v.get("task") is None and v.get("loss") in REGRESSION_LOSSES)
+    return v.get("task") == "regression" or (
+        v.get("task") is None and kb.keras.get("losses", v.get("loss"), "family") == "regression")
 
 
 def _n_classes(v: dict[str, Any]) -> int | None:
@@ -66,9 +65,9 @@ def _n_classes(v: dict[str, Any]) -> int | None:
     return v.get("n_classes") or (len(counts) if isinstance(counts, dict) and counts else None)
 
 
-def _fresh_head(v: dict[str, Any]) -> tuple[int, str]:
+def _fresh_head(kb: KnowledgeBase, v: dict[str, Any]) -> tuple[int, str]:
     """Units and activation of an output layer that fits the task and the labels' encoding."""
-    if _regression(v):
+    if _regression(kb, v):
         return 1, "linear"
     k = _n_classes(v)
     binary = v.get("task") == "binary_classification" or k == 2 or (k is None and v.get("output_units") == 1)
@@ -77,9 +76,9 @@ def _fresh_head(v: dict[str, Any]) -> tuple[int, str]:
     return int(k or v.get("output_units") or 2), "softmax"
 
 
-def _loss_for(units: int, v: dict[str, Any]) -> str:
+def _loss_for(kb: KnowledgeBase, units: int, v: dict[str, Any]) -> str:
     """The Keras loss that fits an output layer of ``units`` units and the labels' encoding."""
-    if _regression(v):
+    if _regression(kb, v):
         return "mse"
     if units == 1:
         return "binary_crossentropy"
@@ -102,7 +101,7 @@ def _class_weight(counts: Any) -> dict[int, float] | None:
     return {k: round(total / (len(labels) * c), 4) for k, c in sorted(labels.items()) if c > 0}
 
 
-def snippet_context(values: dict[str, Any]) -> dict[str, Any]:
+def snippet_context(kb: KnowledgeBase, values: dict[str, Any]) -> dict[str, Any]:
     """The names every snippet template may use, derived from what the conversation knows.
 
     What the conversation does not know, a snippet reads from the user's session where it can
@@ -111,9 +110,9 @@ def snippet_context(values: dict[str, Any]) -> dict[str, Any]:
     """
     lr = values.get("learning_rate") or 0.001
     epochs = int(values.get("epochs") or values.get("epochs_run") or 20)
-    regression = _regression(values)
+    regression = _regression(kb, values)
     optimizer = values.get("optimizer")
-    fresh_units, fresh_activation = _fresh_head(values)
+    fresh_units, fresh_activation = _fresh_head(kb, values)
     units = values.get("output_units") or fresh_units
     hidden = values.get("hidden_activation")
     return {
@@ -121,8 +120,8 @@ def snippet_context(values: dict[str, Any]) -> dict[str, Any]:
         "regression": regression,
         "metrics": ["mae"] if regression else ["accuracy"],
         # The user's optimizer, rebuilt with a new learning rate (see _macros.j2's `optimizer`).
-        "optimizer_class": OPTIMIZER_CLASSES.get(optimizer or ""),
-        "momentum": values.get("momentum") if optimizer in WITH_MOMENTUM else None,
+        "optimizer_class": kb.keras.get("optimizers", optimizer, "class"),
+        "momentum": values.get("momentum") if kb.keras.get("optimizers", optimizer, "momentum") else None,
         "learning_rate_known": "learning_rate" in values,
         "learning_rate": lr,
         "lower_learning_rate": lr / 10,
@@ -136,20 +135,20 @@ def snippet_context(values: dict[str, Any]) -> dict[str, Any]:
         # The user's own output layer (as far as known), and the loss that fits it and the labels.
         "output_units": units,
         "output_activation": values.get("output_activation"),
-        "fitting_loss": _loss_for(units, values),
+        "fitting_loss": _loss_for(kb, units, values),
         "from_logits": not regression and (values.get("from_logits") is True
                                            or values.get("output_activation") == "linear"),
-        "loss_classes": LOSS_CLASSES,
+        "loss_classes": {name: entry["class"] for name, entry in kb.keras.tables["losses"].items() if "class" in entry},
         # The output layer and loss of a model the snippet builds afresh.
         "fresh_units": fresh_units,
         "fresh_activation": fresh_activation,
-        "fresh_loss": _loss_for(fresh_units, values),
+        "fresh_loss": _loss_for(kb, fresh_units, values),
         "class_weight": _class_weight(values.get("class_counts")),
         "n_classes": _n_classes(values),
         "l2": values.get("l2") or 0.0,
         "dropout": values.get("dropout") or 0.0,
         "n_hidden_layers": values.get("n_hidden_layers"),
-        "hidden_activation": hidden if hidden in ACTIVATIONS else "relu",
+        "hidden_activation": hidden if kb.keras.get("activations", hidden, "hidden") else "relu",
         "kernel_initializer": values.get("kernel_initializer"),
         "missing_fraction": values.get("missing_fraction"),
         "feature_max": values.get("feature_max"),
@@ -160,7 +159,7 @@ def snippet_context(values: dict[str, Any]) -> dict[str, Any]:
 def render_snippet(kb: KnowledgeBase, name: str, values: dict[str, Any]) -> str:
     """One snippet template filled with the conversation's values."""
     template = _environment(str(kb.directory)).get_template(f"{name}.py.j2")
-    return template.render(snippet_context(values)).strip() + "\n"
+    return template.render(snippet_context(kb, values)).strip() + "\n"
 
 
 def _cause_json(kb: KnowledgeBase, belief: Belief, values: dict[str, Any]) -> dict[str, Any]:
@@ -202,3 +201,86 @@ def compose(kb: KnowledgeBase, facts: Facts, *, declined: Collection[str] = ()) 
                  for q in diagnosis.questions]
     return {"text": _markdown(diagnosis, causes, questions), "readings": diagnosis.readings,
             "causes": causes, "questions": questions}
+
+
+# --- what the replies ask of the knowledge base -------------------------------------------------
+
+#: Conversations every snippet template must render for: whether each starts from a sample value of
+#: every fact, and the values it has (None: not known). Derived facts follow from them.
+SAMPLE_CONVERSATIONS: dict[str, tuple[bool, dict[str, Any]]] = {
+    "nothing known": (False, {}),
+    "every fact known": (True, {}),
+    "a binary task": (True, {
+        "task": "binary_classification", "n_classes": 2, "class_counts": {"0": 900, "1": 100},
+        "label_format": "integer", "loss": "binary_crossentropy", "output_activation": "sigmoid", "output_units": 1,
+        "from_logits": False}),
+    "a regression": (True, {
+        "task": "regression", "n_classes": None, "class_counts": None, "label_format": None, "loss": "mse",
+        "output_activation": "linear", "output_units": 1, "from_logits": False, "optimizer": "sgd",
+        "learning_rate": 0.01, "momentum": 0.9, "feature_min": -3.5, "feature_max": 12000.0}),
+    "a multiclass task with one-hot labels": (True, {
+        "task": "multiclass_classification", "n_classes": 3, "class_counts": {"0": 340, "1": 330, "2": 330},
+        "label_format": "one_hot", "loss": "categorical_crossentropy", "output_activation": "softmax",
+        "output_units": 3, "optimizer": "rmsprop", "learning_rate": 0.5}),
+    "a multiclass task with logits, little else known": (False, {
+        "task": "multiclass_classification", "output_activation": "linear", "from_logits": True,
+        "loss": "sparse_categorical_crossentropy", "epochs_run": 40}),
+}
+
+
+def sample_conversations(kb: KnowledgeBase) -> dict[str, dict[str, Any]]:
+    """The values of each of :data:`SAMPLE_CONVERSATIONS`, derived facts included, as a reply would see them."""
+    every = {name: value for name, value in sample_values(kb).items() if kb.facts[name]["kind"] != "derived"}
+    out = {}
+    for told, (from_every, values) in SAMPLE_CONVERSATIONS.items():
+        known = {key: value for key, value in {**(every if from_every else {}), **values}.items() if value is not None}
+        out[told] = {**known, **derive(kb, known)}
+    return out
+
+
+def _template_line(exc: BaseException) -> tuple[str, int | None]:
+    """The template file and line where rendering failed (jinja2 puts template lines in the traceback)."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return Path(exc.filename or exc.name or "?").name, exc.lineno
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(".j2")]
+    return (Path(frames[-1].filename).name, frames[-1].lineno) if frames else ("", None)
+
+
+def _snippet_problem(name: str, values: dict[str, Any], kb: KnowledgeBase) -> tuple[str, str] | None:
+    """What is wrong with one template for one conversation, led by its file and line, and the code it
+    concerns where that depends on the conversation's values; None if nothing."""
+    try:
+        code = render_snippet(kb, name, values)
+    except Exception as exc:  # noqa: BLE001 (any failure of a template is the expert's to fix)
+        file, line = _template_line(exc)
+        where = f"snippets/{file or f'{name}.py.j2'}" + (f":{line}" if line else "")
+        message = exc.message if isinstance(exc, jinja2.TemplateError) and exc.message else str(exc)
+        via = f", rendering {name}.py.j2" if file and file != f"{name}.py.j2" else ""
+        return f"{where}: {message} ({type(exc).__name__}{via})", ""
+    try:
+        ast.parse(code)
+    except SyntaxError as exc:
+        shown = (exc.text or "").strip()
+        return (f"snippets/{name}.py.j2: renders code that is not Python: {exc.msg} in line {exc.lineno} of the "
+                "snippet", f" ({shown})" if shown else "")
+    return None
+
+
+def problems(kb: KnowledgeBase) -> list[str]:
+    """Every snippet template that fails to render, or renders code that is not Python, for a sample conversation.
+
+    Each problem names the template file and line and the conversations it fails for
+    ("snippets/overfitting.py.j2:7: 'patiense' is undefined (UndefinedError), with every fact known"),
+    so a slip fails ``assistant kb check``, not a user's request.
+    """
+    conversations = sample_conversations(kb)
+    found = []
+    for name in sorted(kb.snippets):
+        failing: dict[str, tuple[str, list[str]]] = {}
+        for told, values in conversations.items():
+            problem = _snippet_problem(name, values, kb)
+            if problem is not None:
+                failing.setdefault(problem[0], (problem[1], []))[1].append(told)
+        found += [f"{problem}{detail}, with " + ("every sample conversation" if len(told) == len(conversations)
+                                                 else "; ".join(told)) for problem, (detail, told) in failing.items()]
+    return found

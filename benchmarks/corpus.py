@@ -49,12 +49,8 @@ def split_of(source: str) -> str:
     return "test" if digest < TEST_SHARE * 16**8 else "dev"
 
 
-#: Causes being added to the knowledge base (issue 12), which collectors may already label with.
-PLANNED = {"unscaled_targets", "numerical_instability", "preprocessing_mismatch"}
-
-
 def known_causes() -> set[str]:
-    return PLANNED | {yaml.safe_load(p.read_text(encoding="utf-8"))["id"] for p in (KNOWLEDGE / "causes").glob("*.yaml")}
+    return {yaml.safe_load(p.read_text(encoding="utf-8"))["id"] for p in (KNOWLEDGE / "causes").glob("*.yaml")}
 
 
 def input_facts() -> set[str]:

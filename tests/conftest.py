@@ -1,11 +1,15 @@
-"""Fixtures: an app on a fresh database, once on SQLite and once on PostgreSQL.
+"""Fixtures: an app on a fresh database, once on SQLite and once on PostgreSQL; the marks of the test lanes.
 
-PostgreSQL tests carry the ``postgres`` mark: ``pytest -m "not postgres"`` runs without a
-server. ``ASSISTANT_TEST_POSTGRES_URL`` points them at another server than the local one.
+PostgreSQL tests carry the ``postgres`` and ``services`` marks: ``pytest -m "not postgres"`` runs
+without a server. ``ASSISTANT_TEST_POSTGRES_URL`` points them at another server than the local one.
+The marks are registered, with their meaning, in pyproject.toml. Tests that ask for a fixture of
+``FIXTURE_MARKS`` get its marks here; the fast lane (``-m "not tf and not browser and not services
+and not load"``, README.md) fails if TensorFlow was imported all the same.
 """
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 
 import pytest
@@ -17,9 +21,86 @@ from tests.helpers import app_factory, serving
 POSTGRES_URL = os.environ.get("ASSISTANT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "postgres: needs the PostgreSQL server at ASSISTANT_TEST_POSTGRES_URL")
-    config.addinivalue_line("markers", "load: the load test under gunicorn (minutes; CI runs it as a step of its own)")
+#: Fixtures that make every test asking for them (directly or through another fixture) need more.
+FIXTURE_MARKS = {
+    "redis_url": ("services",),  # the Redis server
+    "run_app": ("tf",),  # tests/repro: reproduction runs that train in worker processes
+    "followed": ("tf",),  # tests/channels/test_runs.py: a run started over the API, trained to the end
+}
+#: Top-level modules a test outside the ``tf`` lane must never import.
+HEAVY = ("tensorflow", "keras")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by mark
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in sorted(set(getattr(item, "fixturenames", ())) & FIXTURE_MARKS.keys()):
+            for mark in FIXTURE_MARKS[fixture]:
+                item.add_marker(mark)
+
+
+def _heavy_loaded() -> list[str]:
+    return [name for name in HEAVY if name in sys.modules]
+
+
+#: What of HEAVY was loaded once collection ended: a test module that imports it at the top.
+_LOADED_AT_COLLECTION = pytest.StashKey[list]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[_LOADED_AT_COLLECTION] = _heavy_loaded()
+
+
+#: The share of each fuzzer's inputs (tests/evidence/test_fuzz.py, tests/channels/test_openapi_fuzz.py)
+#: that a run leaving out the tf tests, such as the fast lane, tries; every other run, and any run
+#: with ``CI`` set, tries all of them.
+QUICK_FUZZ_SHARE = 0.1
+_LEAVES_OUT_TF = pytest.StashKey[bool]()
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if any(item.get_closest_marker("tf") for item in items):
+        items[0].config.stash[_LEAVES_OUT_TF] = True
+
+
+@pytest.fixture(scope="session")
+def fuzz_share(pytestconfig: pytest.Config) -> float:
+    """How much of its full budget of generated inputs a fuzzer runs: 1, or QUICK_FUZZ_SHARE in the fast lane."""
+    if os.environ.get("CI") or not pytestconfig.stash.get(_LEAVES_OUT_TF, False):
+        return 1.0
+    return QUICK_FUZZ_SHARE
+
+
+@pytest.fixture(autouse=True)
+def _tf_only_where_marked(request: pytest.FixtureRequest):
+    """A test without the ``tf`` mark that imports TensorFlow or Keras fails, naming itself."""
+    before = _heavy_loaded()
+    yield
+    imported = [name for name in _heavy_loaded() if name not in before]
+    if imported and request.node.get_closest_marker("tf") is None:
+        pytest.fail(f"imported {', '.join(imported)} without the tf mark: mark it tf (pyproject.toml's markers)",
+                    pytrace=False)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With no ``tf`` test selected (the fast lane), nothing may have imported TensorFlow, collection included."""
+    if any(item.get_closest_marker("tf") for item in session.items) or not session.items:
+        return
+    loaded = _heavy_loaded()
+    if not loaded:
+        return
+    at_collection = session.config.stash.get(_LOADED_AT_COLLECTION, [])
+    where = ("while collecting: a test module imports it at the top (use tests.helpers.lazy_module)"
+             if at_collection else "during the run")
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    message = f"no tf test was selected, yet {', '.join(loaded)} was imported {where}"
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_line(f"ERROR: {message}", red=True, bold=True)
+    else:
+        print(f"ERROR: {message}", file=sys.stderr)
+    if session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +111,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.services])])
 def database_url(request: pytest.FixtureRequest, tmp_path):
     """A URL for an empty database: a SQLite file, or a schema of its own on the PostgreSQL server."""
     if request.param == "sqlite":
@@ -107,3 +188,14 @@ def row_counts(app):
                     for t in db.metadata.sorted_tables}
 
     return count
+
+
+@pytest.fixture
+def kb_copy(tmp_path) -> "Path":
+    """A scratch copy of the knowledge base (knowledge/) to break on purpose."""
+    import shutil
+    from pathlib import Path
+
+    from assistant.kb import DEFAULT_DIR
+
+    return Path(shutil.copytree(DEFAULT_DIR, tmp_path / "knowledge"))

@@ -1,6 +1,7 @@
 """Assertions and servers shared by the test modules."""
 from __future__ import annotations
 
+import importlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -21,6 +22,22 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = next((path for path in (ROOT / "shared", ROOT.parent / "shared") if path.is_dir()), None)
 #: The public evaluation cases, ``shared/cases``; None where they are not checked out.
 CASES = SHARED / "cases" if SHARED is not None and (SHARED / "cases").is_dir() else None
+
+
+class lazy_module:  # noqa: N801 - it stands in for a module
+    """A module imported on first attribute access: ``keras = lazy_module("keras")``.
+
+    A test module that needs TensorFlow uses it instead of ``import keras`` at the top, so that
+    collecting the module, and deselecting it with ``-m "not tf"``, does not load TensorFlow.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str):
+        if attribute.startswith("_"):  # pytest probing what a module-level name is, while collecting
+            raise AttributeError(attribute)
+        return getattr(importlib.import_module(self._name), attribute)
 
 
 @cache
@@ -57,7 +74,7 @@ def facts_from(**inputs) -> Facts:
     from assistant.evidence.facts import Facts
 
     facts = Facts()
-    facts.update(gather(**inputs).facts)
+    facts.update(gather(shipped_kb(), **inputs).facts)
     return facts
 
 
@@ -65,7 +82,8 @@ def facts_from(**inputs) -> Facts:
 def serving(app) -> Iterator[str]:
     """Serve a WSGI app on a free loopback port while the block runs; yields its base URL."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # Polled often, so that shutting it down takes milliseconds, not the default half second.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
@@ -117,3 +135,20 @@ def app_factory(**defaults):
         for app in apps:
             with app.app_context():
                 db.get_engine().dispose()
+
+
+def knowledge_problems(directory: Path) -> list[str]:
+    """What ``assistant kb check --directory`` reports for a knowledge base: its problems, one a line (exit code 1)."""
+    from click.testing import CliRunner
+
+    from assistant.knowledge import kb_command
+
+    result = CliRunner().invoke(kb_command, ["check", "--directory", str(directory)])
+    assert result.exit_code == 1, result.output
+    return [line.removeprefix("Error: ") for line in result.output.splitlines()]
+
+
+def line_named(directory: Path, problem: str) -> str:
+    """The line of the knowledge file that a problem names ("causes/x.yaml:23: ..."), stripped."""
+    file, line, _ = problem.split(":", 2)
+    return (directory / file).read_text(encoding="utf-8").splitlines()[int(line) - 1].strip()

@@ -4,6 +4,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from alembic import command
 from click.testing import CliRunner
 from sqlalchemy import create_engine, inspect, text
@@ -25,6 +26,7 @@ def versions(url: str) -> list[str]:
         engine.dispose()
 
 
+@pytest.mark.services  # six web-worker processes booting at once, as gunicorn starts them
 def test_workers_starting_together_on_an_empty_database_migrate_it_once(database_url):
     workers = [subprocess.Popen([sys.executable, "-c", START, database_url], cwd=ROOT, stderr=subprocess.PIPE, text=True)
                for _ in range(6)]

@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, select
 from assistant import db
 from benchmarks.loopback import Client, ConnectionLost, gunicorn
 
-pytestmark = pytest.mark.load
+pytestmark = [pytest.mark.load, pytest.mark.services]
 
 CONVERSATIONS = 1_000
 TURNS = 3

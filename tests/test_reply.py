@@ -60,3 +60,72 @@ def test_user_text_cannot_become_code_in_a_snippet():
         tree = ast.parse(render_snippet(kb, cause.snippet, hostile))
         calls = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "system"]
         assert not calls, cause.id
+
+
+# --- kb check: every template renders to Python for every sample conversation -------------------
+
+def _replace(path, old, new):
+    text = path.read_text()
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new))
+
+
+def test_every_shipped_template_renders_to_python_for_every_sample_conversation():
+    from assistant.reply import SAMPLE_CONVERSATIONS, problems, sample_conversations
+
+    kb = shipped_kb()
+    assert problems(kb) == []
+    conversations = sample_conversations(kb)
+    assert set(conversations) == set(SAMPLE_CONVERSATIONS)
+    assert conversations["nothing known"] == {}
+    assert conversations["a regression"]["task"] == "regression" and "class_counts" not in conversations["a regression"]
+    assert conversations["every fact known"].keys() >= {n for n, s in kb.facts.items() if s["kind"] == "input"}
+
+
+def test_a_template_using_an_undefined_name_fails_kb_check_naming_file_and_line(kb_copy):
+    from tests.helpers import knowledge_problems, line_named
+
+    _replace(kb_copy / "snippets" / "overfitting.py.j2", "patience={{ patience | py }}", "patience={{ patiense | py }}")
+    (problem,) = knowledge_problems(kb_copy)[:-1]
+    assert problem == ("snippets/overfitting.py.j2:7: 'patiense' is undefined (UndefinedError), "
+                       "with every sample conversation")
+    assert "patiense" in line_named(kb_copy, problem)
+
+
+def test_a_name_undefined_in_one_conversation_only_is_caught_for_it(kb_copy):
+    from assistant.kb import load
+    from assistant.reply import problems
+
+    # Only a conversation that knows the class counts reaches this line.
+    _replace(kb_copy / "snippets" / "class_imbalance.py.j2", "class_weight = {{ class_weight | py }}",
+             "class_weight = {{ clas_weight | py }}")
+    (problem,) = problems(load(kb_copy))
+    assert problem.startswith("snippets/class_imbalance.py.j2:24: 'clas_weight' is undefined (UndefinedError), with ")
+    assert "every fact known" in problem and "nothing known" not in problem
+
+
+def test_a_template_syntax_error_fails_at_its_line(kb_copy):
+    from tests.helpers import knowledge_problems
+
+    _replace(kb_copy / "snippets" / "overfitting.py.j2", "epochs={{ epochs | py }}", "epochs={{ epochs | py }")
+    (problem,) = knowledge_problems(kb_copy)[:-1]
+    assert problem.startswith("snippets/overfitting.py.j2:8: ") and "(TemplateSyntaxError)" in problem
+
+
+def test_a_mistake_in_the_shared_macros_names_the_macro_file(kb_copy):
+    from assistant.kb import load
+    from assistant.reply import problems
+
+    _replace(kb_copy / "snippets" / "_macros.j2", "momentum={{ momentum | py }}", "momentum={{ momentun | py }}")
+    found = problems(load(kb_copy))
+    assert found and all(p.startswith("snippets/_macros.j2:9: 'momentun' is undefined (UndefinedError, rendering ")
+                         for p in found), found
+
+
+def test_a_template_that_renders_code_that_is_not_python_fails(kb_copy):
+    from tests.helpers import knowledge_problems
+
+    _replace(kb_copy / "snippets" / "overfitting.py.j2", "restore_best_weights=True)", "restore_best_weights=True")
+    (problem,) = knowledge_problems(kb_copy)[:-1]
+    assert problem.startswith("snippets/overfitting.py.j2: renders code that is not Python: ")
+    assert problem.endswith(", with every sample conversation")

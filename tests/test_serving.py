@@ -9,11 +9,15 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from benchmarks.loopback import Gunicorn, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSISTANT = Path(sys.executable).with_name("assistant")
 ROUTE = 'route="/api/v1/conversations"'
+
+pytestmark = pytest.mark.services  # gunicorn subprocesses
 
 
 def get(url: str, headers: dict[str, str] | None = None):

@@ -21,18 +21,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import keras
 import numpy as np
 import pytest
 from sklearn.utils.class_weight import compute_class_weight
 
 from assistant.reasoning.engine import diagnose
-from assistant.reply import LOSS_CLASSES, render_snippet, snippet_context
-from tests.helpers import facts_from, shipped_kb
+from assistant.reply import render_snippet, snippet_context
+from tests.helpers import facts_from, lazy_module, shipped_kb
 
 # Watching compile makes every model's compile look overridden to clone_model, which then says it
 # will not recompile the clone; the snippets compile their clones themselves.
-pytestmark = pytest.mark.filterwarnings("ignore:`compile\\(\\)` was not called:UserWarning")
+pytestmark = [pytest.mark.tf, pytest.mark.filterwarnings("ignore:`compile\\(\\)` was not called:UserWarning")]
+keras = lazy_module("keras")  # imported by the first test: collecting this module must not load TensorFlow
 
 KB = shipped_kb()
 N_TRAIN, N_VAL, FEATURES = 48, 16, 4
@@ -113,7 +113,7 @@ def _model(setup: dict[str, Any], hidden_units: int) -> keras.Model:
     options = {"momentum": setup["momentum"]} if "momentum" in setup else {}
     optimizer = keras.optimizers.get(setup["optimizer"]).__class__(learning_rate=setup["learning_rate"], **options)
     metrics = ["mae"] if setup["task"] == "regression" else ["accuracy"]
-    loss = getattr(keras.losses, LOSS_CLASSES[setup["loss"]])(from_logits=True) if setup.get("from_logits") else setup["loss"]
+    loss = getattr(keras.losses, KB.keras.get("losses", setup["loss"], "class"))(from_logits=True) if setup.get("from_logits") else setup["loss"]
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     return model
 
@@ -220,7 +220,7 @@ def run_snippet(cause: str, task: str, watch) -> Run:
     before = Session(**namespace)
     with contextlib.redirect_stdout(io.StringIO()) as output:
         exec(compile(code, f"<{cause} snippet>", "exec"), namespace)
-    return Run(code, snippet_context(values), setup, before, namespace, output.getvalue(), *watch)
+    return Run(code, snippet_context(KB, values), setup, before, namespace, output.getvalue(), *watch)
 
 
 # --- the faults, and what each snippet claims to change --------------------------------------
@@ -271,6 +271,63 @@ def _scaled_targets(session: Session, setup: dict[str, Any]) -> None:
 def _skewed_targets(session: Session, setup: dict[str, Any]) -> None:
     session.y_train = np.exp(session.y_train).astype("float32")
     session.y_val = np.exp(session.y_val).astype("float32")
+
+
+def _price_targets(session: Session, setup: dict[str, Any]) -> None:
+    """Regression targets in the hundreds of thousands, fed raw, as house prices are."""
+    if setup["task"] == "regression":
+        session.y_train = (session.y_train * 1e5 + 5e5).astype("float32")
+        session.y_val = (session.y_val * 1e5 + 5e5).astype("float32")
+
+
+def _unsafe_loss(setup: dict[str, Any]) -> Callable[..., Any]:
+    """A hand-written loss with no clip or epsilon: a log of 0, or a sqrt at 0, for the setup's task."""
+    ops = keras.ops
+
+    def labels(y_true):
+        return ops.reshape(ops.cast(y_true, "int32"), (-1, 1))
+
+    if setup["task"] == "regression":
+        def unsafe(y_true, y_pred):  # a root mean squared error: the gradient of sqrt at 0 is infinite
+            y_true = ops.reshape(ops.cast(y_true, y_pred.dtype), ops.shape(y_pred))
+            return ops.sqrt(ops.mean(ops.square(y_true - y_pred)))
+    elif setup["output_activation"] == "linear":
+        def unsafe(y_true, y_pred):  # softmax, then log: 0 and log(0) for large logits
+            return -ops.mean(ops.log(ops.take_along_axis(ops.softmax(y_pred), labels(y_true), axis=-1)))
+    elif setup["label_format"] == "one_hot":
+        def unsafe(y_true, y_pred):
+            return -ops.mean(ops.sum(y_true * ops.log(y_pred), axis=-1))
+    elif setup["output_units"] == 1:
+        def unsafe(y_true, y_pred):
+            y_true = ops.reshape(ops.cast(y_true, y_pred.dtype), ops.shape(y_pred))
+            return -ops.mean(y_true * ops.log(y_pred) + (1 - y_true) * ops.log(1 - y_pred))
+    else:
+        def unsafe(y_true, y_pred):
+            return -ops.mean(ops.log(ops.take_along_axis(y_pred, labels(y_true), axis=-1)))
+
+    def my_loss(y_true, y_pred):
+        my_loss.calls += 1
+        return unsafe(y_true, y_pred)
+
+    my_loss.calls = 0
+    return my_loss
+
+
+def _compile_unsafe_loss(session: Session, setup: dict[str, Any]) -> None:
+    """The model compiled with the user's own unsafe loss; where it outputs probabilities a NaN step has
+    already poisoned the weights."""
+    session.model.compile(optimizer=session.model.optimizer.from_config(session.model.optimizer.get_config()),
+                          loss=_unsafe_loss(setup))
+    if setup["output_activation"] in ("sigmoid", "softmax"):
+        _nan_weights(session, setup)
+
+
+#: The validation inputs left raw while the training inputs were scaled: x_val = x * SPREAD + SHIFT.
+RAW_SPREAD, RAW_SHIFT = 50.0, 120.0
+
+
+def _raw_validation_inputs(session: Session, setup: dict[str, Any]) -> None:
+    session.x_val = session.x_val * RAW_SPREAD + RAW_SHIFT
 
 
 @dataclass(frozen=True)
@@ -499,6 +556,62 @@ def claim_wrong_loss_function(run: Run) -> None:
     _finite_training(run)
 
 
+def claim_unscaled_targets(run: Run) -> None:
+    if not run.regression:
+        assert "Nothing to scale" in run.output and not run.fits
+        return
+    assert np.asarray(run.before.y_train).std() > 1e4
+    y = np.asarray(run.fit.kwargs["y"])
+    assert abs(float(y.mean())) < 1e-3 and math.isclose(float(y.std()), 1.0, rel_tol=1e-3)
+    # On raw targets the first loss is in the tens of billions; on scaled ones it is near 1.
+    assert run.after["history"].history["loss"][-1] < 10
+    predicted = np.asarray(run.after["target_model"].predict(run.before.x_val, verbose=0)).ravel()
+    y_val = np.asarray(run.before.y_val)
+    assert abs(float(predicted.mean() - y_val.mean())) < 3 * float(y_val.std()), "predictions are not in the targets' units"
+    assert [type(layer) for layer in _flat(run.trained)] == [type(layer) for layer in _flat(run.before.model)]
+    _fresh_weights(run)
+
+
+def claim_numerical_instability(run: Run) -> None:
+    user_loss = run.before.model.loss
+    y = np.asarray(run.before.y_train)[:8]
+    edge = np.zeros((8, run.setup["output_units"]), "float32")
+    logits = np.resize(np.array([1e4, -1e4], "float32"), edge.shape)  # where a softmax underflows to 0
+    if run.regression:  # sqrt at 0: the value is finite, its gradient where predictions meet the targets is not
+        assert re.search(r"not finite \(value or gradient\) at predictions of: .*the targets", run.output), run.output
+    else:
+        assert not np.isfinite(float(keras.ops.mean(user_loss(y, logits if run.setup["output_activation"] == "linear"
+                                                               else edge))))
+        assert "not finite" in run.output
+    if run.setup["output_activation"] not in ("sigmoid", "softmax"):
+        # Logits and regression values cannot be clipped: the snippet says where to guard, and swaps nothing.
+        assert "inside your loss" in run.output and not run.fits and not run.compiles
+        return
+    guarded = run.compiles[-1].kwargs["loss"]
+    calls = user_loss.calls
+    assert np.isfinite(float(keras.ops.mean(guarded(y, edge)))), "the guarded loss is still not finite at 0"
+    assert user_loss.calls > calls, "the snippet replaced the user's own loss instead of guarding it"
+    _fresh_weights(run)
+    _finite_training(run)
+
+
+def claim_preprocessing_mismatch(run: Run) -> None:
+    model = run.after["model"]
+    assert any(layer is run.before.model for layer in model.layers), "the user's trained model is not kept"
+    (normalizer,) = [layer for layer in _flat(model) if isinstance(layer, keras.layers.Normalization)]
+    raw = np.asarray(run.before.x_val)
+    as_trained = (raw - RAW_SHIFT) / RAW_SPREAD  # the validation inputs prepared like the training inputs
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(normalizer(raw)), as_trained, atol=0.6)
+    # The training inputs are now prepared like the rest; the model's own step turns them back.
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(normalizer(np.asarray(run.after["x_train"], "float32"))),
+                               run.before.x_train, atol=1e-3)
+    # What the user's model says on properly prepared inputs, the new one says on raw inputs: the mismatch
+    # that raw inputs caused is gone, all but the estimate's error.
+    meant = run.before.model.predict(as_trained, verbose=0)
+    mismatch = np.abs(run.before.model.predict(raw, verbose=0) - meant).mean()
+    assert np.abs(model.predict(raw, verbose=0) - meant).mean() < 0.2 * mismatch
+
+
 def _wrong_loss(task: str) -> dict[str, Any]:
     return {"binary": {"loss": "mse"}, "multiclass": {"loss": "categorical_crossentropy"},
             "one_hot": {"loss": "sparse_categorical_crossentropy"}, "logits": {"loss": "categorical_crossentropy"},
@@ -562,6 +675,13 @@ FAULTS: dict[str, Fault] = {
     "vanishing_gradients": Fault(claim_vanishing_gradients, lambda task: {"hidden_activation": "sigmoid",
                                                                           "n_hidden_layers": 6}),
     "wrong_loss_function": Fault(claim_wrong_loss_function, _wrong_loss),
+    "unscaled_targets": Fault(claim_unscaled_targets,
+                              lambda task: {"target_max": 9e5, "target_std": 1.5e5} if task == "regression" else {},
+                              prepare=_price_targets),
+    "numerical_instability": Fault(claim_numerical_instability, lambda task: {"custom_math": True},
+                                   prepare=_compile_unsafe_loss),
+    "preprocessing_mismatch": Fault(claim_preprocessing_mismatch, lambda task: {"same_preprocessing": False},
+                                    prepare=_raw_validation_inputs),
 }
 
 

@@ -14,6 +14,7 @@ from referencing.jsonschema import DRAFT202012
 
 from .. import conversations, security
 from ..errors import ApiError, error_response
+from ..evidence.metrics import decode_text
 from ..repro import reproductions
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -89,7 +90,8 @@ def json_body() -> Any:
 def _form_body() -> tuple[dict[str, Any], dict[str, Any]]:
     """Form fields, any of which may be an uploaded file: the fields to validate, and the uploads that bypass it.
 
-    ``dataset`` and ``training`` hold JSON text; a ``sample`` file goes to the parsers as bytes.
+    ``dataset`` and ``training`` hold JSON text; a ``sample`` file goes to the parsers as bytes; a
+    ``metrics`` file is decoded whatever its encoding.
     """
     fields: dict[str, Any] = request.form.to_dict()
     uploads: dict[str, Any] = {}
@@ -98,12 +100,15 @@ def _form_body() -> tuple[dict[str, Any], dict[str, Any]]:
         if name == "sample":
             uploads["sample"] = content
             continue
+        if name == "metrics":  # a log in UTF-16 (PowerShell's >) or Latin-1 is read too; what cannot be, the reply says
+            fields[name] = decode_text(content)
+            if upload.filename:
+                uploads["metrics_filename"] = upload.filename
+            continue
         try:
             fields[name] = content.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise ApiError(400, "bad_input", f"{name}: the uploaded file is not UTF-8 text") from None
-        if name == "metrics" and upload.filename:
-            uploads["metrics_filename"] = upload.filename
     for name in ("dataset", "training"):
         if name in fields:
             fields[name] = parse_json(fields[name], name)

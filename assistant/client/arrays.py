@@ -70,10 +70,10 @@ def _labels(y: np.ndarray) -> dict[str, Any]:
     elif y.ndim == 1 and y.dtype.kind in "OUS":
         classes, label_format = y.astype(str), "other"
     else:
-        return {"task": "regression"} if y.ndim == 1 and y.dtype.kind == "f" else {"label_format": "other"}
+        return _regression(y) if y.ndim == 1 and y.dtype.kind == "f" else {"label_format": "other"}
     labels, counts = np.unique(classes, return_counts=True)
     if label_format == "integer" and len(labels) > MAX_CLASSES:
-        return {"task": "regression"}
+        return _regression(y)
     keys = [str(label) if label_format == "other" else str(int(label)) for label in labels]
     return {
         "task": "binary_classification" if len(labels) <= 2 else "multiclass_classification",
@@ -83,3 +83,13 @@ def _labels(y: np.ndarray) -> dict[str, Any]:
         # Rows in one block per class, in any order: validation_split then cuts off whole classes.
         "sorted_by_label": bool(len(labels) > 1 and np.count_nonzero(classes[1:] != classes[:-1]) == len(labels) - 1),
     }
+
+
+def _regression(y: np.ndarray) -> dict[str, Any]:
+    """A regression target and its scale: targets in the thousands need scaling like inputs do."""
+    values = y.astype("float64")
+    finite = values[np.isfinite(values)]
+    summary: dict[str, Any] = {"task": "regression"}
+    if finite.size:
+        summary.update(target_max=float(np.abs(finite).max()), target_std=round(float(finite.std()), 6))
+    return summary

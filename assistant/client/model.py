@@ -14,10 +14,6 @@ from typing import Any
 
 from .errors import InputError
 
-#: Layers that only apply an activation, and the name of the one each applies.
-ACTIVATION_LAYERS = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "Softmax": "softmax", "ELU": "elu", "PReLU": "prelu"}
-
-
 def training_facts(model: Any) -> dict[str, Any]:
     """The contract's training facts that ``model`` shows; what it does not show is left out."""
     if not hasattr(model, "layers") or not callable(getattr(model, "count_params", None)):
@@ -86,10 +82,10 @@ def _activation(layers: list[Any], index: int) -> str | None:
         if hasattr(layer, "kernel_initializer"):
             break
         kind = type(layer).__name__
-        if kind in ACTIVATION_LAYERS:
-            return ACTIVATION_LAYERS[kind]
         if kind == "Activation":
             return getattr(layer.activation, "__name__", None)
+        if "activations" in type(layer).__module__.split("."):  # ReLU, LeakyReLU, Softmax...: the service reads the name
+            return _snake(kind)
     return name
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from ..kb import KnowledgeBase
+from . import code, curves, symptom
 from .curves import curve_facts
 from .facts import EvidenceError, Fact, Facts
-from .inputs import contract_facts
+from .inputs import coerce, contract_facts
 from .metrics import parse_metrics
-from .symptom import answer_facts, symptom_facts
-from .vocabulary import signs
+from .symptom import answer_facts, stated_facts, symptom_facts
 
-__all__ = ["Evidence", "EvidenceError", "Fact", "Facts", "gather"]
+__all__ = ["Evidence", "EvidenceError", "Fact", "Facts", "gather", "produces"]
 
 
 @dataclass
@@ -22,36 +23,89 @@ class Evidence:
     history: dict[str, list] | None = None
 
 
-def _absent(kind: str, found: list[Fact], source: str) -> list[Fact]:
+def produces(kb: KnowledgeBase) -> frozenset[str]:
+    """Every measured fact the readers may emit (kinds ``curve``, ``symptom`` and ``code``), as each reader declares it."""
+    return curves.PRODUCES | symptom.produces(kb) | code.PRODUCES
+
+
+def _code_facts(kb: KnowledgeBase, text: str) -> list[Fact]:
+    """The facts of the Keras code pasted into ``text``, contract values in their canonical spelling.
+
+    A value the contract cannot read (a name that is no identifier) is left out: the code said
+    something, but nothing a rule can use.
+    """
+    found = []
+    for fact in code.read_code(kb.keras, text):
+        if fact.key in kb.vocabulary:
+            try:
+                fact = Fact(fact.key, coerce(kb, fact.key, fact.value), fact.source, fact.note)
+            except EvidenceError:
+                continue
+        found.append(fact)
+    return found
+
+
+def _absent(kb: KnowledgeBase, kind: str, found: list[Fact], source: str) -> list[Fact]:
     """Yes/no signs of a fully read input that the parser did not find: known to be false."""
     seen = {f.key for f in found}
-    return [Fact(key, False, source) for key in signs(kind) if key not in seen]
+    return [Fact(key, False, source) for key in kb.signs(kind) if key not in seen]
 
 
-def gather(*, symptom: str | None = None, text: str | None = None, asked: Sequence[str] = (),
+#: Where the facts about reading the history come from.
+_SENT = "the training log you sent"
+
+
+def _unread(reason: str) -> list[Fact]:
+    """A log from which nothing could be read: the turn is answered from the words, and the reply says why."""
+    return [Fact("history_unreadable", True, _SENT, f"could not read the training log: {reason}"),
+            Fact("history_partial", False, _SENT), Fact("history_unread", reason, _SENT)]
+
+
+def gather(kb: KnowledgeBase, *, symptom: str | None = None, text: str | None = None, asked: Sequence[str] = (),
            metrics: Any = None, metrics_filename: str | None = None, dataset: dict | None = None,
            training: dict | None = None, facts: dict | None = None,
            sample: str | bytes | None = None) -> Evidence:
-    """Parse every input of one turn; raises EvidenceError naming the first bad one."""
+    """Parse every input of one turn; raises EvidenceError naming the first bad one.
+
+    Metrics sent as text (a pasted log, an uploaded file) never fail the turn: what cannot be
+    read of them is stated as facts (``history_unreadable``, ``history_partial``, ``history_unread``)
+    that the reply reads out.
+    """
     found: list[Fact] = []
     history_json = None
+    # A later fact about a key replaces an earlier one: the setup said in prose comes before what
+    # pasted code states, and both before the mappings the client sends.
     if symptom:
-        said = symptom_facts(symptom)
-        found += said + _absent("symptom", said, "your message")
+        said = symptom_facts(kb, symptom)
+        found += said + _absent(kb, "symptom", said, "your message") + stated_facts(kb, symptom) + _code_facts(kb, symptom)
     if text:
-        found += answer_facts(text, list(asked))
+        answered = answer_facts(kb, text, list(asked))
+        read = {fact.key for fact in answered}
+        found += [fact for fact in stated_facts(kb, text, source="your answer") if fact.key not in read]
+        found += answered + _code_facts(kb, text)
     if metrics is not None and metrics != "":
-        history = parse_metrics(metrics, filename=metrics_filename)
-        measured = curve_facts(history)
-        found += measured + _absent("curve", measured, f"the whole {history.format} history")
-        history_json = {"epoch": history.epochs, **history.columns}
+        pasted = isinstance(metrics, (str, bytes, bytearray))  # a log or file as the user has it, not a client's JSON
+        try:
+            history = parse_metrics(metrics, filename=metrics_filename, lenient=pasted)
+        except EvidenceError as error:
+            if not pasted:
+                raise
+            found += _unread(error.message)
+        else:
+            measured = curve_facts(kb, history)
+            if history.skipped:
+                left_out = "; ".join(history.skipped)
+                measured += [Fact("history_partial", True, _SENT, f"left out of the training log: {left_out}"),
+                             Fact("history_unread", left_out, _SENT)]
+            found += measured + _absent(kb, "curve", measured, f"the whole {history.format} history")
+            history_json = {"epoch": history.epochs, **history.columns}
     if sample is not None:
         from .sample import summarize_sample  # pandas: loaded only by the workers that are sent a data sample
 
-        found += contract_facts(summarize_sample(sample), source="your data sample", field="sample")
+        found += contract_facts(kb, summarize_sample(sample), source="your data sample", field="sample")
     for field, mapping, source in (("dataset", dataset, "the dataset summary you sent"),
                                    ("training", training, "the training config you sent"),
                                    ("facts", facts, "your answer")):
         if mapping:
-            found += contract_facts(mapping, source=source, field=field)
+            found += contract_facts(kb, mapping, source=source, field=field)
     return Evidence(found, history_json)

@@ -6,9 +6,8 @@ one place that decides which values each contract key accepts and how a loosely 
 value ("0.001", "yes", ``SparseCategoricalCrossentropy``) becomes the canonical one, so
 reasoning never has to second-guess a fact's type.
 
-Types, bounds and choices come from ``knowledge/facts.yaml`` (its ``kind: input`` entries);
-this module adds only what the file does not say: how people spell Keras names
-(:data:`NAMES`, :data:`CHOICE_ALIASES`) and how a note names a key (:data:`LABELS`).
+Types, bounds, choices, spellings and labels come from the knowledge base (``facts.yaml``'s
+``kind: input`` entries, with Keras's names from ``keras.yaml``), as ``kb.vocabulary``.
 A value that cannot be read raises :class:`EvidenceError` naming the field and key; keys
 outside the vocabulary are left out, and :func:`unknown_keys` lists them for a warning.
 """
@@ -18,172 +17,16 @@ import json
 import math
 import numbers
 import re
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, Callable, Mapping
 
-from . import vocabulary
+from ..kb import KnowledgeBase
+from ..kb.model import Spec, squash
 from .facts import EvidenceError, Fact
-
-
-@dataclass(frozen=True)
-class Spec:
-    """How one contract key is read: its type, the values it allows, and its name in a note.
-
-    ``type`` is ``number``, ``integer``, ``boolean``, ``mapping`` (class label → count),
-    ``choice`` (a closed set: ``names`` maps each value to its other spellings) or ``name``
-    (an open set of Keras identifiers; ``names`` lists the known ones so their spellings
-    are unified). ``min`` and ``max`` are inclusive bounds.
-    """
-
-    type: str
-    min: float | None = None
-    max: float | None = None
-    names: Mapping[str, tuple[str, ...]] | None = None
-    label: str | None = None
-
-    @cached_property
-    def aliases(self) -> dict[str, str]:
-        """Squashed spelling → canonical value, for ``choice`` and ``name`` keys."""
-        names = self.names or {}
-        return {squash(alias): canon for canon, aliases in names.items() for alias in (canon, *aliases)}
-
-
-#: Keras identifiers by kind, each with the other spellings people use for it. Spellings
-#: that differ only in case, ``_``, ``-`` or spaces need no alias: they are compared squashed.
-OPTIMIZERS = {name: () for name in (
-    "adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "ftrl",
-    "lion", "adafactor", "lamb", "loss_scale_optimizer")}
-LOSSES = {
-    "mse": ("mean_squared_error",),
-    "mae": ("mean_absolute_error",),
-    "mape": ("mean_absolute_percentage_error",),
-    "msle": ("mean_squared_logarithmic_error",),
-    "binary_crossentropy": ("bce",),
-    "categorical_crossentropy": ("cce",),
-    "sparse_categorical_crossentropy": ("scce",),
-    "binary_focal_crossentropy": (),
-    "categorical_focal_crossentropy": (),
-    "kl_divergence": ("kld", "kullback_leibler_divergence"),
-    "huber": ("huber_loss",),
-    "log_cosh": ("logcosh",),
-    "hinge": (),
-    "squared_hinge": (),
-    "categorical_hinge": (),
-    "poisson": (),
-    "cosine_similarity": (),
-    "ctc": (),
-}
-ACTIVATIONS = {
-    "linear": ("none", "identity"),
-    "relu": (),
-    "sigmoid": ("logistic",),
-    "softmax": (),
-    "tanh": (),
-    "elu": (),
-    "selu": (),
-    "gelu": (),
-    "swish": ("silu",),
-    "softplus": (),
-    "softsign": (),
-    "leaky_relu": (),
-    "relu6": (),
-    "prelu": (),
-    "exponential": ("exp",),
-    "hard_sigmoid": (),
-    "mish": (),
-    "log_softmax": (),
-}
-INITIALIZERS = {
-    "glorot_uniform": ("xavier_uniform",),
-    "glorot_normal": ("xavier_normal",),
-    "he_uniform": ("kaiming_uniform",),
-    "he_normal": ("kaiming_normal",),
-    "lecun_uniform": (),
-    "lecun_normal": (),
-    "random_normal": (),
-    "random_uniform": (),
-    "truncated_normal": (),
-    "variance_scaling": (),
-    "orthogonal": (),
-    "identity": (),
-    "zeros": ("zero",),
-    "ones": ("one",),
-    "constant": (),
-}
-
-#: Keys whose values are Keras identifiers: open sets whose known members have one spelling.
-NAMES: dict[str, Mapping[str, tuple[str, ...]]] = {
-    "optimizer": OPTIMIZERS,
-    "loss": LOSSES,
-    "output_activation": ACTIVATIONS,
-    "hidden_activation": ACTIVATIONS,
-    "kernel_initializer": INITIALIZERS,
-}
-#: Other spellings of the choices of closed ``text`` keys (the choices are in facts.yaml).
-CHOICE_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
-    "task": {
-        "binary_classification": ("binary",),
-        "multiclass_classification": ("multiclass", "multi_class", "multiclass_classifier"),
-    },
-    "label_format": {
-        "integer": ("int", "integers", "sparse"),
-        "one_hot": ("categorical", "onehot_encoded", "one_hot_encoded"),
-    },
-    "input_scaling": {
-        "none": ("no", "raw", "unscaled"),
-        "standardize": ("standard", "standardized", "standardization", "standard_scaler", "zscore"),
-        "minmax": ("min_max_scaler", "minmax_scaled", "scaled_0_1"),
-    },
-}
-#: How a note names a key whose name reads badly ("n samples 800").
-LABELS = {
-    "n_hidden_layers": "hidden layers",
-    "total_params": "total parameters",
-    "trainable_params": "trainable parameters",
-    "dropout": "largest dropout rate",
-    "l2": "largest L2 factor",
-    "batch_norm": "batch normalization",
-    "n_samples": "samples",
-    "n_features": "features",
-    "n_classes": "classes",
-    "feature_min": "smallest feature value",
-    "feature_max": "largest feature value",
-    "feature_mean": "mean feature value",
-    "feature_std": "feature standard deviation",
-    "missing_fraction": "fraction of missing values",
-    "duplicate_fraction": "fraction of duplicate rows",
-}
-
-
-def _spec(key: str, entry: Mapping[str, Any]) -> Spec:
-    """A facts.yaml entry as a Spec; ``text`` keys are open names or closed choices."""
-    kind, names = entry["type"], None
-    if kind == "text" and key not in NAMES and "choices" in entry:
-        aliases = CHOICE_ALIASES.get(key, {})
-        kind, names = "choice", {choice: aliases.get(choice, ()) for choice in entry["choices"]}
-    elif kind == "text":
-        kind, names = "name", NAMES.get(key, {})
-    return Spec(kind, entry.get("min"), entry.get("max"), names, LABELS.get(key))
-
-
-#: Every contract fact key (the ``kind: input`` facts of knowledge/facts.yaml).
-VOCABULARY: dict[str, Spec] = {
-    key: _spec(key, entry) for key, entry in vocabulary.facts().items() if entry["kind"] == "input"
-}
-
-#: Pairs (low, high) whose values, when both are sent, must not be out of order.
-ORDERED = (("feature_min", "feature_max"), ("trainable_params", "total_params"))
 
 _COUNT = Spec("integer", min=0)
 _TRUE = {"true", "yes", "y", "on", "1", "t"}
 _FALSE = {"false", "no", "n", "off", "0", "f"}
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
-
-
-def squash(text: str) -> str:
-    """Fold case and drop separators, so ``Sparse-Categorical CrossEntropy`` meets its alias."""
-    return re.sub(r"[\W_]+", "", text).lower()
 
 
 def _snake(text: str) -> str:
@@ -327,9 +170,9 @@ def normal_key(key: Any) -> str:
     return re.sub(r"[\s\-]+", "_", str(key).strip()).lower()
 
 
-def coerce(key: str, value: Any, *, field: str = "facts") -> Any:
+def coerce(kb: KnowledgeBase, key: str, value: Any, *, field: str = "facts") -> Any:
     """The canonical value of contract key ``key``, or :class:`EvidenceError` naming ``field.key``."""
-    spec = VOCABULARY[key]
+    spec = kb.vocabulary[key]
     result = _READERS[spec.type](value, spec)
     if result is None:
         raise EvidenceError(
@@ -349,14 +192,14 @@ def _mapping(mapping: Any, field: str | None) -> Mapping:
     return mapping
 
 
-def unknown_keys(mapping: Mapping, *, field: str | None = None) -> list[str]:
+def unknown_keys(kb: KnowledgeBase, mapping: Mapping, *, field: str | None = None) -> list[str]:
     """Keys of ``mapping`` that are not contract facts, as sent, for a warning."""
-    return [str(key) for key in _mapping(mapping, field) if normal_key(key) not in VOCABULARY]
+    return [str(key) for key in _mapping(mapping, field) if normal_key(key) not in kb.vocabulary]
 
 
-def describe(key: str, value: Any) -> str:
+def describe(kb: KnowledgeBase, key: str, value: Any) -> str:
     """How a note names a fact: ``learning rate 0.5``, ``shuffle: yes``, ``class counts 0: 760, 1: 40``."""
-    spec = VOCABULARY[key]
+    spec = kb.vocabulary[key]
     label = spec.label or key.replace("_", " ")
     if spec.type == "boolean":
         return f"{label}: {'yes' if value else 'no'}"
@@ -368,7 +211,7 @@ def describe(key: str, value: Any) -> str:
     return f"{label} {value}"
 
 
-def contract_facts(mapping: Mapping, *, source: str, field: str) -> list[Fact]:
+def contract_facts(kb: KnowledgeBase, mapping: Mapping, *, source: str, field: str) -> list[Fact]:
     """Typed facts for the contract keys in ``mapping``; blank values (None, "") count as absent.
 
     ``source`` says where the mapping came from ("the training config you sent"), ``field``
@@ -378,12 +221,12 @@ def contract_facts(mapping: Mapping, *, source: str, field: str) -> list[Fact]:
     values: dict[str, Any] = {}
     for raw_key, raw_value in _mapping(mapping, field).items():
         key = normal_key(raw_key)
-        if key in VOCABULARY and not _is_blank(raw_value):
-            values[key] = coerce(key, raw_value, field=field)
-    for low, high in ORDERED:
-        if low in values and high in values and values[low] > values[high]:
+        if key in kb.vocabulary and not _is_blank(raw_value):
+            values[key] = coerce(kb, key, raw_value, field=field)
+    for low, high in ((key, kb.vocabulary[key].not_above) for key in values):
+        if high in values and values[low] > values[high]:
             raise EvidenceError(
                 f"{field}.{low}: {_fmt(values[low])} is larger than {high} {_fmt(values[high])}",
                 field=f"{field}.{low}",
             )
-    return [Fact(key, value, source, f"{describe(key, value)} (from {source})") for key, value in values.items()]
+    return [Fact(key, value, source, f"{describe(kb, key, value)} (from {source})") for key, value in values.items()]

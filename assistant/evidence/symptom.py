@@ -1,297 +1,97 @@
-"""The user's own words → symptom facts, and free-text answers → contract facts.
+"""The user's own words → symptom facts and the setup they state; free-text answers → contract facts.
 
 People describe a training run the way they would on a forum: "loss is nan after epoch 2",
 "stuck at 50%", "val_loss goes up". Reasoning needs those as facts it can test, each
 citing the words it came from, so that a reply can say *why* it suspects a cause.
 
-Everything this module recognises is in the tables below, in the order they are used:
-:data:`PHRASES` (what each boolean symptom sounds like), :data:`OUTRANKS` (which symptom
-explains the same words better), :data:`SUBJECTS` (what a number measures), and
-:data:`NUMBER_SYMPTOMS` (what a stated number implies). Phrases are regular expressions
-with a few named building blocks, :data:`MACROS`, written ``{name}``. A phrase does not
-count when a negation stands just before it in the same clause ("the loss is not nan").
+What the words mean is knowledge, in ``knowledge/phrases.yaml`` (``kb.phrases``): what each
+yes/no symptom sounds like, which symptom explains the same words better, the negation words,
+what a number measures and what it implies, how a reply names a contract key. This module is
+the mechanism: it splits the text into sentences and clauses, drops a phrase that a negation
+word among the :data:`NEGATION_WINDOW` words before it cancels ("the loss is not nan"), reads
+each number with the subject before it, and quotes the user's words in every fact's note.
 """
 from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from .facts import EvidenceError, Fact
-from .inputs import VOCABULARY, coerce, squash
+from ..kb import KnowledgeBase
+from ..kb.model import Phrases, squash
+from ..kb.phrases import MEASURED, NAME_MARK, THOUSANDS
+from .inputs import coerce
 
-#: A negation word: "not", "no", "never", "doesn't", "doesnt", "cannot", …
-NEGATION = (r"(?:\b(?:not|no|never|without|nor|cannot)\b|n't\b"
-            r"|\b(?:do|does|did|is|are|was|were|has|have|had|ca|wo|would|could|should)nt\b)")
+#: The facts :func:`symptom_facts` reads from numbers and epochs rather than from a phrase.
+NUMBER_FACTS = frozenset({"symptom_nan_epoch", "symptom_first_loss", "symptom_max_loss", "symptom_loss_value",
+                          "symptom_accuracy", "symptom_train_accuracy", "symptom_val_accuracy", "symptom_gap"})
 
-#: A word that turns a sentence around: "loss goes down *but* accuracy stays at 0".
-CONTRAST = r"\b(?:but|while|yet|however|though|although|whereas)\b"
 
-#: Building blocks for :data:`PHRASES`, written ``{name}``.
-MACROS = {
-    # A negated verb: "doesn't", "does not", "won't", "never", "isn't", "not".
-    "not": r"(?:\b(?:do|does|did|is|are|was|were|has|have|had|ca|wo|would|could)n'?t"
-           r"|\b(?:do|does|did|is|are|was|were|will|can|would|could)\s+not|\bnever|\bcannot|\bnot)\b",
-    # Up to 60 characters of one clause, without a negation or a "but": "loss{gap}increases".
-    "gap": rf"(?:(?!{NEGATION}|{CONTRAST})(?:[^.;!?\n]|\.(?=\d))){{0,60}}?",
-    # Validation (or test) as a prefix of a metric name: "val_", "validation ", "test ".
-    "val": r"\b(?:val(?:idation)?|test)[ _-]?",
-    # A metric other than the loss.
-    "metric": r"\b(?:acc(?:uracy)?|metrics?|mae|f1|auc|precision|r2|score)\b",
-    # A metric that does not move.
-    "stuck": r"(?:\bstay\w*|\bstuck|\bremain\w*|\bflat|\bconstant|\bthe same|(?:\bzero|\b0(?:\.0+)?%?)(?![.\d]))",
-    # The loss going the right way.
-    "improving": r"(?:go(?:es|ing)? down|went down|decreas\w*|improv\w*|drop\w*|fall\w*|fell|converg\w*"
-                 r"|looks? (?:great|good|fine))",
-    # A contrast between two halves of a sentence.
-    "but": CONTRAST,
-}
+def produces(kb: KnowledgeBase) -> frozenset[str]:
+    """Every fact :func:`symptom_facts` may emit: the symptoms of phrases.yaml, and those read from numbers.
 
-#: Symptom key → phrases that show it (case-insensitive regular expressions with {macros}).
-#: A boolean symptom is emitted, as True, only when a phrase (or a number, see
-#: :data:`NUMBER_SYMPTOMS`) shows it; otherwise it is left out.
-PHRASES: dict[str, tuple[str, ...]] = {
-    "symptom_loss_nan": (
-        r"\bnan(?:s|'s)?\b",
-        r"\binf(?:inity|inite)?\b",
-    ),
-    "symptom_loss_flat": (
-        r"{not} (?:go|goes|going|gone|come|comes|coming) down\b",
-        r"{not} (?:decreas|drop|chang|improv|mov|budg|learn|train|converg|reduc)\w*",
-        r"\b(?:barely|hardly|scarcely) (?:even )?(?:mov|chang|decreas|drop|improv|budg|learn|go(?:es)? down)\w*",
-        r"\bflat(?:\s*line[sd]?)?\b",
-        r"\bstuck\b",
-        r"\bnothing (?:seems to be |is |at all )?(?:learn|mov|chang|happen|improv)\w*",
-        r"\bno (?:improvement|progress|learning|change)\b",
-        r"\b(?:loss|it|acc(?:uracy)?|model|metrics?)\b{gap}\b(?:stay|remain|hover|sit)\w* "
-        r"(?:at|around|about|near|close to|the same|constant)\b",
-        r"\bplateau\w* (?:right )?(?:from the (?:start|beginning|first epoch)|immediately|from epoch 1)\b",
-    ),
-    "symptom_plateau": (
-        r"\bplateau\w*(?! (?:right )?(?:from the (?:start|beginning|first epoch)|immediately|from epoch 1))",
-        r"\bstop(?:s|ped)? (?:improving|decreasing|going down|learning|getting better)\b",
-        r"{not} (?:go|goes|get|gets|going|getting|rise|climb|improve) (?:any )?"
-        r"(?:above|over|past|beyond|higher|better|lower|below)\b",
-        r"\b(?:levels?|level(?:l)?ed|flattens?|flattened) (?:off|out)\b",
-        r"\bsaturat\w*",
-        r"\b(?:maxe[sd]|tops|topped|caps|capped) out\b",
-    ),
-    "symptom_slow": (
-        r"\bslow(?:ly)? (?:to )?(?:converg|improv|learn|decreas|go(?:es|ing)? down|drop|progress|fall)\w*",
-        r"\b(?:converg|improv|learn|decreas|go(?:es|ing)? down|drop|progress|fall)\w*{gap}\bslow(?:ly)?\b",
-        r"\b(?:painfully|extremely|very|really|super|too|so|incredibly|awfully) slow(?:ly)?\b",
-        r"\btakes? (?:forever|ages|so long|too long)\b",
-    ),
-    "symptom_val_worse": (
-        r"{val}loss(?:es)?{gap}\b(?:goes up|going up|went up|go(?:es)? higher|increas|ris|grow|climb|worsen"
-        r"|gets? worse|getting worse|got worse|explod|diverg|shoot|jump)\w*",
-        r"{val}acc\w*{gap}\b(?:decreas|drop|fall|fell|goes down|going down|gets? worse|getting worse|worsen)\w*",
-        r"\bover-?fit\w*",
-    ),
-    "symptom_gap": (
-        r"\b(?:big|large|huge|massive|wide|significant) (?:gap|difference)\b",
-        r"\bgap between (?:the )?(?:train|training)\b",
-        r"{val}\w*{gap}\b(?:lower|worse|low)\b{gap}\b(?:than|compared (?:to|with))\b{gap}\btrain",
-        r"\btrain\w*{gap}\b(?:higher|better)\b{gap}\bthan\b{gap}{val}",
-        r"\bgenerali[sz]\w* (?:poorly|badly)\b",
-        r"{not} generali[sz]\w*",
-        r"\bmemori[sz]\w*",
-    ),
-    "symptom_val_near_zero": (
-        r"{val}acc\w*{gap}\b(?:near|close to|almost|basically|practically|essentially|about) (?:zero|0)\b",
-    ),
-    "symptom_same_class": (
-        r"\b(?:always|only|just) (?:predict|output|return|give|classif)\w*",
-        r"\b(?:predict|output|return)\w* (?:always|only|just)\b",
-        r"\bsame (?:class|prediction|output|label)s?\b",
-        r"\b(?:predict|output|return|give)\w*{gap}\b(?:same|identical|constant)\b",
-        r"\bconstant (?:prediction|output)s?\b",
-        r"\bpredict\w* (?:everything|all (?:\w+ )?as)\b",
-        r"\bpredictions? (?:are|is) (?:all )?(?:the same|identical|constant)\b",
-    ),
-    "symptom_huge_loss": (
-        r"\bloss(?:es)?{gap}\b(?:huge|enormous|massive|gigantic|astronomical|through the roof|skyrocket\w*"
-        r"|(?:very|extremely|crazy|insanely|absurdly|ridiculously|super|way too|really) (?:high|large|big))\b",
-        r"\b(?:huge|enormous|massive|gigantic|astronomical|(?:very|extremely|crazy|insanely|absurdly) "
-        r"(?:high|large|big)) loss",
-        r"\b(?:seems?|looks?|is) (?:\w+ )?crazy\b",
-        r"\bcrazy (?:high|large|big|numbers?|values?)\b",
-        r"\bin the (?:thousands|millions|billions)\b",
-    ),
-    "symptom_negative_loss": (
-        r"\bnegative (?:loss|values?)\b",
-        r"\bloss(?:es)?{gap}\bnegative\b",
-        r"\b(?:below|under|less than) (?:zero|0)(?![.\d])",
-    ),
-    "symptom_zero_loss": (
-        r"\bzero loss\b",
-    ),
-    "symptom_jumpy": (
-        r"\bjump\w* (?:up and down|around|all over)",
-        r"\bup and down\b",
-        r"\boscillat\w*",
-        r"\bnoisy\b(?! (?:labels?|data|inputs?|images?|features?))",
-        r"\bunstable\b|\binstabilit\w*",
-        r"\bspik\w*",
-        r"\bfluctuat\w*",
-        r"\berratic\w*",
-        r"\ball over the place\b",
-        r"\bbounc\w*",
-        r"\bzig-?zag\w*",
-        r"\bwild(?:ly)? (?:swing|vari)\w*",
-    ),
-    "symptom_metric_stuck": (
-        r"\bloss{gap}\b{improving}\b[^.;!?]{0,120}?{but}{gap}{metric}{gap}(?:{stuck}|{not})",
-        r"{metric}{gap}(?:{stuck}|{not} \w+)[^.;!?]{0,120}?{but}{gap}\bloss{gap}\b{improving}",
-    ),
-    "symptom_recall_zero": (
-        r"\b(?:zero|0(?:\.0+)?) recall\b",
-        r"\bnever (?:predicts?|outputs?|detects?|finds?|gets?) (?:the |a |any )?"
-        r"(?:minority|positive|rare|smaller|other|second) class",
-        r"\b(?:minority|positive|rare) class (?:is |gets )?never (?:predicted|detected)",
-    ),
-    "symptom_poor_results": (
-        r"\b(?:poor|bad|terrible|awful|horrible|low|lousy|disappointing|mediocre) "
-        r"(?:results?|performance|accuracy|predictions?|scores?)\b",
-        r"\b(?:results?|performance|accuracy|predictions?|scores?) (?:is|are|was|were|seems?|looks?) "
-        r"(?:really |very |quite |so |pretty )?(?:poor|bad|terrible|awful|horrible|low|lousy|disappointing)\b",
-        r"{not} (?:perform|work)\w* (?:well|good)\b",
-        r"\bperforms? (?:badly|poorly)\b",
-    ),
-    "symptom_constant_metrics": (
-        r"\b(?:metrics?|numbers|values|loss|accuracy|results|logs?|everything)\b{gap}"
-        r"\b(?:identical|exactly the same|unchanged|frozen)\b",
-        r"\bthe same (?:values? |numbers? )?(?:every|each|for every|for each|in every|across) epochs?\b",
-        r"\bidentical (?:every|each|across|for all|between) epochs?\b",
-        r"{not} chang\w* at all\b",
-    ),
-    "symptom_regression": (
-        r"\bregress(?:ion|or)\b",
-    ),
-}
+    ``assistant kb check`` refuses a symptom fact of facts.yaml that nothing here produces.
+    """
+    return frozenset(kb.phrases.order) | NUMBER_FACTS
 
-#: When both match, the first symptom explains the user's words better and the others are dropped.
-OUTRANKS: dict[str, tuple[str, ...]] = {
-    "symptom_metric_stuck": ("symptom_loss_flat",),   # the loss moves; only the metric is stuck
-    "symptom_plateau": ("symptom_loss_flat",),        # it learned, then stopped
-    "symptom_slow": ("symptom_loss_flat",),           # it moves, slowly
-    "symptom_val_near_zero": ("symptom_loss_flat",),  # "val accuracy stays near zero"
-}
 
-#: What a number measures: the nearest of these before it in the same sentence.
-#: "other" takes numbers that are not symptoms (lr 0.01, TF 2, CIFAR-10).
-SUBJECTS: tuple[tuple[str, str], ...] = (
-    ("val_loss", r"(?:val(?:idation)?|test)[ _-]?loss(?:es)?"),
-    ("val_accuracy", r"(?:val(?:idation)?|test)[ _-]?acc(?:uracy)?"),
-    ("train_accuracy", r"train(?:ing)?[ _-]?acc(?:uracy)?"),
-    ("loss", r"(?:train(?:ing)?[ _-]?)?loss(?:es)?|mse"),
-    ("accuracy", r"acc(?:uracy)?"),
-    ("val", r"val(?:idation)?|test(?:ing)?"),
-    ("recall", r"recall"),
-    ("other", r"precision|f1|auc|mae|rmse|r2|lr|learning[ _-]?rate|batch[ _-]?size|dropout|momentum"
-              r"|tf|tensorflow|keras|python|pytorch|torch|cuda|version|cifar|mnist|imagenet|gpus?"),
-)
-
-#: A number as people type it: 0.5, .5, 1.376e+08, 30,000, -323, 52%, "zero".
-NUMBER = re.compile(
-    r"(?<![\w./])(?P<value>-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e[-+]?\d+)?|-?\.\d+|zero)"
-    r"(?P<percent>\s?%|\s?percent\b)?(?![\w/]|\.\d)",
-    re.IGNORECASE,
-)
-#: Counts and positions, not measurements: "15 epochs", "3 layers", "epoch 2", "step 300".
-COUNT_NOUN = re.compile(r"\s*(?:epochs?|layers?|units|neurons|classes|samples|images|rows|features|steps"
-                        r"|iterations|batches|params|parameters|times|x)\b", re.IGNORECASE)
-POSITION = re.compile(r"\b(?:epoch|step|iteration|batch|layer)\s*#?\s*$", re.IGNORECASE)
-#: "below zero", "between 0.3 and 5", "98% vs 40%": bounds and comparisons, not a value of one subject.
-BOUND = re.compile(r"\b(?:below|under|less than|lower than|between|vs\.?|versus)\s*$"
-                   r"|\bbetween\s+\S+\s+and\s*$", re.IGNORECASE)
-VERSUS = re.compile(r"\s*(?:vs\.?|versus)\s", re.IGNORECASE)
-#: Loss numbers said to be the first ("at the start", "from X to Y") or the worst one.
-FIRST_BEFORE = re.compile(r"\b(?:first|initial(?:ly)?|start\w*|begin\w*)\b|\bfrom\s*$", re.IGNORECASE)
-FIRST_AFTER = re.compile(r"^\s*(?:to|->|→)\s*$|\b(?:at (?:the )?(?:start|beginning)|initially|at first)\b",
-                         re.IGNORECASE)
-WORST = re.compile(r"\b(?:worst|peak\w*|max(?:imum)?|highest|spik\w*)\b", re.IGNORECASE)
-
-#: A loss this large is "huge" whatever words came with it.
-HUGE_LOSS = 1e5
-#: Validation accuracy at or below this is "near zero".
-NEAR_ZERO_ACCURACY = 0.05
-#: Training accuracy this far above validation accuracy is a generalisation gap.
-ACCURACY_GAP = 0.15
-
-#: Symptom key → (measured quantity, test): a number the user gave implies the symptom.
-NUMBER_SYMPTOMS: dict[str, tuple[str, Callable[[float], bool]]] = {
-    "symptom_zero_loss": ("loss", lambda v: v == 0),
-    "symptom_negative_loss": ("loss", lambda v: v < 0),
-    "symptom_huge_loss": ("loss", lambda v: v >= HUGE_LOSS),
-    "symptom_recall_zero": ("recall", lambda v: v == 0),
-    "symptom_val_near_zero": ("val_accuracy", lambda v: v <= NEAR_ZERO_ACCURACY),
-}
-
+#: The yes/no symptom whose sentence names the epoch it started in (``symptom_nan_epoch``).
+NAN = "symptom_loss_nan"
+#: Words before a phrase, in its clause, where a negation word cancels it.
+NEGATION_WINDOW = 3
 #: A number's note quotes its subject too when it is at most this many characters before it.
 QUOTE_REACH = 60
 #: Texts longer than this are read only this far (a symptom is a chat message, not a log).
 MAX_TEXT = 20_000
 
-_FLAGS = re.IGNORECASE
-_SENTENCE = re.compile(r"[.!?](?!\d)|\n", _FLAGS)
-_CLAUSE = re.compile(r"[,;:()\[\]\n]|[.!?](?!\d)|\s-+\s|\b(?:but|and|while|whereas|(?:even )?though|although"
-                     r"|however|yet|because|since|so)\b", _FLAGS)
-_NEGATION_WINDOW = 3  # words before a phrase that can negate it
+_SENTENCE = re.compile(r"[.!?](?!\d)|\n")
 
 
-def _expand(phrase: str) -> str:
-    return re.sub(r"\{(\w+)\}", lambda m: MACROS.get(m.group(1), m.group(0)), phrase)
-
-
-_PATTERNS = {key: [re.compile(_expand(p), _FLAGS) for p in phrases] for key, phrases in PHRASES.items()}
-_SUBJECT = re.compile("|".join(rf"\b(?P<{name}>{rx})\b" for name, rx in SUBJECTS), _FLAGS)
-_NEGATION_WORD = re.compile(r"^(?:not|no|never|without|nor|cannot|neither|\w+n't"
-                            r"|(?:do|does|did|is|are|was|were|has|have|had|ca|wo|would|could|should)nt)$", _FLAGS)
-
-
-def _clause_start(text: str, position: int) -> int:
-    starts = [m.end() for m in _CLAUSE.finditer(text, 0, position)]
+def _clause_start(p: Phrases, text: str, position: int) -> int:
+    starts = [m.end() for m in p.clause.finditer(text, 0, position)]
     return starts[-1] if starts else 0
 
 
-def _clause_end(text: str, position: int) -> int:
-    found = _CLAUSE.search(text, position)
+def _clause_end(p: Phrases, text: str, position: int) -> int:
+    found = p.clause.search(text, position)
     return found.start() if found else len(text)
 
 
-def _quote(text: str, start: int, end: int, limit: int = 90) -> str:
+def _quote(p: Phrases, text: str, start: int, end: int, limit: int = 90) -> str:
     """The user's clause around ``text[start:end]``, cut to about ``limit`` characters."""
-    left = min(_clause_start(text, start), start)
-    right = max(_clause_end(text, end), end)
+    left = min(_clause_start(p, text, start), start)
+    right = max(_clause_end(p, text, end), end)
     if right - left > limit:
         room = max(0, (limit - (end - start)) // 2)
         left, right = max(left, start - room), min(right, end + room)
     return " ".join(text[left:right].split())
 
 
-def _note(text: str, start: int, end: int) -> str:
-    return f'you wrote "{_quote(text, start, end)}"'
+def _note(p: Phrases, text: str, start: int, end: int) -> str:
+    return f'you wrote "{_quote(p, text, start, end)}"'
 
 
-def _negated(text: str, start: int) -> bool:
-    words = text[_clause_start(text, start):start].split()[-_NEGATION_WINDOW:]
-    return any(_NEGATION_WORD.match(word.strip("\"'.,!?")) for word in words)
+def _negated(p: Phrases, text: str, start: int, clause_start: int | None = None) -> bool:
+    begin = _clause_start(p, text, start) if clause_start is None else clause_start
+    words = text[begin:start].split()[-NEGATION_WINDOW:]
+    return any(p.negation.match(word.strip("\"'.,!?")) for word in words)
 
 
-def _phrase_hits(text: str) -> dict[str, tuple[int, int]]:
+def _phrase_hits(p: Phrases, text: str) -> dict[str, tuple[int, int]]:
     """Where each boolean symptom first shows in ``text`` without a negation before it."""
     hits: dict[str, tuple[int, int]] = {}
-    for key, patterns in _PATTERNS.items():
-        match = next((m for p in patterns for m in p.finditer(text) if not _negated(text, m.start())), None)
+    for key, patterns in p.symptoms.items():
+        match = next((m for rx in patterns for m in rx.finditer(text) if not _negated(p, text, m.start())), None)
         if match:
             hits[key] = match.span()
     return hits
 
 
-def _drop_outranked(hits: dict[str, tuple[int, int]]) -> None:
-    for winner, losers in OUTRANKS.items():
+def _drop_outranked(p: Phrases, hits: dict[str, tuple[int, int]]) -> None:
+    for winner, losers in p.outranks.items():
         if winner in hits:
             for loser in losers:
                 hits.pop(loser, None)
@@ -301,7 +101,7 @@ def _drop_outranked(hits: dict[str, tuple[int, int]]) -> None:
 class Mention:
     """A number in the user's text, what it measures, and the words that say so."""
 
-    subject: str  # a name from SUBJECTS, or "" when none came before it
+    subject: str  # a subject of phrases.yaml, or "" when none came before it
     value: float
     percent: bool
     role: str  # "first", "worst" or "value"
@@ -316,39 +116,39 @@ def _spans(text: str) -> Iterator[tuple[int, int]]:
     yield start, len(text)
 
 
-def _role(text: str, previous: int, number: re.Match, following: int) -> str:
+def _role(p: Phrases, text: str, previous: int, number: re.Match, following: int) -> str:
     """Whether a loss number is the first one, the worst one, or simply the loss."""
-    before = text[max(previous, _clause_start(text, number.start())):number.start()]
-    after = text[number.end():min(following, _clause_end(text, number.end()))]
-    if WORST.search(before) or WORST.search(after):
+    before = text[max(previous, _clause_start(p, text, number.start())):number.start()]
+    after = text[number.end():min(following, _clause_end(p, text, number.end()))]
+    if p.worst.search(before) or p.worst.search(after):
         return "worst"
-    if FIRST_BEFORE.search(before) or FIRST_AFTER.search(after):
+    if p.first_before.search(before) or p.first_after.search(after):
         return "first"
     return "value"
 
 
-def _skipped(text: str, start: int, number: re.Match) -> bool:
+def _skipped(p: Phrases, text: str, start: int, number: re.Match) -> bool:
     preceding = text[start:number.start()]
-    return bool(COUNT_NOUN.match(text, number.end()) or VERSUS.match(text, number.end())
-                or BOUND.search(preceding) or POSITION.search(preceding))
+    return bool(p.count_noun.match(text, number.end()) or p.versus.match(text, number.end())
+                or p.bound.search(preceding) or p.position.search(preceding))
 
 
-def _mentions(text: str) -> Iterator[Mention]:
+def _mentions(p: Phrases, text: str) -> Iterator[Mention]:
     """Each number with the subject it belongs to; counts, positions and bounds are skipped."""
     for start, end in _spans(text):
-        subjects = [(m.start(), m.lastgroup) for m in _SUBJECT.finditer(text, start, end)]
-        numbers = list(NUMBER.finditer(text, start, end))
+        subjects = [(m.start(), m.lastgroup) for m in p.subject.finditer(text, start, end)]
+        numbers = list(p.number.finditer(text, start, end))
         for i, number in enumerate(numbers):
             raw = number["value"].replace(",", "")
-            value = 0.0 if raw.lower() == "zero" else float(raw)
-            if _skipped(text, start, number) or not math.isfinite(value):
+            value = 0.0 if p.zero.fullmatch(raw) else float(raw)
+            if _skipped(p, text, start, number) or not math.isfinite(value):
                 continue
             at, subject = next(((at, name) for at, name in reversed(subjects) if at < number.start()),
                                (number.start(), ""))
             previous = numbers[i - 1].end() if i else start
             following = numbers[i + 1].start() if i + 1 < len(numbers) else end
             quoted = max(at, previous) if number.start() - at <= QUOTE_REACH else number.start()
-            yield Mention(subject, value, bool(number["percent"]), _role(text, previous, number, following),
+            yield Mention(subject, value, bool(number["percent"]), _role(p, text, previous, number, following),
                           (quoted, number.end()))
 
 
@@ -369,7 +169,7 @@ def _measured(mentions: list[Mention]) -> dict[str, list[tuple[float, Mention]]]
             subject = "val_accuracy" if subject == "val" else "accuracy"
         if subject == "loss":
             value = None if m.percent else m.value
-        elif subject in ("accuracy", "train_accuracy", "val_accuracy", "recall"):
+        elif subject in MEASURED:
             value = _fraction(m)
         else:
             continue
@@ -378,9 +178,10 @@ def _measured(mentions: list[Mention]) -> dict[str, list[tuple[float, Mention]]]
     return found
 
 
-def _number_facts(text: str, measured: dict[str, list[tuple[float, Mention]]], source: str) -> list[Fact]:
+def _number_facts(p: Phrases, text: str, measured: dict[str, list[tuple[float, Mention]]],
+                  source: str) -> list[Fact]:
     def fact(key: str, value: Any, mention: Mention) -> Fact:
-        return Fact(key, value, source, _note(text, *mention.words))
+        return Fact(key, value, source, _note(p, text, *mention.words))
 
     facts: list[Fact] = []
     losses = measured.get("loss", [])
@@ -397,190 +198,163 @@ def _number_facts(text: str, measured: dict[str, list[tuple[float, Mention]]], s
     return facts
 
 
-def _implied(measured: dict[str, list[tuple[float, Mention]]]) -> dict[str, Mention]:
+def _implied(p: Phrases, measured: dict[str, list[tuple[float, Mention]]]) -> dict[str, Mention]:
     """Boolean symptoms that the stated numbers imply, with the number that shows each."""
-    implied = {
-        key: next(m for v, m in measured[subject] if test(v))
-        for key, (subject, test) in NUMBER_SYMPTOMS.items()
-        if any(test(v) for v, _ in measured.get(subject, []))
-    }
-    train, val = measured.get("train_accuracy"), measured.get("val_accuracy")
-    if train and val and train[-1][0] - val[-1][0] >= ACCURACY_GAP:
-        implied["symptom_gap"] = val[-1][1]
+    implied: dict[str, Mention] = {}
+    for rule in p.implied:
+        numbers = measured.get(rule.subject, [])
+        if rule.minus is None:
+            shown = next((m for v, m in numbers if rule.holds(v)), None)
+        else:
+            other = measured.get(rule.minus, [])
+            shown = other[-1][1] if numbers and other and rule.holds(numbers[-1][0] - other[-1][0]) else None
+        if shown is not None:
+            implied[rule.symptom] = shown
     return implied
 
 
-_EPOCH = re.compile(r"\bepoch\s*#?\s*(\d+)|\b(\d+)(?:st|nd|rd|th)?\s+epochs?\b", _FLAGS)
-
-
-def _nan_epoch(text: str, position: int, source: str) -> Fact | None:
+def _nan_epoch(p: Phrases, text: str, position: int, source: str) -> Fact | None:
     """The epoch named in the sentence where the loss went NaN ("nan after epoch 2" → 2)."""
     start, end = next((s, e) for s, e in _spans(text) if s <= position <= e)
-    found = _EPOCH.search(text, start, end)
+    found = p.epoch.search(text, start, end)
     if found is None:
         return None
-    return Fact("symptom_nan_epoch", int(found[1] or found[2]), source, _note(text, *found.span()))
+    return Fact("symptom_nan_epoch", int(found[1] or found[2]), source, _note(p, text, *found.span()))
 
 
-def symptom_facts(text: str, *, source: str = "your message") -> list[Fact]:
+def symptom_facts(kb: KnowledgeBase, text: str, *, source: str = "your message") -> list[Fact]:
     """Symptom facts (``symptom_*`` keys) found in the user's description of their run."""
     if not isinstance(text, str):
         raise EvidenceError("the symptom must be text", field="symptom")
+    p = kb.phrases
     text = text[:MAX_TEXT].replace("\u2019", "'")
-    hits = _phrase_hits(text)
-    measured = _measured(list(_mentions(text)))
-    for key, mention in _implied(measured).items():
+    hits = _phrase_hits(p, text)
+    measured = _measured(list(_mentions(p, text)))
+    for key, mention in _implied(p, measured).items():
         hits.setdefault(key, mention.words)
-    _drop_outranked(hits)
-    facts = [Fact(key, True, source, _note(text, *hits[key])) for key in PHRASES if key in hits]
-    epoch = _nan_epoch(text, hits["symptom_loss_nan"][0], source) if "symptom_loss_nan" in hits else None
-    return facts + ([epoch] if epoch else []) + _number_facts(text, measured, source)
+    _drop_outranked(p, hits)
+    facts = [Fact(key, True, source, _note(p, text, *hits[key])) for key in p.order if key in hits]
+    epoch = _nan_epoch(p, text, hits[NAN][0], source) if NAN in hits else None
+    return facts + ([epoch] if epoch else []) + _number_facts(p, text, measured, source)
 
 
 # --- Answers to the assistant's questions ----------------------------------------------------
 
-#: Replies that say the user does not know: no fact is read from their yes/no or bare values.
-DONT_KNOW = re.compile(r"\b(?:(?:do|does)(?:n'?t| not) know|not sure|no idea|dunno|idk|unsure|no clue"
-                       r"|can'?t tell|not certain)\b", _FLAGS)
-YES = re.compile(r"^\W*(?:yes|yeah|yep|yup|sure|correct|true|y|of course|definitely|i do|we do)\b", _FLAGS)
-NO = re.compile(r"^\W*(?:no|nope|nah|false|n|not really|i don't|we don't)\b", _FLAGS)
-
-#: How people name a contract key in a sentence; its value follows ("lr was 0.5", "batch size 32").
-KEY_PHRASES: dict[str, str] = {
-    "learning_rate": r"learning[ _-]?rate|lr",
-    "batch_size": r"batch[ _-]?size|batch(?:es)? of",
-    "epochs": r"epochs",
-    "momentum": r"momentum",
-    "dropout": r"dropout(?: rate)?",
-    "l2": r"l2(?: factor| regulari[sz]ation| penalty)?|weight[ _-]?decay",
-    "optimizer": r"optimi[sz]er",
-    "loss": r"loss(?: function)?",
-    "output_activation": r"(?:output|last|final)(?: layer)?(?:'s)? activation",
-    "hidden_activation": r"hidden(?: layers?)?(?:'s)? activation",
-    "output_units": r"output units",
-    "n_hidden_layers": r"hidden layers",
-    "kernel_initializer": r"(?:kernel[ _-]?)?initiali[sz]er",
-    "validation_split": r"validation[ _-]?split",
-    "from_logits": r"from[ _-]?logits",
-    "batch_norm": r"batch[ _-]?norm(?:ali[sz]ation)?",
-    "shuffle": r"shuffl\w*",
-    "input_scaling": r"(?:input |feature )?scaling",
-    "n_samples": r"samples|examples",
-    "n_features": r"features",
-    "n_classes": r"classes",
-    "total_params": r"total param(?:eter)?s|param(?:eter)?s in total",
-    "trainable_params": r"trainable param(?:eter)?s",
-    "sorted_by_label": r"(?:sorted|ordered) by (?:label|class)",
-}
-_LINK = r"(?:\s*(?:=|:|~|≈|\bis\b|\bwas\b|\bare\b|\bof\b|\bat\b|\bto\b|\bset to\b|\bequals?\b|\babout\b|\baround\b))*"
-_THOUSANDS = r"\d{1,3}(?:,\d{3})+"  # 1,234,567
-_NAMED = {key: re.compile(rf"\b(?:{phrase})\b{_LINK}\s*"
-                          rf"(?P<value>(?:{_THOUSANDS}|[\w.+-]+)%?(?:[ -][\w.+-]+){{0,2}})", _FLAGS)
-          for key, phrase in KEY_PHRASES.items()}
-_MENTION = {key: re.compile(rf"\b(?:{phrase})\b", _FLAGS) for key, phrase in KEY_PHRASES.items()}
-_COUNTED = {key: re.compile(rf"\b(?P<value>{_THOUSANDS}|\d+)\s+(?:{phrase})\b", _FLAGS)
-            for key, phrase in KEY_PHRASES.items()}
 _WORD = re.compile(r"[\w.+-]+%?")
 
 Found = dict[str, tuple[Any, tuple[int, int]]]
 
 
-def _spoken(key: str, words: list[str]) -> str | None:
+def _spoken(kb: KnowledgeBase, key: str, words: list[str]) -> str | None:
     """The known name or choice that the first one to three ``words`` spell, if any."""
-    aliases = VOCABULARY[key].aliases
+    aliases = kb.vocabulary[key].aliases
     return next((aliases[squash(" ".join(words[:n]))] for n in (3, 2, 1)
                  if len(words) >= n and squash(" ".join(words[:n])) in aliases), None)
 
 
-def _value(key: str, raw: str, *, open_names: bool = False) -> Any:
+def _value(kb: KnowledgeBase, key: str, raw: str, *, open_names: bool = False) -> Any:
     """``raw`` read as a value of ``key``, or None; names must be known unless ``open_names``."""
-    spec = VOCABULARY[key]
+    spec = kb.vocabulary[key]
     words = raw.split()
     if spec.type in ("choice", "name"):
-        known = _spoken(key, words)
-        return known if known or not open_names else _coerced(key, words[0])
+        known = _spoken(kb, key, words)
+        return known if known or not open_names else _coerced(kb, key, words[0])
     token: Any = words[0].rstrip(".,")
-    if re.fullmatch(_THOUSANDS, token):
+    if re.fullmatch(THOUSANDS, token):
         token = token.replace(",", "")
     if token.endswith("%") and spec.type == "number":
         try:
             token = float(token[:-1]) / 100
         except ValueError:
             return None
-    return _coerced(key, token)
+    return _coerced(kb, key, token)
 
 
-def _coerced(key: str, value: Any) -> Any:
+def _coerced(kb: KnowledgeBase, key: str, value: Any) -> Any:
     try:
-        return coerce(key, value)
+        return coerce(kb, key, value)
     except EvidenceError:
         return None
 
 
-def _only(asked: list[str], *types: str) -> str | None:
+def _only(kb: KnowledgeBase, asked: list[str], *types: str) -> str | None:
     """The one asked key of these types, if exactly one was asked."""
-    keys = [key for key in asked if VOCABULARY[key].type in types]
+    keys = [key for key in asked if kb.vocabulary[key].type in types]
     return keys[0] if len(keys) == 1 else None
 
 
-def _yes_no(text: str, asked: list[str]) -> Found:
+def _yes_no(kb: KnowledgeBase, text: str, asked: list[str]) -> Found:
     """"yes"/"no" (or a plain or negated mention) answers the one yes/no question asked."""
-    key = _only(asked, "boolean")
+    p = kb.phrases
+    key = _only(kb, asked, "boolean")
     if key is None:
         return {}
-    if YES.search(text) or NO.search(text):
-        return {key: (bool(YES.search(text)), (0, len(text)))}
-    mention = _MENTION[key].search(text) if key in _MENTION else None
-    return {key: (not _negated(text, mention.start()), mention.span())} if mention else {}
+    if p.yes.search(text) or p.no.search(text):
+        return {key: (bool(p.yes.search(text)), (0, len(text)))}
+    mention = p.keys[key].mention.search(text) if key in p.keys else None
+    return {key: (not _negated(p, text, mention.start()), mention.span())} if mention else {}
 
 
-def _bare_name(text: str, asked: list[str]) -> Found:
+def _bare_name(kb: KnowledgeBase, text: str, asked: list[str]) -> Found:
     """A known name anywhere in the reply ("I use adam") answers the one name question asked."""
-    key = _only(asked, "choice", "name")
+    key = _only(kb, asked, "choice", "name")
     words = list(_WORD.finditer(text))
     for i, word in enumerate(words if key else []):
-        value = _value(key, " ".join(w[0] for w in words[i:i + 3]), open_names=len(words) == 1)
+        value = _value(kb, key, " ".join(w[0] for w in words[i:i + 3]), open_names=len(words) == 1)
         if value is not None:
             return {key: (value, word.span())}
     return {}
 
 
-def _bare_number(text: str, asked: list[str]) -> Found:
+def _bare_number(kb: KnowledgeBase, text: str, asked: list[str]) -> Found:
     """The only number in the reply ("0.001", "about 50 epochs") answers the one number question."""
-    key = _only(asked, "number", "integer")
+    p = kb.phrases
+    key = _only(kb, asked, "number", "integer")
     if key is None:
         return {}
-    counted = _COUNTED[key].search(text) if key in _COUNTED else None
-    numbers = [m for m in NUMBER.finditer(text) if m["value"].lower() != "zero"]
+    counted = p.keys[key].counted.search(text) if key in p.keys else None
+    numbers = [m for m in p.number.finditer(text) if not p.zero.fullmatch(m["value"])]
     match = counted or (numbers[0] if len(numbers) == 1 else None)
     if match is None:
         return {}
-    value = _value(key, match["value"] + ("%" if match.groupdict().get("percent") else ""))
+    value = _value(kb, key, match["value"] + ("%" if match.groupdict().get("percent") else ""))
     return {} if value is None else {key: (value, match.span())}
 
 
 #: Ways a reply answers without naming the key, tried in order.
-REPLY_READERS: tuple[Callable[[str, list[str]], Found], ...] = (_yes_no, _bare_name, _bare_number)
+REPLY_READERS: tuple[Callable[[KnowledgeBase, str, list[str]], Found], ...] = (_yes_no, _bare_name, _bare_number)
 
 
-def _named(text: str, sure: bool) -> Found:
+def _named_values(kb: KnowledgeBase, text: str) -> Iterator[tuple[str, Any, tuple[int, int]]]:
+    """Every value given with its key's name ("lr was 0.5"), key by key: the key, the value, the words."""
+    for key, phrase in kb.phrases.keys.items():
+        for match in phrase.named.finditer(text):
+            value = _value(kb, key, match["value"])
+            if value is not None:
+                yield key, value, (match.start(), match.start("value") + len(match["value"].split()[0]))
+
+
+def _negated_mentions(kb: KnowledgeBase, text: str) -> Iterator[tuple[str, tuple[int, int]]]:
+    """Yes/no keys mentioned with a negation before them ("no batch norm"), key by key."""
+    p = kb.phrases
+    for key, phrase in p.keys.items():
+        if kb.vocabulary[key].type == "boolean":
+            for mention in phrase.mention.finditer(text):
+                if _negated(p, text, mention.start()):
+                    yield key, mention.span()
+
+
+def _named(kb: KnowledgeBase, text: str, sure: bool) -> Found:
     """Values given with the key's name: "lr was 0.5", "loss = mse", "no batch norm"."""
     found: Found = {}
-    for key, pattern in _NAMED.items():
-        for match in pattern.finditer(text):
-            value = _value(key, match["value"])
-            if value is not None:
-                found[key] = (value, (match.start(), match.start("value") + len(match["value"].split()[0])))
-                break
-        else:
-            negated = (m for m in _MENTION[key].finditer(text) if _negated(text, m.start()))
-            mention = next(negated, None) if sure and VOCABULARY[key].type == "boolean" else None
-            if mention:
-                found[key] = (False, mention.span())
+    for key, value, span in _named_values(kb, text):
+        found.setdefault(key, (value, span))
+    for key, span in _negated_mentions(kb, text) if sure else ():
+        found.setdefault(key, (False, span))
     return found
 
 
-def answer_facts(text: str, asked: list[str], *, source: str = "your answer") -> list[Fact]:
+def answer_facts(kb: KnowledgeBase, text: str, asked: list[str], *, source: str = "your answer") -> list[Fact]:
     """Contract facts in a free-text reply to questions about the ``asked`` fact keys.
 
     Values named with their key ("learning rate = 1e-3") are read whatever was asked; a bare
@@ -589,10 +363,213 @@ def answer_facts(text: str, asked: list[str], *, source: str = "your answer") ->
     if not isinstance(text, str):
         raise EvidenceError("the answer must be text", field="text")
     text = text[:MAX_TEXT].replace("\u2019", "'")
-    asked = [key for key in asked if key in VOCABULARY]
-    sure = not DONT_KNOW.search(text)
+    asked = [key for key in asked if key in kb.vocabulary]
+    sure = not kb.phrases.dont_know.search(text)
     found: Found = {}
     for reader in REPLY_READERS if sure else ():
-        found.update(reader(text, asked))
-    found.update(_named(text, sure))
-    return [Fact(key, value, source, _note(text, *span)) for key, (value, span) in found.items()]
+        found.update(reader(kb, text, asked))
+    found.update(_named(kb, text, sure))
+    return [Fact(key, value, source, _note(kb.phrases, text, *span)) for key, (value, span) in found.items()]
+
+
+# --- The setup said in prose -----------------------------------------------------------------
+
+#: A run of letters and digits: the pieces a Keras name is spelled with ("binary", "cross", "entropy").
+_TOKEN = re.compile(r"[^\W_]+")
+#: What may stand between the pieces of one name: "binary_crossentropy", "cross-entropy", "mean squared".
+_JOIN = re.compile(r"[ _-]{1,2}")
+#: The most pieces a Keras name is written with ("sparse categorical cross entropy" has four).
+NAME_PIECES = 5
+#: A Keras name is not read when the text right before it, this far back on its line, says it is something else.
+NAME_REACH = 60
+#: How far back (characters) a negation, a hedge or the words before a count are looked for.
+REACH = 200
+
+
+class _Reading:
+    """One text read for its setup: its clause and hedge boundaries, found once, and the checks on a place in it."""
+
+    def __init__(self, kb: KnowledgeBase, text: str) -> None:
+        self.kb, self.p, self.text = kb, kb.phrases, text
+        self._clauses = [m.end() for m in self.p.clause.finditer(text)]
+        self._hedge_ends = [m.end() for m in self.p.stated.hedge_ends.finditer(text)]
+
+    @staticmethod
+    def _after_last(ends: list[int], position: int) -> int:
+        i = bisect_right(ends, position)
+        return ends[i - 1] if i else 0
+
+    def clause_start(self, position: int) -> int:
+        """Where the clause of ``position`` starts, at most :data:`REACH` characters back."""
+        return max(self._after_last(self._clauses, position), position - REACH)
+
+    def negated(self, start: int) -> bool:
+        return _negated(self.p, self.text, start, self.clause_start(start))
+
+    def hedged(self, start: int) -> bool:
+        """The sentence before ``start`` (since its last "but") says the value was tried or compared, not used."""
+        begin = max(self._after_last(self._hedge_ends, start), start - REACH)
+        return bool(self.p.stated.hedges.search(self.text, begin, start))
+
+    def doubtful(self, start: int) -> bool:
+        return self.negated(start) or self.hedged(start)
+
+
+Say = Callable[[str, Any, tuple[int, int]], None]
+
+
+def _said_with_key(r: _Reading, sure: bool, say: Say) -> None:
+    """Values given with the key's name, as in answers ("lr was 0.5", "batch size 32", "no batch norm").
+
+    One of several numbers ("lr 0.1, 0.01 and 0.001") is skipped, and so is a number that counts
+    something else ("hidden layers of 64 units").
+    """
+    kb, p, s, text = r.kb, r.p, r.p.stated, r.text
+    for key, value, (start, end) in _named_values(kb, text):
+        counted = kb.vocabulary[key].type in ("number", "integer") and p.count_noun.match(text, end)
+        other_set = key in s.counts and s.not_before.search(text, r.clause_start(start), start)
+        if not (r.doubtful(start) or s.several_after.match(text, end) or counted or other_set):
+            say(key, value, (start, end))
+    for key, span in _negated_mentions(kb, text) if sure else ():
+        if not r.hedged(span[0]):
+            say(key, False, span)
+
+
+def _said_counts(r: _Reading, sure: bool, say: Say) -> None:
+    """Counts said in prose: "10 classes", "only 300 images", "trained for 3 epochs"."""
+    s, text = r.p.stated, r.text
+    for key, phrases in s.counts.items():
+        for match in (m for rx in phrases for m in rx.finditer(text)):
+            at = match.start("count")
+            begin = r.clause_start(at)
+            if (r.negated(match.start()) or r.hedged(at) or s.not_before.search(text, begin, at)
+                    or s.several_before.search(text, begin, at) or s.not_after.match(text, match.end())):
+                continue
+            word = " ".join(match["count"].lower().split())
+            say(key, s.counting[word] if word in s.counting else int(word.replace(",", "")), match.span())
+
+
+def _said_values(r: _Reading, sure: bool, say: Say) -> None:
+    """Values said in words: "binary classification", "raw pixels", "I don't use dropout"."""
+    s, text = r.p.stated, r.text
+    for key, by_value in s.values.items():
+        unless = s.unless.get(key)
+
+        def fits(start: int) -> bool:
+            return not (r.doubtful(start) or (unless and unless.search(text, r.clause_start(start), start)))
+
+        hits = {}
+        for value, phrases in by_value.items():
+            hit = next((m for rx in phrases for m in rx.finditer(text) if fits(m.start())), None)
+            if hit:
+                hits[value] = hit.span()
+        for winner, losers in s.outranks.get(key, {}).items():
+            for loser in losers if winner in hits else ():
+                hits.pop(loser, None)
+        for value, span in hits.items():
+            say(key, value, span)
+
+
+def _keras_names(kb: KnowledgeBase, key: str, text: str) -> dict[int, tuple[int, str]]:
+    """Where ``text`` writes a known name of ``key`` (a Keras name), in any spelling: start → (end, name).
+
+    Names are compared squashed (``squash``), so a name is a run of pieces whose letters, joined,
+    spell a known alias: the longest run from each piece on wins.
+    """
+    aliases = kb.vocabulary[key].aliases
+    prefixes = {alias[:n] for alias in aliases for n in range(1, len(alias) + 1)}
+    tokens = list(_TOKEN.finditer(text))
+    found: dict[int, tuple[int, str]] = {}
+    i = 0
+    while i < len(tokens):
+        spelled, best = "", None
+        for n in range(min(NAME_PIECES, len(tokens) - i)):
+            if n and not _JOIN.fullmatch(text, tokens[i + n - 1].end(), tokens[i + n].start()):
+                break
+            spelled += tokens[i + n][0].lower()
+            if spelled not in prefixes:
+                break
+            if spelled in aliases:
+                best = n + 1
+        start, end = tokens[i].start(), tokens[i + best - 1].end() if best else 0
+        if best and not (re.match(r"[\w-]", text[start - 1:start]) or re.match(r"[\w-]", text[end:end + 1])):
+            found[start] = (end, aliases[squash(text[start:end])])
+            i += best
+        else:
+            i += 1
+    return found
+
+
+def _said_names(r: _Reading, sure: bool, say: Say) -> None:
+    """Keras names said of a setting: "I use Adam", "categorical crossentropy", "sigmoid output"."""
+    s, text = r.p.stated, r.text
+    for key, phrases in s.names.items():
+        names = _keras_names(r.kb, key, text)
+        masked, last = [], 0
+        for start, (end, _) in sorted(names.items()):
+            masked += [text[last:start], NAME_MARK * (end - start)]
+            last = end
+        masked_text = "".join(masked) + text[last:]
+        for match in (m for rx in phrases for m in rx.finditer(masked_text)):
+            start, end = match.span("name")
+            if names.get(start, (None,))[0] != end:
+                continue
+            alone = match.span() == (start, end)
+            line = max(text.rfind("\n", 0, start) + 1, start - NAME_REACH)
+            if ((alone and squash(text[start:end]) in s.ordinary) or r.doubtful(match.start())
+                    or s.name_not_after.search(text, line, start)):
+                continue
+            say(key, names[start][1], match.span())
+
+
+#: The readers of :func:`stated_facts`, each given the text, whether the user sounds sure, and where to say a value.
+STATED_READERS: tuple[Callable[[_Reading, bool, Say], None], ...] = (
+    _said_with_key, _said_counts, _said_values, _said_names)
+
+
+def _defaults(r: _Reading, said: dict[str, list[tuple[Any, tuple[int, int]]]],
+              known: dict[str, tuple[Any, tuple[int, int]]]) -> None:
+    """A setting said to be at its default ("the default adam lr"): Keras's default for the stated name."""
+    kb = r.kb
+    for key, default in r.p.stated.defaults.items():
+        if key in said or default.of not in known:
+            continue
+        hit = next((m for rx in default.phrases for m in rx.finditer(r.text) if not r.doubtful(m.start())), None)
+        value = kb.keras.get(default.table, known[default.of][0], default.property)
+        value = _coerced(kb, key, value) if hit and value is not None else None
+        if value is not None:
+            known[key] = (value, hit.span())
+
+
+def stated_facts(kb: KnowledgeBase, text: str, *, source: str = "your message") -> list[Fact]:
+    """Contract facts (``kind: input``) the user states in their own words, each quoting them.
+
+    "binary classification", "only 300 images", "trained for 3 epochs", "I use Adam", "lr 1e-5",
+    "sigmoid output", "the lr is the default adam one". What each sounds like is in
+    ``phrases.yaml`` (``stated:``, and ``answers: keys`` for values said with the key's name).
+    A key given two different values in one text ("I tried Adam and SGD") gives no fact: a wrong
+    fact misleads more than a missing one.
+    """
+    if not isinstance(text, str):
+        raise EvidenceError("the message must be text", field="symptom")
+    text = text[:MAX_TEXT].replace("\u2019", "'")
+    said: dict[str, list[tuple[Any, tuple[int, int]]]] = {}
+
+    def say(key: str, value: Any, span: tuple[int, int]) -> None:
+        value = _coerced(kb, key, value)
+        if value is not None:
+            said.setdefault(key, []).append((value, span))
+
+    reading = _Reading(kb, text)
+    sure = not kb.phrases.dont_know.search(text)
+    for reader in STATED_READERS:
+        reader(reading, sure, say)
+    for rule in kb.phrases.stated.implied:  # "10 classes" also says the task is multiclass
+        for value, span in said.get(rule.fact, ()):
+            if rule.holds(value):
+                say(rule.key, rule.value, span)
+    known = {key: min(found, key=lambda vs: vs[1]) for key, found in said.items()
+             if len({repr(value) for value, _ in found}) == 1}
+    _defaults(reading, said, known)
+    return [Fact(key, value, source, _note(kb.phrases, text, *span))
+            for key, (value, span) in sorted(known.items(), key=lambda item: item[1][1])]

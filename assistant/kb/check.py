@@ -1,13 +1,19 @@
 """The mistakes in a knowledge base that its JSON schemas cannot see.
 
-Unknown names, texts missing, leaves that no facts can reach: each problem names the file
-to fix, so a domain expert's slip fails here, not in a user's reply.
+Unknown names, texts missing, leaves that no facts can reach, facts that nothing produces: each
+problem names the file and the line to fix ("causes/overfitting.yaml:23: unknown fact 'x'"), so a
+domain expert's slip fails here, not in a user's reply. What the knowledge base asks of the code
+(the names a sentence or a snippet may use, the facts the readers emit) each layer checks itself;
+:mod:`assistant.knowledge` joins every layer's problems.
 """
 from __future__ import annotations
 
-from typing import Any
+import difflib
+import re
+import string
+from typing import Any, Callable, Collection, Iterator
 
-from .conditions import Condition, compile_condition, facts_in, references
+from .conditions import Condition, compile_condition, references
 from .model import KnowledgeBase, Tree
 
 
@@ -19,7 +25,9 @@ def _candidates(refs: list[tuple[str, Any]]) -> list[Any]:
     """Values of one fact that fall on each side of every comparison made on it."""
     values: list[Any] = ["__other__"]
     for op, ref in refs:
-        if op == "in":
+        if op == "known":
+            values.append(None)  # not known: what `known: false` asks for
+        elif op == "in":
             values.extend(ref)
         elif isinstance(ref, bool):
             values.extend([True, False])
@@ -58,13 +66,32 @@ def _reachable(path: list[tuple[bool, Condition]]) -> bool:
     return search(0, {})
 
 
+def fact_places(cond: Condition, path: tuple[Any, ...] = ()) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """Every fact a condition names, with the path to its ``fact:`` key inside the condition."""
+    for key in ("all", "any"):
+        for i, part in enumerate(cond.get(key, ())):
+            yield from fact_places(part, (*path, key, i))
+    if "not" in cond:
+        yield from fact_places(cond["not"], (*path, "not"))
+    if "fact" in cond:
+        yield cond["fact"], (*path, "fact")
+
+
+def _unknown_facts(kb: KnowledgeBase, file: str, cond: Condition, path: tuple[Any, ...]) -> list[str]:
+    return [f"{kb.places.where(file, *at)}: unknown fact '{name}'"
+            for name, at in fact_places(cond, path) if name not in kb.facts]
+
+
 def _tree_problems(kb: KnowledgeBase, tree: Tree) -> list[str]:
-    where = f"trees/{tree.id}.yaml"
-    problems = []
+    file = f"trees/{tree.id}.yaml"
+    in_branches = {name for b in tree.branches if b.when is not None for name, _ in fact_places(b.when)}
+    problems = [f"{kb.places.where(file, 'applies_when')}: unknown fact '{name}'"
+                for name in sorted(tree.reads - in_branches) if name not in kb.facts]
     earlier: list[tuple[bool, Condition]] = []
     for i, branch in enumerate(tree.branches):
-        problems += [f"{where}: leaf '{branch.leaf}' names unknown cause '{c}'"
-                     for c in branch.weigh if c not in kb.causes]
+        where = kb.places.where(file, "branches", i)
+        problems += [f"{kb.places.where(file, 'branches', i, 'weigh', c)}: leaf '{branch.leaf}' names unknown "
+                     f"cause '{c}'" for c in branch.weigh if c not in kb.causes]
         if branch.when is None:
             if i != len(tree.branches) - 1:
                 problems.append(f"{where}: leaf '{branch.leaf}' has no 'when' but is not the last entry, "
@@ -72,7 +99,7 @@ def _tree_problems(kb: KnowledgeBase, tree: Tree) -> list[str]:
             path = earlier
             earlier = [*earlier, (False, ALWAYS)]
         else:
-            problems += [f"{where}: unknown fact '{f}'" for f in facts_in(branch.when) if f not in kb.facts]
+            problems += _unknown_facts(kb, file, branch.when, ("branches", i, "when"))
             path = [*earlier, (True, branch.when)]
             earlier = [*earlier, (False, branch.when)]
         if not _reachable(path):
@@ -80,19 +107,119 @@ def _tree_problems(kb: KnowledgeBase, tree: Tree) -> list[str]:
     return problems
 
 
-def check(kb: KnowledgeBase) -> list[str]:
-    """Every problem a reviewer must fix: unknown names, missing texts, unreachable leaves."""
+def _cause_problems(kb: KnowledgeBase) -> list[str]:
     problems: list[str] = []
     for cause in kb.causes.values():
-        where = f"causes/{cause.id}.yaml"
+        file = f"causes/{cause.id}.yaml"
+        where = kb.places.where
         if not cause.explanation.strip() or not cause.fix.strip():
-            problems.append(f"{where}: needs an explanation and a fix")
+            problems.append(f"{where(file, 'explanation' if not cause.explanation.strip() else 'fix')}: "
+                            "needs an explanation and a fix")
         if cause.snippet not in kb.snippets:
-            problems.append(f"{where}: snippet '{cause.snippet}' has no template snippets/{cause.snippet}.py.j2")
+            problems.append(f"{where(file, 'snippet')}: snippet '{cause.snippet}' has no template "
+                            f"snippets/{cause.snippet}.py.j2")
         if not cause.supports:
-            problems.append(f"{where}: no supporting evidence")
-        for rule in (*cause.supports, *cause.contradicts):
-            problems.extend(f"{where}: unknown fact '{f}'" for f in facts_in(rule.when) if f not in kb.facts)
+            problems.append(f"{where(file, 'supports')}: no supporting evidence")
+        for section, rules in (("supports", cause.supports), ("contradicts", cause.contradicts)):
+            for i, rule in enumerate(rules):
+                problems += _unknown_facts(kb, file, rule.when, (section, i, "when"))
+    return problems
+
+
+def _alarm_problems(kb: KnowledgeBase) -> list[str]:
+    problems = []
+    for i, alarm in enumerate(kb.alarms):
+        spec = kb.facts.get(alarm.fact)
+        where = kb.places.where("alarms.yaml", "alarms", i, "fact")
+        if spec is None:
+            problems.append(f"{where}: unknown fact '{alarm.fact}'")
+        elif spec["type"] != "boolean":
+            problems.append(f"{where}: fact '{alarm.fact}' is a {spec['type']}, but an alarm rings on a yes/no fact")
+    return problems
+
+
+def unproduced(kb: KnowledgeBase, produced: Collection[str]) -> list[str]:
+    """The facts of facts.yaml that nothing produces: neither the user (an ``input``), nor a formula, nor ``produced``.
+
+    ``produced`` is what the code's readers declare they emit (the curve and symptom readers, the
+    reproduction runs); a rule on a fact outside it would silently never fire.
+    """
+    made = set(produced) | {derivation.name for derivation in kb.formulas.derivations}
+    return [f"{kb.places.where('facts.yaml', 'facts', name)}: fact '{name}' (kind {spec['kind']}) is produced by "
+            "nothing, so a rule on it never fires" for name, spec in kb.facts.items()
+            if spec["kind"] != "input" and name not in made]
+
+
+def check(kb: KnowledgeBase) -> list[str]:
+    """Every problem a reviewer must fix: unknown names, missing texts, unreachable leaves."""
+    problems = _cause_problems(kb) + _alarm_problems(kb)
     for tree in kb.trees.values():
         problems += _tree_problems(kb, tree)
     return sorted(set(problems))
+
+
+# --- sample values, for the layers that render what the knowledge base says ----------------------
+
+#: A value of each type of fact, where its declaration offers nothing better.
+SAMPLES: dict[str, Any] = {"boolean": True, "number": 0.25, "integer": 3, "text": "adam",
+                           "mapping": {"0": 900, "1": 100}}
+
+
+def sample_value(kb: KnowledgeBase, name: str) -> Any:
+    """A plausible value of one fact: a choice, a name its Keras table knows, or a value of its type within its bounds."""
+    spec = kb.facts[name]
+    kind, choices = spec["type"], spec.get("choices") or ()
+    if kind == "text" and choices:
+        return choices[0]
+    if kind == "text" and "names" in spec and kb.keras.tables.get(spec["names"]):
+        return next(iter(kb.keras.tables[spec["names"]]))
+    if kind in ("number", "integer") and choices:
+        try:
+            return (float if kind == "number" else int)(choices[len(choices) // 2])
+        except ValueError:
+            pass
+    value = SAMPLES[kind]
+    if kind in ("number", "integer"):
+        value = min(max(value, spec.get("min", value)), spec.get("max", value))
+    return value
+
+
+def sample_values(kb: KnowledgeBase) -> dict[str, Any]:
+    """A plausible value of every fact, so that a sentence or template citing any fact can be rendered."""
+    return {name: sample_value(kb, name) for name in kb.facts}
+
+
+def cited(text: str) -> list[tuple[str, str, str]]:
+    """(field, name, format spec) of every ``{field:spec}`` of a sentence, ``name`` the field before any ``.`` or ``[``.
+
+    Raises ValueError when the sentence is not a valid format string (an unmatched brace).
+    """
+    return [(field, re.split(r"[.\[]", field, maxsplit=1)[0], spec or "")
+            for _, field, spec, _ in string.Formatter().parse(text) if field is not None]
+
+
+def sentence_problems(kb: KnowledgeBase, where: str, text: str, render: Callable[[str, dict[str, Any]], str],
+                      *, suffixes: Collection[str] = ()) -> list[str]:
+    """A sentence of the knowledge base (a ``says``) rendered with sample values, the way its layer renders it.
+
+    Every ``{name}`` must be a fact, or a fact with one of ``suffixes`` (``_pct``); ``render`` must
+    not raise on it (a format spec that does not fit the value, an unknown name it cannot show).
+    """
+    try:
+        fields = cited(text)
+    except ValueError as exc:
+        return [f"{where}: {text!r} is not a sentence with {{fact}} names: {exc}"]
+    problems = []
+    for field, name, _ in fields:
+        base = next((name.removesuffix(s) for s in suffixes if name.endswith(s) and name.removesuffix(s) in kb.facts),
+                    name)
+        if base not in kb.facts:
+            hint = difflib.get_close_matches(base, list(kb.facts), n=1)
+            problems.append(f"{where}: {{{field}}} names no fact" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
+    if problems:
+        return problems
+    try:
+        render(text, sample_values(kb))
+    except Exception as exc:  # noqa: BLE001 (whatever breaks the sentence is the expert's to fix)
+        return [f"{where}: {text!r} does not render with sample values: {type(exc).__name__}: {exc}"]
+    return []

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import jsonschema
 import yaml
@@ -16,7 +16,10 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from .conditions import compile_condition, facts_in, references
-from .model import Branch, Catalog, Cause, KnowledgeBase, Rule, Tree, frozen
+from .formulas import Derivation, FormulaError, compile_formula, library
+from .model import Alarm, Branch, Catalog, Cause, Formulas, Keras, KnowledgeBase, Rule, Spec, Tree, frozen
+from .phrases import PhrasesError, compile_phrases
+from .places import LOADER, Places, lines_of
 
 #: The knowledge base shipped with the package.
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "knowledge"
@@ -26,13 +29,16 @@ class KnowledgeError(Exception):
     """The knowledge base is malformed; the message lists every problem found."""
 
 
-def read_yaml(path: Path) -> Any:
+def read_yaml(path: Path, name: str | None = None) -> Any:
+    """A YAML file's content; ``name`` (the path within the knowledge base) leads any error, with the line."""
+    name = name or path.name
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=LOADER)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
-        raise KnowledgeError(f"{path.name}: not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        raise KnowledgeError(f"{name}{f':{mark.line + 1}' if mark else ''}: not valid YAML: {exc}") from exc
     except OSError as exc:
-        raise KnowledgeError(f"{path.name}: cannot be read: {exc.strerror}") from exc
+        raise KnowledgeError(f"{name}: cannot be read: {exc.strerror}") from exc
 
 
 @lru_cache(maxsize=16)
@@ -46,13 +52,29 @@ def _validator(schemas: Path, name: str) -> jsonschema.Draft202012Validator:
 
 def _validated(directory: Path, relative: str, schema_name: str) -> Any:
     """One file's content, after its schema found nothing wrong."""
-    data = read_yaml(directory / relative)
+    data = read_yaml(directory / relative, relative)
     validator = _validator(directory / "schemas", schema_name)
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
     if errors:
+        places = Places({relative: lines_of((directory / relative).read_text(encoding="utf-8"))})
         raise KnowledgeError("\n".join(
-            f"{relative}: {'/'.join(map(str, e.path)) or '(top)'}: {e.message}" for e in errors))
+            f"{places.where(relative, *e.path)}: {'/'.join(map(str, e.path)) or '(top)'}: {e.message}"
+            for e in errors))
     return data
+
+
+def _named_after(path: Path, ident: str) -> None:
+    """A cause's or a tree's id is its file's name, so a problem about it names the right file."""
+    if ident != path.stem:
+        relative = f"{path.parent.name}/{path.name}"
+        where = Places({relative: lines_of(path.read_text(encoding="utf-8"))}).where(relative, "id")
+        raise KnowledgeError(f"{where}: id '{ident}' is not the file's name: name the file {ident}.yaml")
+
+
+def places(directory: Path) -> Places:
+    """The line of every entry of every YAML file of a knowledge base, for problems that name it."""
+    return Places({path.relative_to(directory).as_posix(): lines_of(path.read_text(encoding="utf-8"))
+                   for path in sorted(directory.rglob("*.yaml"))})
 
 
 def _rules(items: list[dict[str, Any]] | None) -> tuple[Rule, ...]:
@@ -63,7 +85,8 @@ def _cause(doc: dict[str, Any]) -> Cause:
     return Cause(id=doc["id"], category=doc["category"], title=doc["title"],
                  explanation=" ".join(doc["explanation"].split()), fix=" ".join(doc["fix"].split()),
                  snippet=doc["snippet"], prior=float(doc.get("prior", 0.0)),
-                 supports=_rules(doc.get("supports")), contradicts=_rules(doc.get("contradicts")))
+                 supports=_rules(doc.get("supports")), contradicts=_rules(doc.get("contradicts")),
+                 scenarios=tuple(frozen(scenario) for scenario in doc.get("scenarios", ())))
 
 
 def tree_of(doc: dict[str, Any]) -> Tree:
@@ -75,6 +98,68 @@ def tree_of(doc: dict[str, Any]) -> Tree:
     return Tree(doc["id"], branches, compile_condition(applies) if applies else None, frozenset(reads))
 
 
+def _spec(entry: dict[str, Any], keras: Keras) -> Spec:
+    """A contract key's facts.yaml entry as a Spec: Keras names, closed choices, or plain values."""
+    kind, names = entry["type"], None
+    if "names" in entry:
+        kind, names = "name", keras.names(entry["names"])
+    elif kind == "text" and "choices" in entry:
+        aliases = entry.get("aliases", {})
+        kind, names = "choice", {choice: tuple(aliases.get(choice, ())) for choice in entry["choices"]}
+    elif kind == "text":
+        kind, names = "name", {}
+    return Spec(kind, entry.get("min"), entry.get("max"), names, entry.get("label"), entry.get("not_above"))
+
+
+def _formulas(doc: dict[str, Any], facts: dict[str, Any], thresholds: Mapping[str, float],
+              keras: Keras, at: Places = Places()) -> tuple[Formulas, dict[str, Any]]:
+    """The derived facts compiled in dependency order, and their declarations to join facts.yaml's."""
+    def where(name: str) -> str:
+        return at.where("derived.yaml", "derived", name)
+
+    declared = {name: {"kind": "derived", "type": entry["type"], "description": entry["description"]}
+                for name, entry in doc.items() if name not in facts and "type" in entry}
+    problems = [f"{where(name)}: {name}: a new fact needs a type and a description"
+                for name, entry in doc.items() if name not in facts and name not in declared]
+    problems += [f"{where(name)}: {name}: declared in facts.yaml already; give only its formula here"
+                 for name, entry in doc.items() if name in facts and ("type" in entry or "description" in entry)]
+    problems += [f"{where(name)}: {name}: a threshold of the same name exists" for name in doc if name in thresholds]
+    functions = library(keras.get, thresholds)
+    known = set(facts) | set(declared) | set(thresholds) | set(functions)
+    compiled = {}
+    for name, entry in doc.items():
+        try:
+            compiled[name] = compile_formula(name, entry["formula"], entry.get("needs", ()), known)
+        except FormulaError as exc:
+            problems.append(f"{where(name)}: {exc}")
+    if problems:
+        raise KnowledgeError("\n".join(problems))
+    ordered: list[Derivation] = []
+    pending = dict(compiled)
+    while pending:
+        ready = [d for d in pending.values() if not (d.reads | set(d.needs)) & (pending.keys() - {d.name})]
+        if not ready:
+            raise KnowledgeError(f"{where(next(iter(pending)))}: these formulas read each other in a circle: "
+                                 f"{', '.join(pending)}")
+        for derivation in ready:
+            ordered.append(derivation)
+            del pending[derivation.name]
+    blank = {**dict.fromkeys([*facts, *declared]), **thresholds}
+    return Formulas(tuple(ordered), {"__builtins__": {}, **functions}, frozen(blank)), declared
+
+
+def _inputs_read(formulas: Formulas, askable: set[str]):
+    """The input facts a fact rests on: itself if the user can tell us, else what its formula reads, in turn."""
+    reads = {d.name: d.reads | set(d.needs) for d in formulas.derivations}
+
+    def inputs(name: str, seen: frozenset[str] = frozenset()) -> set[str]:
+        if name in askable:
+            return {name}
+        return {i for read in reads.get(name, set()) - seen for i in inputs(read, seen | {name})}
+
+    return inputs
+
+
 def load(directory: Path | str = DEFAULT_DIR) -> KnowledgeBase:
     """Read, schema-validate and compile every knowledge file; raises KnowledgeError on the first bad file."""
     directory = Path(directory)
@@ -82,25 +167,48 @@ def load(directory: Path | str = DEFAULT_DIR) -> KnowledgeBase:
     causes = {}
     for path in sorted((directory / "causes").glob("*.yaml")):
         cause = _cause(_validated(directory, f"causes/{path.name}", "cause.schema.json"))
+        _named_after(path, cause.id)
         causes[cause.id] = cause
     trees = {}
     for path in sorted((directory / "trees").glob("*.yaml")):
         tree = tree_of(_validated(directory, f"trees/{path.name}", "tree.schema.json"))
+        _named_after(path, tree.id)
         trees[tree.id] = tree
     snippets = {p.name.removesuffix(".py.j2"): p.read_text(encoding="utf-8")
                 for p in sorted((directory / "snippets").glob("*.py.j2"))}
     experiments = _validated(directory, "experiments.yaml", "experiments.schema.json")
     catalog = Catalog(frozen(experiments["fixes"]), frozen(experiments["checks"]), frozen(experiments["symptoms"]),
                       frozenset(experiments["broken"]))
+    keras = _validated(directory, "keras.yaml", "keras.schema.json")
+    tables = frozen({name: frozen({k: frozen(v) for k, v in table.items()})
+                     for name, table in keras.items() if isinstance(table, dict)})
+    keras_names = Keras(tables, frozenset(keras["model_json_classes"]))
+    thresholds = {name: float(entry["value"]) for name, entry in
+                  _validated(directory, "thresholds.yaml", "thresholds.schema.json")["thresholds"].items()}
+    where = places(directory)
+    formulas, derived = _formulas(_validated(directory, "derived.yaml", "derived.schema.json")["derived"], facts,
+                                  thresholds, keras_names, where)
+    facts = {**facts, **derived}
     askable = {name for name, spec in facts.items() if spec["kind"] == "input"}
+    vocabulary = {name: _spec(spec, keras_names) for name, spec in facts.items() if name in askable}
     rules = tuple((c.id, sign * r.weight, r, frozenset(facts_in(r.when)))
                   for c in causes.values() for sign, rules in ((1, c.supports), (-1, c.contradicts)) for r in rules)
-    asks = {c.id: frozenset(f for r in (*c.supports, *c.contradicts) for f in facts_in(r.when) if f in askable)
+    inputs = _inputs_read(formulas, askable)
+    asks = {c.id: frozenset(i for r in (*c.supports, *c.contradicts) for f in facts_in(r.when) for i in inputs(f))
             for c in causes.values()}
     answers = {name: tuple(_answers(facts[name], rules, name)) for name in sorted(askable)}
+    try:
+        phrases = compile_phrases(_validated(directory, "phrases.yaml", "phrases.schema.json"), facts, thresholds,
+                                  where)
+    except PhrasesError as exc:
+        raise KnowledgeError(str(exc)) from None
     return KnowledgeBase(directory=directory, facts=frozen(facts), causes=frozen(causes), trees=frozen(trees),
-                         snippets=frozen(snippets), experiments=catalog, asks=frozen(asks), rules=rules,
-                         answers=frozen(answers))
+                         snippets=frozen(snippets), experiments=catalog,
+                         keras=keras_names, vocabulary=frozen(vocabulary), thresholds=frozen(thresholds),
+                         formulas=formulas, asks=frozen(asks), rules=rules, answers=frozen(answers), phrases=phrases,
+                         alarms=tuple(Alarm(**entry) for entry in
+                                      _validated(directory, "alarms.yaml", "alarms.schema.json")["alarms"]),
+                         places=where)
 
 
 def _answers(spec: dict[str, Any], rules: tuple[tuple[str, float, Rule, frozenset[str]], ...],
@@ -109,7 +217,7 @@ def _answers(spec: dict[str, Any], rules: tuple[tuple[str, float, Rule, frozense
     if spec["type"] == "boolean":
         return [True, False]
     if spec["type"] == "mapping":
-        return []
+        return list(spec.get("examples", []))
     refs = [(op, ref) for _, _, rule, _ in rules for fact, op, ref in references(rule.when) if fact == name]
     if spec["type"] == "text":
         said = {v for _, ref in refs for v in (ref if isinstance(ref, list) else [ref])}

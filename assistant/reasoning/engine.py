@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Collection, Mapping
 
 from ..evidence.derive import derive
@@ -17,15 +18,11 @@ from ..evidence.facts import Facts
 from ..kb import Cause, KnowledgeBase, Rule, Tree
 from ..kb.conditions import NOT_OBSERVED, Condition, facts_in
 
-#: Softmax temperature: larger spreads confidence more evenly. 1.4 gives an expected calibration
-#: error of 0.08 on the public cases (benchmarks/calibration.py); kept above the best fit (1.2)
-#: because unseen cases are harder.
-TEMPERATURE = 1.4
-#: Ask questions while the leading cause is below this confidence...
-ASK_BELOW = 0.75
-#: ...and only about facts whose answer is expected to remove at least this much entropy (nats).
-MIN_GAIN = 0.02
+#: How confidence is spread (``confidence_temperature``), when questions stop (``ask_below``) and
+#: which are worth asking (``question_min_gain``) are thresholds of the knowledge base.
 MAX_QUESTIONS = 3
+#: A line of evidence quotes at most this many of the user's own sentences or lines of code.
+QUOTED = 2
 #: Causes whose questions are considered: the leaders only.
 LEADERS = 6
 
@@ -162,9 +159,9 @@ class _Scoring:
         return scores
 
 
-def _softmax(scores: Mapping[str, float]) -> dict[str, float]:
+def _softmax(scores: Mapping[str, float], temperature: float) -> dict[str, float]:
     top = max(scores.values())
-    exp = {k: math.exp((s - top) / TEMPERATURE) for k, s in scores.items()}
+    exp = {k: math.exp((s - top) / temperature) for k, s in scores.items()}
     total = sum(exp.values())
     return {k: e / total for k, e in exp.items()}
 
@@ -173,14 +170,14 @@ def _entropy(probs: Mapping[str, float]) -> float:
     return -sum(p * math.log(p) for p in probs.values() if p > 0)
 
 
-def _all_values(facts: Facts) -> dict[str, Any]:
+def _all_values(kb: KnowledgeBase, facts: Facts) -> dict[str, Any]:
     values = facts.values()
-    values.update(derive(values))
+    values.update(derive(kb, values))
     return values
 
 
 def _answer_odds(scores: Mapping[str, float], outcomes: list[dict[str, float]],
-                 probs: Mapping[str, float]) -> list[float]:
+                 probs: Mapping[str, float], temperature: float) -> list[float]:
     """How likely each hypothetical answer is, given what each cause would make of it.
 
     If cause c is the problem, an answer is likelier the more it raises c's score (rule weights
@@ -198,7 +195,7 @@ def _answer_odds(scores: Mapping[str, float], outcomes: list[dict[str, float]],
             for i in usual:
                 odds[i] += p / len(usual)
             continue
-        likelihood = [math.exp((move - max(moves)) / TEMPERATURE) for move in moves]
+        likelihood = [math.exp((move - max(moves)) / temperature) for move in moves]
         for i, weight in enumerate(likelihood):
             odds[i] += p * weight / sum(likelihood)
     return odds
@@ -211,11 +208,12 @@ def _gain(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring: _Sco
     for answer in answers:
         trial = facts.values()
         trial[name] = answer
-        trial.update(derive(trial))
+        trial.update(derive(kb, trial))
         changed = {k for k in trial.keys() | values.keys() if trial.get(k) != values.get(k)}
         outcomes.append(scoring.changed(kb, trial, changed).scores(kb))
-    likely = _answer_odds(scoring.scores(kb), outcomes, probs)
-    return _entropy(probs) - sum(p * _entropy(_softmax(outcome)) for p, outcome in zip(likely, outcomes))
+    temperature = kb.thresholds["confidence_temperature"]
+    likely = _answer_odds(scoring.scores(kb), outcomes, probs, temperature)
+    return _entropy(probs) - sum(p * _entropy(_softmax(outcome, temperature)) for p, outcome in zip(likely, outcomes))
 
 
 def _questions(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring: _Scoring,
@@ -229,31 +227,85 @@ def _questions(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring:
         if not answers:
             continue
         gain = _gain(kb, facts, values, scoring, probs, name, answers)
-        if gain >= MIN_GAIN:
+        if gain >= kb.thresholds["question_min_gain"]:
             spec = kb.facts[name]
             questions.append(Question(name, spec["question"], tuple(map(str, spec.get("choices", ()))), gain))
-    questions.sort(key=lambda q: (-q.gain, q.fact))
-    return questions[:MAX_QUESTIONS]
+    # Most questions asked are those worth most: what the answer would tell, times the chance that
+    # the user can give one. The most telling question joins them even when few can answer it; the
+    # user answers what they can, the most telling first.
+    by_worth = sorted(questions, key=lambda q: (-q.gain * kb.facts[q.fact].get("answerable", 1.0), q.fact))
+    chosen = by_worth[:MAX_QUESTIONS - 1]
+    chosen += [q for q in sorted(questions, key=lambda q: (-q.gain, q.fact)) if q not in chosen][:1]
+    return sorted(chosen, key=lambda q: (-q.gain, q.fact))
 
 
-def _trail(rules: tuple[Rule, ...], held: set[int], shown: _Shown, facts: Facts) -> list[str]:
-    """The sentences of the rules that hold, or the user's own numbers behind them."""
-    said = [r.says.format_map(shown) if r.says else "; ".join(_cite(r.when, facts))
-            for r in rules if id(r) in held]
+@cache
+def _grounds(kb: KnowledgeBase) -> dict[str, tuple[str, ...]]:
+    """The facts each derived fact rests on, through the formulas it reads in turn."""
+    reads = {d.name: d.reads | set(d.needs) for d in kb.formulas.derivations}
+
+    def ground(name: str, seen: frozenset[str]) -> frozenset[str]:
+        if name not in reads:
+            return frozenset({name})
+        return frozenset().union(*(ground(r, seen | {name}) for r in reads[name] - seen if r in kb.facts))
+
+    return {name: tuple(sorted(ground(name, frozenset()))) for name in reads}  # sorted: replies must not vary by run
+
+
+def _quotes(kb: KnowledgeBase, cond: Condition, facts: Facts) -> list[str]:
+    """What the user wrote or pasted that a condition rests on ("you wrote ..."), derived facts followed to their inputs."""
+    grounds = _grounds(kb)
+    names = dict.fromkeys(g for name in facts_in(cond) for g in grounds.get(name, (name,)))
+    notes = [fact.note for name in names if (fact := facts.fact(name)) is not None
+             and (fact.note or "").startswith("you wrote")]
+    return list(dict.fromkeys(notes))[:QUOTED]
+
+
+def _trail(kb: KnowledgeBase, rules: tuple[Rule, ...], held: set[int], shown: _Shown, facts: Facts) -> list[str]:
+    """The sentences of the rules that hold, with the user's own words behind them; or their numbers."""
+    said = []
+    for rule in rules:
+        if id(rule) not in held:
+            continue
+        if not rule.says:
+            said.append("; ".join(_cite(rule.when, facts)))
+            continue
+        quotes = _quotes(kb, rule.when, facts)
+        sentence = rule.says.format_map(shown)
+        if "?" in sentence:  # it names a fact the conversation does not know: never state it as known
+            said.append("; ".join(quotes or _cite(rule.when, facts)))
+            continue
+        said.append(sentence + (f" ({'; '.join(quotes)})" if quotes else ""))
     return [s for s in dict.fromkeys(said) if s]
+
+
+def _calibrated(kb: KnowledgeBase, probs: Mapping[str, float]) -> dict[str, float]:
+    """Confidences as often right as they say: the leader's rescaled as fitted on real threads, the rest in proportion.
+
+    The softmax ranks well but its leader's share does not match how often the leader is right
+    (it is spread over many causes): ``calibration_slope`` and ``calibration_intercept`` map its
+    log-odds to those measured on the real-world dev threads. The ranking does not change.
+    """
+    best = max(probs, key=probs.get)
+    top = min(max(probs[best], 1e-9), 1 - 1e-9)
+    odds = kb.thresholds["calibration_slope"] * math.log(top / (1 - top)) + kb.thresholds["calibration_intercept"]
+    sure = 1 / (1 + math.exp(-odds))
+    rest = (1 - sure) / (1 - top)
+    return {cause: sure if cause == best else p * rest for cause, p in probs.items()}
 
 
 def diagnose(kb: KnowledgeBase, facts: Facts, *, declined: Collection[str] = ()) -> Diagnosis:
     """Rank every cause for the known facts and pick the questions that would separate the leaders."""
-    values = _all_values(facts)
+    values = _all_values(kb, facts)
     readings: list[tuple[float, str]] = []
     scoring = _Scoring.of(kb, values, readings)
     scores = scoring.scores(kb)
-    probs = _softmax(scores)
+    probs = _softmax(scores, kb.thresholds["confidence_temperature"])
     shown, held = _Shown(values), scoring.held(kb)
-    beliefs = sorted((Belief(cause, scores[cid], probs[cid], _trail(cause.supports, held, shown, facts),
-                             _trail(cause.contradicts, held, shown, facts)) for cid, cause in kb.causes.items()),
+    confidence = _calibrated(kb, probs)
+    beliefs = sorted((Belief(cause, scores[cid], confidence[cid], _trail(kb, cause.supports, held, shown, facts),
+                             _trail(kb, cause.contradicts, held, shown, facts)) for cid, cause in kb.causes.items()),
                      key=lambda b: (-b.confidence, b.cause.id))
     sure = [text.format_map(shown) for share, text in readings if share >= 0.99]
-    questions = [] if beliefs[0].confidence >= ASK_BELOW else _questions(kb, facts, values, scoring, probs, declined)
+    questions = [] if beliefs[0].confidence >= kb.thresholds["ask_below"] else _questions(kb, facts, values, scoring, probs, declined)
     return Diagnosis(beliefs, questions, sure, values)

@@ -17,7 +17,7 @@ from ..kb import current
 from . import experiments, store, verdict
 from .store import FINISHED
 from .backends import CeleryBackend, LocalBackend
-from .spec import Caps, IncompleteFacts, SpecError, build, sample_data
+from .spec import Caps, IncompleteFacts, SpecError, build, run_names, sample_data
 
 __all__ = ["FINISHED", "IncompleteFacts", "Reproductions", "SpecError", "init_app", "reproductions"]
 
@@ -57,20 +57,20 @@ class Reproductions:
         conversation = conversations.load(conversation_id, owner)
         if conversation is None:
             return None
-        limits = caps()
+        limits, knowledge = caps(), current()
         values = conversation.facts.values()
         rows = None
         if sample is not None:
-            values.update({fact.key: fact.value for fact in gather(sample=sample).facts})
+            values.update({fact.key: fact.value for fact in gather(knowledge, sample=sample).facts})
             rows = sample_data(sample, limits)
         try:
-            spec = build(values, metrics=_tracked_metrics(conversation_id, owner), model_json=model_json,
+            spec = build(run_names(knowledge.keras), values, metrics=_tracked_metrics(conversation_id, owner), model_json=model_json,
                          sample=rows, caps=limits)
         except IncompleteFacts as missing:
             missing.reply = conversations.add_findings(conversation_id, owner, {"reproduction": "requested"}, [],
                                                        verdict.ask_for_missing(missing.missing))
             raise
-        planned = experiments.plan(spec, conversation.facts, current(), limits)
+        planned = experiments.plan(spec, conversation.facts, knowledge, limits)
         run = store.create(conversation_id, owner, self.backend.name, [e.to_json() for e in planned],
                            list(spec.notes))
         self.backend.submit(run["id"])

@@ -28,7 +28,9 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from ..kb import current
 from . import store, verdict
+from .spec import run_names
 
 #: How often the watchdog looks at the worker, and how often it asks the store about a cancel.
 POLL = 0.2
@@ -82,11 +84,14 @@ def _environment(run_id: str, threads: int) -> dict[str, str]:
             "MPLBACKEND": "Agg"}
 
 
-def run_worker(run_id: str, experiments: list[dict[str, Any]], limits: Limits,
+def run_worker(run_id: str, experiments: list[dict[str, Any]], names: Mapping[str, Any], limits: Limits,
                on_event: Callable[[dict[str, Any]], None], cancelled: Callable[[], bool]) -> None:
-    """Run the experiments in a worker process and pass on each message it sends; raises JobFailed."""
+    """Run the experiments in a worker process and pass on each message it sends; raises JobFailed.
+
+    ``names`` (:func:`~.spec.run_names`) tells the worker, which reads no knowledge base, Keras's classes.
+    """
     started = time.monotonic()
-    job = {"experiments": experiments, "deadline": time.time() + limits.wall * SOFT_DEADLINE,
+    job = {"experiments": experiments, "names": names, "deadline": time.time() + limits.wall * SOFT_DEADLINE,
            "threads": limits.threads}
     with tempfile.NamedTemporaryFile("w", suffix=".json") as payload, tempfile.TemporaryFile("w+") as errors:
         json.dump(job, payload)
@@ -172,7 +177,8 @@ def execute(run_id: str) -> None:
 
     limits = Limits.from_config(current_app.config)
     try:
-        run_worker(run_id, experiments, limits, on_event, lambda: store.status(run_id) == "cancelled")
+        run_worker(run_id, experiments, run_names(current().keras), limits, on_event,
+                   lambda: store.status(run_id) == "cancelled")
         result = verdict.conclude(run, results)
     except JobFailed as failure:
         store.finish(run_id, "failed", error=str(failure))

@@ -15,7 +15,7 @@ from typing import Any
 from ..evidence.facts import Fact, Facts
 from ..kb import KnowledgeBase
 from ..reasoning.engine import diagnose
-from .spec import ARCHITECTURE, OPTIMIZERS, PART_OF, Caps, RunSpec, fitting, scaled
+from .spec import ARCHITECTURE, PART_OF, Caps, RunSpec, fitting, run_names, scaled
 
 #: Fixes tried per run: those of the leading causes whose fix changes the run ...
 FIXES = 3
@@ -58,32 +58,43 @@ class Experiment:
 
 
 def problems(kb: KnowledgeBase) -> list[str]:
-    """Every name in ``experiments.yaml`` that the rest of the knowledge base or the run spec does not know."""
+    """Every name in ``experiments.yaml`` that the rest of the knowledge base or the run spec does not know.
+
+    Each problem names the line of experiments.yaml to fix.
+    """
     catalog = kb.experiments
+
+    def at(*path: Any) -> str:
+        return kb.places.where("experiments.yaml", *path)
+
     found = []
     for cause, fix in catalog.fixes.items():
         if cause not in kb.causes:
-            found.append(f"fixes: unknown cause '{cause}'")
-        found += [f"fixes/{cause}: unknown setting '{name}'" for name in fix["set"] if name not in PART_OF]
+            found.append(f"{at('fixes', cause)}: fixes: unknown cause '{cause}'")
+        found += [f"{at('fixes', cause, 'set', name)}: fixes/{cause}: unknown setting '{name}'"
+                  for name in fix["set"] if name not in PART_OF]
     for name, check in catalog.checks.items():
-        found += [f"checks/{name}: unknown setting '{s}'" for s in check["set"] if s not in PART_OF]
+        found += [f"{at('checks', name, 'set', s)}: checks/{name}: unknown setting '{s}'"
+                  for s in check["set"] if s not in PART_OF]
         if kb.facts.get(check["fact"], {}).get("kind") != "experiment":
-            found.append(f"checks/{name}: '{check['fact']}' is not an experiment fact in facts.yaml")
+            found.append(f"{at('checks', name, 'fact')}: checks/{name}: '{check['fact']}' is not an experiment fact "
+                         "in facts.yaml")
         if name not in MEASURES:
-            found.append(f"checks/{name}: no measure for it in assistant/repro/experiments.py")
+            found.append(f"{at('checks', name)}: checks/{name}: no measure for it in assistant/repro/experiments.py")
     curve_leaves, word_leaves = set(kb.trees["curves"].leaves()), set(kb.trees["words"].leaves())
-    found += [f"symptoms: no entry for '{said}' of trees/words.yaml"
+    found += [f"{at('symptoms')}: symptoms: no entry for '{said}' of trees/words.yaml"
               for said in sorted(word_leaves - catalog.symptoms.keys())]
     for said, leaves in catalog.symptoms.items():
         if said not in word_leaves:
-            found.append(f"symptoms: '{said}' is no leaf of trees/words.yaml")
-        found += [f"symptoms/{said}: '{leaf}' is no leaf of trees/curves.yaml" for leaf in leaves
-                  if leaf not in curve_leaves]
-    found += [f"broken: '{leaf}' is no leaf of trees/curves.yaml" for leaf in catalog.broken - curve_leaves]
+            found.append(f"{at('symptoms', said)}: symptoms: '{said}' is no leaf of trees/words.yaml")
+        found += [f"{at('symptoms', said)}: symptoms/{said}: '{leaf}' is no leaf of trees/curves.yaml"
+                  for leaf in leaves if leaf not in curve_leaves]
+    found += [f"{at('broken')}: broken: '{leaf}' is no leaf of trees/curves.yaml"
+              for leaf in sorted(catalog.broken - curve_leaves)]
     return found
 
 
-def _value(spec: RunSpec, name: str, rule: Any) -> Any:
+def _value(spec: RunSpec, name: str, rule: Any, defaults: Mapping[str, float]) -> Any:
     """One setting's new value under a rule of experiments.yaml."""
     if rule == "fitting":
         return fitting(spec)[name]
@@ -94,7 +105,7 @@ def _value(spec: RunSpec, name: str, rule: Any) -> Any:
     current = spec.get(name)
 
     def bound(value: Any) -> float:
-        return OPTIMIZERS[spec.training.optimizer] if value == "default" else value
+        return defaults[spec.training.optimizer] if value == "default" else value
 
     value = current * rule.get("times", 1)
     if "at_least" in rule:
@@ -104,11 +115,15 @@ def _value(spec: RunSpec, name: str, rule: Any) -> Any:
     return round(value) if isinstance(current, int) else value
 
 
-def variant(spec: RunSpec, settings: Mapping[str, Any], caps: Caps) -> tuple[RunSpec, dict[str, list[Any]]]:
-    """The spec with a fix's or check's settings applied and the caps kept; and what changed."""
+def variant(spec: RunSpec, settings: Mapping[str, Any], caps: Caps,
+            names: Mapping[str, Any]) -> tuple[RunSpec, dict[str, list[Any]]]:
+    """The spec with a fix's or check's settings applied and the caps kept; and what changed.
+
+    ``names`` is :func:`~.spec.run_names` of the knowledge base: the optimizers' default learning rates.
+    """
     changed = spec
     for name, rule in settings.items():  # in order: a later rule may read an earlier one (optimizer, then its default)
-        changed = changed.replace(**{name: _value(changed, name, rule)})
+        changed = changed.replace(**{name: _value(changed, name, rule, names["default_learning_rates"])})
     changed = scaled(changed, caps)
     changes = {name: [spec.get(name), changed.get(name)] for name in PART_OF
                if spec.get(name) != changed.get(name) and name != "sample"}
@@ -136,13 +151,13 @@ def check_gain(kb: KnowledgeBase, facts: Facts, fact: str) -> float:
 
 def plan(spec: RunSpec, facts: Facts, kb: KnowledgeBase, caps: Caps) -> list[Experiment]:
     """The baseline, the fixes of the leading causes, and the checks that best separate them."""
-    catalog = kb.experiments
+    catalog, names = kb.experiments, run_names(kb.keras)
     experiments = [Experiment("baseline", "baseline", "Your setup", spec)]
     for belief in diagnose(kb, facts).beliefs[:LEADERS]:
         cause = belief.cause.id
         if cause not in catalog.fixes or len(experiments) > FIXES:  # the baseline and FIXES fixes
             continue
-        fixed, changes = variant(spec, catalog.fixes[cause]["set"], caps)
+        fixed, changes = variant(spec, catalog.fixes[cause]["set"], caps, names)
         if not changes or (spec.model.keras_json and ARCHITECTURE & changes.keys()):
             continue  # nothing to change, or a change to an uploaded model's layers
         experiments.append(Experiment(f"fix:{cause}", "fix", f"Fix: {belief.cause.title}", fixed, cause=cause,
@@ -152,7 +167,7 @@ def plan(spec: RunSpec, facts: Facts, kb: KnowledgeBase, caps: Caps) -> list[Exp
     for gain, name in gains[:CHECKS]:
         if gain >= MIN_GAIN:
             check = catalog.checks[name]
-            probe, changes = variant(spec, check["set"], caps)
+            probe, changes = variant(spec, check["set"], caps, names)
             experiments.append(Experiment(f"check:{name}", "check", check["title"], probe, check=name,
                                           changes=changes))
     return experiments

@@ -13,27 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..evidence.derive import CROSS_ENTROPIES, REGRESSION_LOSSES
+from ..kb.model import Keras
 
-#: Default learning rate of each optimizer Keras offers by name.
-OPTIMIZERS = {"adam": 0.001, "adamw": 0.001, "sgd": 0.01, "rmsprop": 0.001, "nadam": 0.001, "adagrad": 0.001,
-              "adamax": 0.001, "adadelta": 0.001, "ftrl": 0.001, "lion": 0.001}
-LOSSES = CROSS_ENTROPIES | REGRESSION_LOSSES | {"hinge", "squared_hinge", "kl_divergence", "poisson"}
-ACTIVATIONS = {"relu", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "tanh", "sigmoid", "softmax",
-               "softplus", "softsign", "linear", "exponential", "hard_sigmoid", "relu6", "mish"}
-INITIALIZERS = {"glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal", "lecun_uniform",
-                "random_normal", "random_uniform", "truncated_normal", "orthogonal", "zeros", "ones"}
-#: Metrics a run may track, as Keras names them; the rest of a user's history columns are ignored.
-METRICS = {"accuracy", "mae", "mse", "recall", "precision", "auc"}
-#: Keras classes an uploaded model JSON may name: plain layers, initializers, regularizers, constraints.
-ALLOWED_CLASSES = frozenset({
-    "Sequential", "Functional", "InputLayer", "__keras_tensor__", "DTypePolicy", "FloatDTypePolicy",
-    "Dense", "Dropout", "BatchNormalization", "LayerNormalization", "Activation", "ReLU", "LeakyReLU", "ELU",
-    "PReLU", "Softmax", "Flatten", "GaussianNoise", "GaussianDropout", "AlphaDropout", "Add", "Concatenate",
-    "GlorotUniform", "GlorotNormal", "HeNormal", "HeUniform", "LecunNormal", "LecunUniform", "RandomNormal",
-    "RandomUniform", "TruncatedNormal", "Orthogonal", "VarianceScaling", "Zeros", "Ones", "Constant", "Identity",
-    "L1", "L2", "L1L2", "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm",
-})
+#: Metrics a run may track are those keras.yaml marks `runs`; the rest of a user's history columns are ignored.
 MAX_MODEL_JSON = 512 * 1024
 #: A dataset summary whose most extreme value lies this many standard deviations out has outliers.
 OUTLIER_Z = 20.0
@@ -41,6 +23,26 @@ OUTLIER_Z = 20.0
 WIDE_STD = 10.0
 #: Fewest samples a run is scaled down to before it gives up epochs instead.
 MIN_SAMPLES = 200
+
+
+def run_names(keras: Keras) -> dict[str, Any]:
+    """What a run can build, by Keras name (keras.yaml's `runs`): the web tier checks a spec against it,
+    and the worker, which reads no knowledge base, builds optimizers and losses by these classes.
+
+    Plain JSON, so that it travels with the job to a worker on any machine.
+    """
+    runs = {table: sorted(keras.having(table, "runs")) for table in ("optimizers", "losses", "activations",
+                                                                     "initializers", "metrics")}
+    return {
+        **runs,
+        "optimizer_classes": {name: keras.get("optimizers", name, "class") for name in runs["optimizers"]},
+        "default_learning_rates": {name: keras.get("optimizers", name, "default_learning_rate")
+                                   for name in runs["optimizers"]},
+        "with_momentum": sorted(keras.having("optimizers", "momentum")),
+        "loss_classes": {name: keras.get("losses", name, "class") for name in runs["losses"]
+                         if keras.get("losses", name, "class")},
+        "model_json_classes": sorted(keras.model_json_classes),
+    }
 
 
 class SpecError(ValueError):
@@ -246,7 +248,7 @@ def _required(values: Mapping[str, Any], model_json: str | None) -> list[str]:
     return [key for key in needed if values.get(key) in (None, "")]
 
 
-def build(values: Mapping[str, Any], *, metrics: Sequence[str] = (), model_json: str | None = None,
+def build(names: Mapping[str, Any], values: Mapping[str, Any], *, metrics: Sequence[str] = (), model_json: str | None = None,
           sample: dict[str, list] | None = None, caps: Caps = Caps()) -> RunSpec:
     """The spec of the user's own run, from what the conversation knows; scaled down to the caps.
 
@@ -265,19 +267,19 @@ def build(values: Mapping[str, Any], *, metrics: Sequence[str] = (), model_json:
         return values[key]
 
     optimizer = str(values["optimizer"]).lower()
-    if optimizer not in OPTIMIZERS:
-        raise SpecError(f"a run can use the optimizers {', '.join(sorted(OPTIMIZERS))}, not {optimizer}")
-    if values["loss"] not in LOSSES:
+    if optimizer not in names["optimizers"]:
+        raise SpecError(f"a run can use the optimizers {', '.join(names['optimizers'])}, not {optimizer}")
+    if values["loss"] not in names["losses"]:
         raise SpecError(f"a run cannot train with the loss {values['loss']}")
-    for key, allowed in (("hidden_activation", ACTIVATIONS), ("output_activation", ACTIVATIONS),
-                         ("kernel_initializer", INITIALIZERS)):
-        if values.get(key) is not None and values[key] not in allowed:
+    for key, allowed in (("hidden_activation", "activations"), ("output_activation", "activations"),
+                         ("kernel_initializer", "initializers")):
+        if values.get(key) is not None and values[key] not in names[allowed]:
             raise SpecError(f"a run cannot build a model with {key} = {values[key]}")
     task = values["task"]
     k, shares, codes = _labels(values) if task != "regression" else (0, (), ())
     n_features = values.get("n_features")
     if model_json is not None:
-        n_features = check_model_json(model_json)
+        n_features = check_model_json(names, model_json)
     elif sample is not None:
         n_features = len(sample["x"][0])
     depth = 0 if model_json else values["n_hidden_layers"]
@@ -304,10 +306,10 @@ def build(values: Mapping[str, Any], *, metrics: Sequence[str] = (), model_json:
         n_classes=k, class_shares=shares, labels=codes, one_hot=values.get("label_format") == "one_hot",
         missing_fraction=values.get("missing_fraction") or 0.0, sorted_by_label=bool(values.get("sorted_by_label")),
         sample=sample, **_scale(values))
-    tracked = tuple(dict.fromkeys(m for m in metrics if m in METRICS))
+    tracked = tuple(dict.fromkeys(m for m in metrics if m in names["metrics"]))
     training = Training(
         optimizer=optimizer,
-        learning_rate=known("learning_rate", OPTIMIZERS[optimizer], f"{optimizer}'s default"),
+        learning_rate=known("learning_rate", names["default_learning_rates"][optimizer], f"{optimizer}'s default"),
         loss=values["loss"], from_logits=bool(values.get("from_logits")),
         batch_size=known("batch_size", 32, "Keras' default"), epochs=known("epochs", 10, "a short run"),
         validation_split=values.get("validation_split") or 0.2, momentum=values.get("momentum") or 0.0,
@@ -414,7 +416,7 @@ def _class_names(node: Any) -> Any:
             yield from _class_names(value)
 
 
-def check_model_json(text: str) -> int:
+def check_model_json(names: Mapping[str, Any], text: str) -> int:
     """Refuse a model JSON that names anything but plain built-in layers; returns its number of input features.
 
     Keras' safe mode already refuses lambdas when the worker loads it; this check runs first, in
@@ -430,7 +432,7 @@ def check_model_json(text: str) -> int:
     if not isinstance(config, dict) or config.get("class_name") not in ("Sequential", "Functional"):
         raise SpecError("the model must be the JSON of a Sequential or Functional Keras model")
     for name, module, registered in _class_names(config):
-        if name not in ALLOWED_CLASSES:
+        if name not in names["model_json_classes"]:
             raise SpecError(f"the model uses {name}, which a run does not load (only built-in Dense-style layers)")
         if module is not None and not str(module).startswith("keras"):
             raise SpecError(f"the model names the module {module}; only Keras' own classes are loaded")
@@ -439,7 +441,7 @@ def check_model_json(text: str) -> int:
     layers = config.get("config", {}).get("layers", [])
     for layer in layers:
         activation = layer.get("config", {}).get("activation")
-        if activation is not None and activation not in ACTIVATIONS:
+        if activation is not None and activation not in names["activations"]:
             raise SpecError(f"the model uses the activation {activation!r}, which a run does not load")
     for layer in layers:
         if layer.get("class_name") == "InputLayer":

@@ -15,7 +15,6 @@ from typing import Any
 
 from .. import conversations
 from ..evidence import gather
-from ..evidence.curves import FLAT_CHANGE
 from ..evidence.derive import derive
 from ..evidence.facts import Fact, Facts
 from ..reasoning.engine import diagnose
@@ -26,10 +25,18 @@ from .experiments import MEASURES, Experiment, clearly_better
 INTERNAL_FACTS = {"dead_fraction": "repro_dead_fraction", "saturated_fraction": "repro_saturated_fraction",
                   "gradient_ratio": "repro_gradient_ratio", "gradient_max": "repro_gradient_max",
                   "update_ratio": "repro_update_ratio"}
-#: The loss changed by less than this share of its first value: it "stayed".
-STAYED = FLAT_CHANGE
+#: Whether the baseline run showed the symptom the user reported.
+REPRODUCED = "repro_reproduced"
+#: In a verdict's words, a loss that changed by less than this share of its first value "stayed".
+STAYED = 0.02
 #: Where the user's setup did not learn, a fix whose loss fell by this share of its first value got it learning.
 STARTED = 0.05
+
+
+def produces(kb: KnowledgeBase) -> frozenset[str]:
+    """Every fact a reproduction run establishes (kind ``experiment``): the verdict's own, each measured check's."""
+    checks = {check["fact"] for name, check in kb.experiments.checks.items() if name in MEASURES}
+    return frozenset({REPRODUCED, *INTERNAL_FACTS.values(), *checks})
 
 
 def leaf(tree: Tree, values: Mapping[str, Any]) -> str:
@@ -127,26 +134,26 @@ class Analysis:
 def _run_values(kb: KnowledgeBase, known: Mapping[str, Any], history: Mapping[str, Any]) -> dict[str, Any]:
     """What the conversation knows about the setup, with the curve facts of this run instead of the user's."""
     values = {key: value for key, value in known.items() if kb.facts.get(key, {}).get("kind") != "curve"}
-    values.update({fact.key: fact.value for fact in gather(metrics=dict(history)).facts})
-    values.update(derive(values))
+    values.update({fact.key: fact.value for fact in gather(kb, metrics=dict(history)).facts})
+    values.update(derive(kb, values))
     return values
 
 
 def reported(kb: KnowledgeBase, catalog: Catalog, known: Mapping[str, Any]) -> frozenset[str]:
     """The curves-tree leaves that stand for what the user reported: their history's, and their words'."""
-    values = {**known, **derive(dict(known))}
+    values = {**known, **derive(kb, known)}
     leaves = set(catalog.symptoms.get(leaf(kb.trees["words"], values), ()))
     if values.get("epochs_run") is not None:
         leaves.add(leaf(kb.trees["curves"], values))
     return frozenset(leaves)
 
 
-def _improved(fixed: Outcome, baseline: Outcome) -> bool:
-    """Clearly better on validation data, or learning where the user's setup did not."""
+def _improved(fixed: Outcome, baseline: Outcome, flat: float) -> bool:
+    """Clearly better on validation data, or learning (by ``flat``, the knowledge base's share) where the user's setup did not."""
     if clearly_better(fixed.result, baseline.result, fixed.experiment.spec.data.task):
         return True
     before, after = baseline.values.get("loss_change_fraction"), fixed.values.get("loss_change_fraction")
-    return before is not None and after is not None and abs(before) < FLAT_CHANGE and after >= STARTED
+    return before is not None and after is not None and abs(before) < flat and after >= STARTED
 
 
 def analyse(facts: Facts, experiments: Sequence[Experiment], results: Mapping[str, Mapping[str, Any]],
@@ -170,10 +177,10 @@ def analyse(facts: Facts, experiments: Sequence[Experiment], results: Mapping[st
     judged = reproduced or baseline.leaf in catalog.broken
     fixes = [Outcome(o.experiment, o.result, o.leaf, o.values,
                      removed=reproduced and o.leaf is not None and o.leaf not in symptom,
-                     improved=judged and o.leaf is not None and _improved(o, baseline),
+                     improved=judged and o.leaf is not None and _improved(o, baseline, kb.thresholds["flat_change"]),
                      broken=o.leaf is None or o.leaf in catalog.broken)
              for o in by_kind["fix"]]
-    findings = [Fact("repro_reproduced", reproduced, source,
+    findings = [Fact(REPRODUCED, reproduced, source,
                      f"a short run of your setup {'showed' if reproduced else 'did not show'} the reported symptom")]
     summary = (baseline.result.get("internals") or {}).get("summary", {})
     findings += [Fact(fact, summary[key], source) for key, fact in INTERNAL_FACTS.items()

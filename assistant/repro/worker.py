@@ -22,7 +22,6 @@ import numpy as np
 import tensorflow as tf
 from sklearn.datasets import make_classification, make_moons, make_regression
 
-from ..evidence.keras_names import LOSS_CLASSES, OPTIMIZER_CLASSES
 from .plot import curves_png
 from .spec import RunSpec, check_model_json
 
@@ -126,11 +125,11 @@ def _labels(index: np.ndarray, spec: RunSpec) -> np.ndarray:
     return index
 
 
-def build_model(spec: RunSpec) -> Any:
+def build_model(spec: RunSpec, names: dict[str, Any]) -> Any:
     """The Keras model of the spec: a Dense stack, or the uploaded JSON loaded in safe mode."""
     model_spec = spec.model
     if model_spec.keras_json is not None:
-        check_model_json(model_spec.keras_json)  # again: a worker trusts nothing it is sent
+        check_model_json(names, model_spec.keras_json)  # again: a worker trusts no model it is sent
         with keras.saving.custom_object_scope({}):
             return keras.saving.deserialize_keras_object(json.loads(model_spec.keras_json), safe_mode=True)
     regularizer = keras.regularizers.L2(model_spec.l2) if model_spec.l2 else None
@@ -153,17 +152,17 @@ def build_model(spec: RunSpec) -> Any:
 
 
 
-def compile_model(model: Any, spec: RunSpec) -> Any:
+def compile_model(model: Any, spec: RunSpec, names: dict[str, Any]) -> Any:
     """Compile as the user did; returns the loss object, which the internals reuse."""
     training = spec.training
     options: dict[str, Any] = {"learning_rate": training.learning_rate}
-    if training.optimizer in ("sgd", "rmsprop"):
+    if training.optimizer in names["with_momentum"]:
         options["momentum"] = training.momentum
     if training.clipnorm:
         options["clipnorm"] = training.clipnorm
-    optimizer = getattr(keras.optimizers, OPTIMIZER_CLASSES[training.optimizer])(**options)
-    if training.loss in LOSS_CLASSES:
-        loss = getattr(keras.losses, LOSS_CLASSES[training.loss])(from_logits=training.from_logits)
+    optimizer = getattr(keras.optimizers, names["optimizer_classes"][training.optimizer])(**options)
+    if training.loss in names["loss_classes"]:
+        loss = getattr(keras.losses, names["loss_classes"][training.loss])(from_logits=training.from_logits)
     else:
         loss = keras.losses.get(training.loss)
     binary = spec.data.task == "binary_classification"
@@ -277,13 +276,13 @@ class Probe(keras.callbacks.Callback):
         }
 
 
-def run_experiment(experiment: dict[str, Any], emit: Emit) -> dict[str, Any]:
+def run_experiment(experiment: dict[str, Any], names: dict[str, Any], emit: Emit) -> dict[str, Any]:
     """Train one experiment; its history, internals and, for a range test, the loss at each step."""
     spec = RunSpec.from_json(experiment["spec"])
     keras.utils.set_random_seed(spec.data.seed)
     x_train, y_train, x_val, y_val = make_data(spec)
-    model = build_model(spec)
-    loss = compile_model(model, spec)
+    model = build_model(spec, names)
+    loss = compile_model(model, spec, names)
     training = spec.training
     steps = math.ceil(len(x_train) / training.batch_size) * training.epochs
     probe = Probe(experiment["name"], training.epochs, x_train[:PROBE_ROWS], y_train[:PROBE_ROWS], loss, emit,
@@ -322,7 +321,7 @@ def main() -> None:
             emit({"event": "result", "name": name, "skipped": "the run's time ran out before this experiment"})
             continue
         try:
-            result = run_experiment(experiment, emit)
+            result = run_experiment(experiment, job["names"], emit)
         except Exception as exc:  # a Keras error is the user's setup failing, which the verdict reports
             emit({"event": "result", "name": name, "error": f"{type(exc).__name__}: {str(exc)[:500]}"})
             continue

@@ -1,7 +1,8 @@
 """Live training runs over the API: epochs posted one by one, each answered with the diagnosis of the run so far.
 
 The first half drives the endpoints with the test client (on SQLite and PostgreSQL); the second
-trains real Keras models with Keras's own ``RemoteMonitor`` posting to the app served on loopback.
+trains real Keras models with Keras's own ``RemoteMonitor`` posting to the app served on loopback
+(marked ``tf``; Keras is imported by those tests only).
 """
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ import json
 import math
 import urllib.request
 
-import keras
 import numpy as np
 import pytest
 
 from assistant.channels.api import openapi_document
-from tests.helpers import assert_error, assert_fits
+from tests.helpers import assert_error, assert_fits, lazy_module
 
+keras = lazy_module("keras")
 API = "/api/v1"
 TRAINING = {"optimizer": "sgd", "learning_rate": 10.0, "loss": "mse", "output_units": 1,
             "output_activation": "linear"}
@@ -174,25 +175,31 @@ def small_model(task: str, optimizer: keras.optimizers.Optimizer) -> keras.Model
     return model
 
 
-class Poll(keras.callbacks.Callback):
-    """After each epoch (after RemoteMonitor has posted it), read the session's diagnosis as a user would."""
+def poll_callback(url: str) -> keras.callbacks.Callback:
+    """A Poll callback; its class is defined when a test first needs Keras."""
 
-    def __init__(self, url: str) -> None:
-        super().__init__()
-        self.url = url
-        self.seen: list[dict] = []
+    class Poll(keras.callbacks.Callback):
+        """After each epoch (after RemoteMonitor has posted it), read the session's diagnosis as a user would."""
 
-    def on_epoch_end(self, epoch, logs=None):
-        with urllib.request.urlopen(self.url, timeout=10) as response:
-            self.seen.append(json.load(response)["reply"])
+        def __init__(self, url: str) -> None:
+            super().__init__()
+            self.url = url
+            self.seen: list[dict] = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            with urllib.request.urlopen(self.url, timeout=10) as response:
+                self.seen.append(json.load(response)["reply"])
+
+    return Poll(url)
 
 
+@pytest.mark.tf
 @pytest.mark.parametrize("send_as_json", [False, True], ids=["form", "json"])
 def test_remote_monitor_names_a_learning_rate_too_low_before_training_ends(served, send_as_json):
     _, url = served
     path = f"/api/v1/live/slow-{send_as_json}"
     monitor = keras.callbacks.RemoteMonitor(root=url, path=path, send_as_json=send_as_json)
-    poll = Poll(url + path)
+    poll = poll_callback(url + path)
     x, y = data("binary")
     small_model("binary", keras.optimizers.Adam(learning_rate=1e-6)).fit(
         x, y, validation_split=0.2, epochs=6, batch_size=32, verbose=0, callbacks=[monitor, poll])
@@ -204,11 +211,12 @@ def test_remote_monitor_names_a_learning_rate_too_low_before_training_ends(serve
     assert named and named[0] < 5, [(r["causes"][0]["id"], r["live"]["problems"]) for r in poll.seen]
 
 
+@pytest.mark.tf
 def test_remote_monitor_reports_a_learning_rate_of_ten(served):
     """A NaN loss from the first epoch could also be NaN inputs: the service names both and asks which."""
     _, url = served
     path = "/api/v1/live/fast"
-    poll = Poll(url + path)
+    poll = poll_callback(url + path)
     x, y = data("regression")
     history = small_model("regression", keras.optimizers.SGD(learning_rate=10.0)).fit(
         x, y, validation_split=0.2, epochs=4, batch_size=32, verbose=0,

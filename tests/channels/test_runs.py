@@ -166,6 +166,7 @@ WEB_PROCESS = textwrap.dedent("""
 """)
 
 
+@pytest.mark.tf  # the run trains in a worker process
 def test_the_web_process_never_imports_tensorflow(tmp_path):
     """A whole run served from a fresh interpreter: TensorFlow loads in the worker only."""
     done = subprocess.run([sys.executable, "-c", WEB_PROCESS, f"sqlite:///{tmp_path / 'web.sqlite'}", json.dumps(TINY)],

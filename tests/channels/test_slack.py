@@ -206,14 +206,15 @@ def test_a_console_log_pasted_in_a_message_is_read(slack_app, slack_client, slac
     assert user["history"]["loss"] == [0.6931] * 3
 
 
-def test_an_unreadable_file_is_explained_in_the_thread(slack_app, slack_client, slack_api, row_counts):
-    before = row_counts()
+def test_a_file_read_in_part_is_answered_and_what_was_left_out_is_kept(slack_app, slack_client, slack_api):
     shared = slack_api.share("training.log", b"epoch,loss\n0,abc\n1,0.5\n")
     send_event(slack_client, mention(files=[shared], subtype="file_share"))
     (reply,) = slack_api.wait_for("chat.postMessage", 1)
     assert reply.args["thread_ts"] == "1700000000.000100"
-    assert reply.args["text"] == "I could not read that: metrics: line 2: expected a number in column loss, got 'abc'"
-    assert row_counts()["conversations"] == before["conversations"]
+    conversation = transcript(slack_app, "1700000000.000100")
+    assert conversation["turns"][0]["body"]["history"] == {"epoch": [2], "loss": [0.5]}
+    assert conversation["facts"]["history_partial"] is True
+    assert conversation["facts"]["history_unread"] == "line 2 was left out (expected a number in column loss, got 'abc')"
 
 
 def test_a_file_over_the_upload_limit_is_refused_in_the_thread(slack_app, slack_client, slack_api):
@@ -413,6 +414,7 @@ def test_a_run_that_needs_more_facts_asks_for_them(slack_app, slack_client, slac
     assert any(b["action_id"].startswith(blocks.ANSWER) for b in buttons(asking))
 
 
+@pytest.mark.tf
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # one real run is enough
 def test_a_validation_run_in_the_reproduction_workers(slack_client, slack_api):
     """A real run: TensorFlow starts in a worker process and trains every experiment (a minute or two)."""

@@ -5,6 +5,7 @@ import pytest
 
 from assistant.channels.slack.files import Refused, _is_slack, classify
 from assistant.evidence import gather
+from tests.helpers import shipped_kb
 
 CSVLOGGER = "epoch,accuracy,loss,val_accuracy,val_loss\n0,0.5,0.6931,0.5,0.6932\n1,0.5,0.6931,0.5,0.6932\n"
 TENSORBOARD = "Wall time,Step,Value\n1700000000.1,0,0.69\n1700000001.1,1,0.69\n"
@@ -25,9 +26,9 @@ DATASET = {"task": "binary_classification", "n_samples": 1000, "class_counts": {
      {"dataset": DATASET, "training": {"optimizer": "adam"}}),
 ])
 def test_each_kind_of_file_becomes_the_input_an_api_upload_gives(name, content, expected):
-    inputs = classify(name, content.encode())
+    inputs = classify(shipped_kb(), name, content.encode())
     assert inputs == expected
-    gather(**inputs)  # and the evidence path reads it
+    gather(shipped_kb(), **inputs)  # and the evidence path reads it
 
 
 @pytest.mark.parametrize(("content", "reason"), [
@@ -37,7 +38,7 @@ def test_each_kind_of_file_becomes_the_input_an_api_upload_gives(name, content, 
 ])
 def test_unreadable_files_are_refused(content, reason):
     with pytest.raises(Refused) as refused:
-        classify("f", content)
+        classify(shipped_kb(), "f", content)
     assert str(refused.value) == reason
 
 

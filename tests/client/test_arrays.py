@@ -37,8 +37,10 @@ def test_one_hot_labels_and_their_order():
 
 def test_other_labels():
     assert dataset_summary(y=pd.Series(["cat", "dog", "cat"]))["class_counts"] == {"cat": 2, "dog": 1}
-    assert dataset_summary(y=np.array([0.5, 1.7, -3.2])) == {"task": "regression"}
-    assert dataset_summary(y=np.arange(5000.0)) == {"task": "regression"}
+    assert dataset_summary(y=np.array([0.5, 1.7, -3.2])) == {"task": "regression", "target_max": 3.2,
+                                                             "target_std": round(float(np.std([0.5, 1.7, -3.2])), 6)}
+    assert dataset_summary(y=np.arange(5000.0)) == {"task": "regression", "target_max": 4999.0,
+                                                    "target_std": round(float(np.arange(5000.0).std()), 6)}
     assert dataset_summary(y=np.array([[1, 1], [0, 1]])) == {"label_format": "other"}  # multi-label
 
 

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import warnings
 
-import keras
 import numpy as np
 import pytest
 
 from assistant.client import Client, TrainingProblem
-from tests.helpers import refused_url
+from tests.helpers import lazy_module, refused_url
+
+pytestmark = pytest.mark.tf
+keras = lazy_module("keras")  # collecting this module must not load TensorFlow
 
 EPOCHS = 8
 

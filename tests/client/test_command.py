@@ -58,9 +58,10 @@ def test_errors_are_one_line_each(files):
     assert unreachable.exit_code == 1
     assert unreachable.output.startswith(f"Error: could not reach the service at {url}")
 
-    (files / "header.csv").write_text("epoch,loss\n")
-    empty = run(str(files / "header.csv"), "-s", "x", tmp_path=files)
-    assert empty.exit_code == 1 and empty.output == "Error: metrics: the history is empty (400 bad_input)\n"
+    (files / "fast.json").write_text(json.dumps({"learning_rate": "fast"}))
+    refused = run(str(files / "training.log"), "-s", "x", "--training", str(files / "fast.json"), tmp_path=files)
+    assert refused.exit_code == 1
+    assert refused.output == 'Error: training.learning_rate: expected a number of at least 0, got "fast" (400 bad_input)\n'
 
     not_json = run(str(files / "training.log"), "-s", "x", "--dataset", str(files / "training.log"), tmp_path=files)
     assert not_json.exit_code == 2 and "Invalid value for --dataset: " in not_json.output
@@ -68,6 +69,6 @@ def test_errors_are_one_line_each(files):
     missing = run(str(files / "nowhere.csv"), "-s", "x", tmp_path=files)
     assert missing.exit_code == 2 and "does not exist" in missing.output
 
-    for result in (unreachable, empty, not_json, missing):
+    for result in (unreachable, refused, not_json, missing):
         assert "Traceback" not in result.output
         assert isinstance(result.exception, SystemExit)  # click's own exit, not an error escaping

@@ -1,11 +1,14 @@
 """A live Keras model's training facts, read off the object; anything else is refused by name."""
 from __future__ import annotations
 
-import keras
 import pytest
 
 from assistant.client import InputError
 from assistant.client.model import training_facts
+from tests.helpers import lazy_module
+
+pytestmark = pytest.mark.tf
+keras = lazy_module("keras")  # collecting this module must not load TensorFlow
 
 
 def test_a_compiled_sequential_model():
@@ -52,10 +55,10 @@ def test_a_model_not_yet_compiled_or_built():
 
 
 @pytest.mark.parametrize(("model", "says"), [
-    ("model.keras", "expected a Keras model, got str"),
-    ({"layers": []}, "expected a Keras model, got dict"),
-    (keras.Sequential(), "it has no layers yet"),
-])
+    (lambda: "model.keras", "expected a Keras model, got str"),
+    (lambda: {"layers": []}, "expected a Keras model, got dict"),
+    (lambda: keras.Sequential(), "it has no layers yet"),  # built by the test: collection loads no Keras
+], ids=["str", "dict", "empty-sequential"])
 def test_what_is_not_a_readable_model(model, says):
     with pytest.raises(InputError, match=says):
-        training_facts(model)
+        training_facts(model())

@@ -6,11 +6,12 @@ import math
 import pytest
 
 from assistant.evidence.curves import curve_facts
+from tests.helpers import shipped_kb
 from assistant.evidence.metrics import parse_metrics
 
 
 def facts_of(history: dict) -> dict:
-    return {f.key: f for f in curve_facts(parse_metrics(history))}
+    return {f.key: f for f in curve_facts(shipped_kb(), parse_metrics(history))}
 
 
 def test_nan_loss_names_the_epoch():
@@ -87,6 +88,45 @@ def test_learning_rate_drop_and_zero_recall():
 
 def test_console_log_provenance_names_the_pasted_log():
     log = "Epoch 1/2\n5/5 - 0s - loss: nan - accuracy: 0.5\nEpoch 2/2\n5/5 - 0s - loss: nan - accuracy: 0.5\n"
-    fact = {f.key: f for f in curve_facts(parse_metrics(log))}["nan_epoch"]
+    fact = {f.key: f for f in curve_facts(shipped_kb(), parse_metrics(log))}["nan_epoch"]
     assert fact.value == 1 and "console log" in fact.source
     assert not math.isnan(fact.value)
+
+
+# --- the curve reader emits only what it declares (assistant kb check relies on the declaration) --
+
+from pathlib import Path  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from assistant.evidence.curves import PRODUCES  # noqa: E402
+
+_SERIES = st.lists(st.floats(allow_nan=True, allow_infinity=True) | st.floats(-5, 5) | st.sampled_from([0.0, 2.302585]),
+                   min_size=1, max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["loss", "val_loss", "accuracy", "val_accuracy", "recall", "learning_rate"]),
+                       _SERIES, min_size=1).filter(lambda h: len({len(v) for v in h.values()}) == 1))
+def test_any_history_gives_only_the_declared_curve_facts(history):
+    assert {f.key for f in curve_facts(shipped_kb(), parse_metrics(history))} <= PRODUCES
+
+
+def test_the_real_logs_give_only_the_declared_curve_facts():
+    from assistant.evidence.facts import EvidenceError
+
+    read = 0
+    for path in sorted((Path(__file__).parent / "data").iterdir()):
+        try:
+            history = parse_metrics(path.read_bytes(), filename=path.name, lenient=True)
+        except EvidenceError:
+            continue  # a file of the metrics tests that is meant to be refused
+        assert {f.key for f in curve_facts(shipped_kb(), history)} <= PRODUCES, path.name
+        read += 1
+    assert read >= 5
+
+
+def test_every_declared_curve_fact_is_a_curve_fact_of_the_knowledge_base():
+    kb = shipped_kb()
+    assert {name for name in PRODUCES if kb.facts.get(name, {}).get("kind") != "curve"} == set()

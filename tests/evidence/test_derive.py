@@ -4,28 +4,29 @@ from __future__ import annotations
 import pytest
 
 from assistant.evidence.derive import derive
+from tests.helpers import shipped_kb
 
 
 def test_class_balance_ignores_empty_classes():
-    out = derive({"class_counts": {"a": 10, "b": 30, "c": 0}})
+    out = derive(shipped_kb(), {"class_counts": {"a": 10, "b": 30, "c": 0}})
     assert out["imbalance_ratio"] == 3
     assert out["majority_fraction"] == 0.75
 
 
 def test_accuracy_at_the_majority_share_is_flagged():
-    out = derive({"class_counts": {"0": 900, "1": 100}, "accuracy_last": 0.897, "task": "binary_classification"})
+    out = derive(shipped_kb(), {"class_counts": {"0": 900, "1": 100}, "accuracy_last": 0.897, "task": "binary_classification"})
     assert out["accuracy_at_majority"] is True
     assert out["chance_accuracy"] == pytest.approx(0.9)
 
 
 def test_steps_per_epoch_uses_the_validation_split():
-    out = derive({"n_samples": 1000, "validation_split": 0.25, "batch_size": 1000})
+    out = derive(shipped_kb(), {"n_samples": 1000, "validation_split": 0.25, "batch_size": 1000})
     assert out["train_samples"] == 750
     assert out["steps_per_epoch"] == 1
 
 
 def test_extreme_values_far_from_the_mean_are_measured_in_standard_deviations():
-    out = derive({"feature_min": -1e6, "feature_max": 1e6, "feature_mean": 0.0, "feature_std": 35352.6})
+    out = derive(shipped_kb(), {"feature_min": -1e6, "feature_max": 1e6, "feature_mean": 0.0, "feature_std": 35352.6})
     assert out["feature_extreme_z"] == pytest.approx(28.29, rel=1e-3)
 
 
@@ -36,7 +37,7 @@ def test_extreme_values_far_from_the_mean_are_measured_in_standard_deviations():
     ({"loss": "sparse_categorical_crossentropy", "output_units": 4, "task": "multiclass_classification"}, True),
 ])
 def test_loss_fits_task(values, fits):
-    assert derive(values)["loss_fits_task"] is fits
+    assert derive(shipped_kb(), values)["loss_fits_task"] is fits
 
 
 @pytest.mark.parametrize("values, fits", [
@@ -46,14 +47,14 @@ def test_loss_fits_task(values, fits):
     ({"output_activation": "linear", "task": "regression"}, True),
 ])
 def test_output_fits_task(values, fits):
-    assert derive(values)["output_fits_task"] is fits
+    assert derive(shipped_kb(), values)["output_fits_task"] is fits
 
 
 def test_labels_outside_zero_one_do_not_fit_binary_crossentropy():
-    out = derive({"loss": "binary_crossentropy", "class_counts": {"0": 300, "255": 300}})
+    out = derive(shipped_kb(), {"loss": "binary_crossentropy", "class_counts": {"0": 300, "255": 300}})
     assert out["labels_fit_loss"] is False
-    assert derive({"loss": "binary_crossentropy", "class_counts": {"0": 3, "1": 3}})["labels_fit_loss"] is True
+    assert derive(shipped_kb(), {"loss": "binary_crossentropy", "class_counts": {"0": 3, "1": 3}})["labels_fit_loss"] is True
 
 
 def test_known_values_are_never_overwritten():
-    assert "imbalance_ratio" not in derive({"class_counts": {"0": 1, "1": 9}, "imbalance_ratio": 2.0})
+    assert "imbalance_ratio" not in derive(shipped_kb(), {"class_counts": {"0": 1, "1": 9}, "imbalance_ratio": 2.0})

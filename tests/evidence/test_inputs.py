@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assistant.evidence.facts import EvidenceError, Fact
-from assistant.evidence.inputs import VOCABULARY, coerce, contract_facts, unknown_keys
-from tests.helpers import CASES, ROOT
+from assistant.evidence.inputs import coerce, contract_facts, unknown_keys
+from tests.helpers import CASES, ROOT, shipped_kb
 
 CONTRACT_KEYS = {
     "optimizer", "learning_rate", "momentum", "batch_size", "epochs", "loss", "from_logits",
@@ -18,24 +18,24 @@ CONTRACT_KEYS = {
     "trainable_params", "kernel_initializer", "dropout", "l2", "batch_norm", "input_scaling", "shuffle",
     "validation_split", "task", "n_samples", "n_features", "n_classes", "class_counts", "label_format",
     "feature_min", "feature_max", "feature_mean", "feature_std", "missing_fraction", "duplicate_fraction",
-    "sorted_by_label",
+    "sorted_by_label", "custom_math", "target_max", "target_std", "same_preprocessing",
 }
 
 
 def values(mapping, field="training"):
-    return {f.key: f.value for f in contract_facts(mapping, source="the training config you sent", field=field)}
+    return {f.key: f.value for f in contract_facts(shipped_kb(), mapping, source="the training config you sent", field=field)}
 
 
 def error(mapping, field="training") -> str:
     with pytest.raises(EvidenceError) as caught:
-        contract_facts(mapping, source="s", field=field)
+        contract_facts(shipped_kb(), mapping, source="s", field=field)
     return caught.value.message
 
 
 def test_vocabulary_is_the_contract_and_follows_facts_yaml():
-    assert set(VOCABULARY) == CONTRACT_KEYS
+    assert set(shipped_kb().vocabulary) == CONTRACT_KEYS
     entries = yaml.safe_load((ROOT / "knowledge" / "facts.yaml").read_text())["facts"]
-    for key, spec in VOCABULARY.items():
+    for key, spec in shipped_kb().vocabulary.items():
         assert (spec.min, spec.max) == (entries[key].get("min"), entries[key].get("max")), key
 
 
@@ -73,8 +73,8 @@ def test_vocabulary_is_the_contract_and_follows_facts_yaml():
     ("class_counts", '{"cat": 3, "dog": 5}', {"cat": 3, "dog": 5}),
 ])
 def test_values_are_read_into_their_canonical_form(key, sent, expected):
-    assert coerce(key, sent) == expected
-    assert type(coerce(key, sent)) is type(expected)
+    assert coerce(shipped_kb(), key, sent) == expected
+    assert type(coerce(shipped_kb(), key, sent)) is type(expected)
 
 
 @pytest.mark.parametrize("key, sent, message", [
@@ -98,7 +98,7 @@ def test_values_are_read_into_their_canonical_form(key, sent, expected):
 def test_bad_values_name_the_field_and_key(key, sent, message):
     assert error({key: sent}) == message
     with pytest.raises(EvidenceError) as caught:
-        contract_facts({key: sent}, source="s", field="training")
+        contract_facts(shipped_kb(), {key: sent}, source="s", field="training")
     assert caught.value.field == f"training.{key}"
 
 
@@ -119,7 +119,7 @@ def test_out_of_order_pairs_are_refused():
 def test_unknown_keys_are_ignored_and_listed():
     mapping = {"learning_rate": 0.01, "colour": "blue", "Batch Size": 8}
     assert values(mapping) == {"learning_rate": 0.01, "batch_size": 8}
-    assert unknown_keys(mapping) == ["colour"]
+    assert unknown_keys(shipped_kb(), mapping) == ["colour"]
 
 
 def test_blank_values_count_as_absent():
@@ -129,11 +129,11 @@ def test_blank_values_count_as_absent():
 def test_a_mapping_is_required():
     assert error(["learning_rate"]) == 'training: expected an object of fact keys, got ["learning_rate"]'
     with pytest.raises(EvidenceError):
-        unknown_keys("learning_rate=0.1", field="facts")
+        unknown_keys(shipped_kb(), "learning_rate=0.1", field="facts")
 
 
 def test_facts_cite_their_source():
-    facts = contract_facts({"learning_rate": "0.5", "shuffle": False, "class_counts": {"0": 760, "1": 40}},
+    facts = contract_facts(shipped_kb(), {"learning_rate": "0.5", "shuffle": False, "class_counts": {"0": 760, "1": 40}},
                            source="the training config you sent", field="training")
     assert facts == [
         Fact("learning_rate", 0.5, "the training config you sent",
@@ -167,18 +167,18 @@ KEYS = st.sampled_from(sorted(CONTRACT_KEYS)) | st.text(max_size=12)
 @given(st.dictionaries(KEYS, JSON_VALUES, max_size=6) | JSON_VALUES)
 def test_any_mapping_gives_facts_or_an_evidence_error(mapping):
     try:
-        facts = contract_facts(mapping, source="s", field="training")
+        facts = contract_facts(shipped_kb(), mapping, source="s", field="training")
     except EvidenceError as caught:
         assert caught.message.startswith("training")
         return
     for fact in facts:
         assert fact.key in CONTRACT_KEYS
         assert not (isinstance(fact.value, float) and not math.isfinite(fact.value))
-    unknown_keys(mapping)
+    unknown_keys(shipped_kb(), mapping)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(sorted(k for k, s in VOCABULARY.items() if s.type == "number")),
+@given(st.sampled_from(sorted(k for k, s in shipped_kb().vocabulary.items() if s.type == "number")),
        st.floats(min_value=0, max_value=1))
 def test_numbers_read_the_same_as_text(key, number):
-    assert coerce(key, str(number)) == coerce(key, number)
+    assert coerce(shipped_kb(), key, str(number)) == coerce(shipped_kb(), key, number)

@@ -1,4 +1,5 @@
 """Tests for reading training histories in every format users send."""
+import io
 import json
 import math
 import time
@@ -8,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from assistant.evidence import gather
 from assistant.evidence.facts import EvidenceError
 from assistant.evidence.metrics import History, parse_metrics
-from tests.helpers import CASES
+from tests.helpers import CASES, shipped_kb
 
 DATA = Path(__file__).parent / "data"
 
@@ -317,6 +319,391 @@ def test_lightning_sparse_rows_merge_per_epoch():
     assert value(history, 3, "train_loss_step") == 0.6611
     assert value(history, 3, "loss") is None
     assert history.where(3) == "epoch 3 of the Lightning metrics.csv"
+
+
+# --- logs as people paste them ----------------------------------------------
+
+
+def encoded(name: str, encoding: str) -> bytes:
+    """A log of tests/evidence/data (kept in UTF-8) as another tool writes it: Windows PowerShell 5's ``>``
+    writes UTF-16 with a BOM, an older editor Latin-1."""
+    return read(name).encode(encoding)
+
+
+def test_progress_bar_inside_an_unfinished_epoch_is_read_as_that_epoch():
+    history = parse_metrics(read("keras2_eta_only.log"))
+    assert history.format == "console"
+    assert history.epochs == [1]
+    assert row(history, 1) == [0.6931, 0.5012]
+    assert history.skipped == ("epoch 1 was still running, so its values are those at step 123 of 500",)
+
+
+def test_interrupted_run_keeps_its_finished_epochs_and_says_the_last_was_running():
+    history = parse_metrics(read("tf2_interrupted.log"))
+    assert history.epochs == [1, 2, 3]
+    assert value(history, 2, "val_loss") == 2.3026
+    assert value(history, 3, "loss") == 2.3026 and value(history, 3, "val_loss") is None
+    assert history.skipped == ("epoch 3 was still running, so its values are those at step 402 of 1875",)
+
+
+def test_keras3_bar_stopped_inside_an_epoch():
+    log = keras3_epoch(
+        1, 3, keras3_bar(25, 25, "1s", "12ms/step - accuracy: 0.5012 - loss: 0.6931 - val_accuracy: 0.4950 - val_loss: 0.6932"),
+    ) + keras3_epoch(
+        2, 3,
+        keras3_bar(1, 25, "0s", "6ms/step - accuracy: 0.5312 - loss: 0.6925"),
+        keras3_bar(7, 25, "0s", "5ms/step - accuracy: 0.5100 - loss: 0.6929"),
+    )
+    history = parse_metrics(log)
+    assert history.epochs == [1, 2]
+    assert row(history, 2) == [0.5100, 0.6929, None, None]
+    assert history.skipped == ("epoch 2 was still running, so its values are those at step 7 of 25",)
+
+
+def test_partial_bars_without_epoch_lines_start_an_epoch_where_the_step_count_starts_again():
+    history = parse_metrics(
+        " 12/100 [==>...........................] - ETA: 8s - loss: 2.3026 - acc: 0.1016\r"
+        " 80/100 [========================>.....] - ETA: 1s - loss: 2.3025 - acc: 0.1010\r"
+        " 10/100 [==>...........................] - ETA: 8s - loss: 2.3020 - acc: 0.1100\r"
+        " 60/100 [=================>............] - ETA: 3s - loss: 2.3019 - acc: 0.1090\r"
+    )
+    assert history.epochs == [1, 2]
+    assert history.columns["loss"] == [2.3025, 2.3019]
+    assert len(history.skipped) == 2
+
+
+def test_a_finished_log_leaves_nothing_out():
+    assert parse_metrics(read("tf2_verbose1.log")).skipped == ()
+    assert parse_metrics(CSVLOGGER).skipped == ()
+
+
+def test_skorch_table_with_a_blank_checkpoint_cell():
+    history = parse_metrics(read("skorch_checkpoint.log"))
+    assert history.format == "table"
+    assert history.epochs == [1, 2, 3, 4]
+    assert list(history.columns) == ["loss", "val_accuracy", "val_loss"]
+    assert row(history, 3) == [0.6932, 0.5, 0.6931]
+    assert history.where(2) == "epoch 2 of the pasted table of epochs"
+
+
+def test_nolearn_table_after_its_layer_table():
+    history = parse_metrics(read("nolearn_mnist.log"))
+    assert history.epochs == [1, 2, 3]
+    assert {"loss", "val_loss", "val_accuracy"} <= set(history.columns)
+    assert value(history, 1, "loss") == 2.30253
+    assert value(history, 3, "val_loss") == 2.30229
+    assert history.columns["val_accuracy"] == [0.1123] * 3
+
+
+def test_fastai_table_counts_epochs_from_zero_and_its_metrics_are_validation_metrics():
+    history = parse_metrics(read("fastai_v1_fit_one_cycle.log"))
+    assert history.epochs == [1, 2, 3]
+    assert list(history.columns) == ["loss", "val_loss", "val_error_rate"]
+    assert row(history, 1) == [1.163452, 0.291307, 0.087957]
+
+
+def test_fastai_fine_tune_prints_two_tables_that_continue_the_epochs():
+    history = parse_metrics(read("fastai_v2_fine_tune.log"))
+    assert history.epochs == [1, 2, 3, 4]
+    assert history.columns["loss"] == [0.412387, 0.231206, 0.165435, 0.102148]
+    assert value(history, 4, "val_accuracy") == 0.942
+
+
+def test_fastai_without_its_progress_bar_prints_python_lists():
+    history = parse_metrics(read("fastai_v2_no_bar.log"))
+    assert history.format == "table"
+    assert history.epochs == [1, 2, 3]
+    assert list(history.columns) == ["loss", "val_loss", "val_accuracy"]
+    assert value(history, 3, "val_accuracy") == 0.9049999713897705
+
+
+@pytest.mark.parametrize("name", ["csvlogger_semicolon.csv", "csvlogger_tab.tsv"])
+def test_csvlogger_with_another_separator(name):
+    history = parse_metrics(read(name), filename=name)
+    assert history.format == "csvlogger"
+    assert history.epochs == [1, 2, 3]
+    assert list(history.columns) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+
+
+def test_semicolon_file_from_a_spreadsheet_with_decimal_commas():
+    history = parse_metrics("epoch;loss;val_loss\n0;0,6931;0,6932\n1;0,6930;1,2e-3\n")
+    assert history.columns == {"loss": [0.6931, 0.6930], "val_loss": [0.6932, 0.0012]}
+
+
+def test_tsv_from_pandas_with_its_unnamed_index():
+    history = parse_metrics("\tloss\taccuracy\n0\t0.69\t0.5\n1\t0.68\t0.52\n")
+    assert history.epochs == [1, 2]
+    assert history.columns == {"loss": [0.69, 0.68], "accuracy": [0.5, 0.52]}
+
+
+def test_lightning_progress_bar():
+    history = parse_metrics(read("lightning_progress_bar.log"))
+    assert history.format == "progress_bar"
+    assert history.epochs == [1, 2, 3]
+    assert list(history.columns) == ["loss", "val_loss", "val_accuracy"]
+    assert row(history, 1) == [0.694, 0.692, 0.508]
+    assert history.skipped == ("epoch 3 was still running, so its values are those at step 25 of 63",)
+    assert history.where(1) == "epoch 1 of the pasted progress bars"
+
+
+def test_lightning2_terminal_redraws_merge_per_epoch():
+    history = parse_metrics(read("lightning2_terminal.log"))
+    assert history.epochs == [1, 2]
+    assert history.columns["loss"] == [0.695, 0.689]  # train_loss_epoch
+    assert history.columns["train_loss_step"] == [0.690, 0.688]
+    assert history.columns["val_accuracy"] == [0.51, 0.52]
+    assert history.skipped == ()
+
+
+def test_tqdm_bar_of_a_custom_loop():
+    history = parse_metrics(
+        "Epoch 1/3: 100%|██████████| 938/938 [00:15<00:00, 61.2it/s, loss=0.3, acc=0.9]\n"
+        "Epoch 2/3:  30%|███       | 281/938 [00:05<00:10, 61.2it/s, loss=0.25, acc=0.91]\n"
+    )
+    assert history.epochs == [1, 2]
+    assert history.columns == {"loss": [0.3, 0.25], "accuracy": [0.9, 0.91]}
+    assert history.skipped == ("epoch 2 was still running, so its values are those at step 281 of 938",)
+
+
+def test_print_of_history_history_among_the_code_that_printed_it():
+    history = parse_metrics(read("history_print.txt"))
+    assert history.format == "history"
+    assert history.epochs == [1, 2, 3, 4]
+    assert list(history.columns) == ["loss", "accuracy", "val_loss", "val_accuracy"]
+    assert math.isnan(value(history, 4, "loss")) and math.isnan(value(history, 4, "val_loss"))
+    assert value(history, 2, "accuracy") == 0.5012499690055847
+
+
+@pytest.mark.parametrize("text, loss", [
+    ("{'loss': [np.float32(0.6931), np.float32(0.693)], 'acc': [np.float64(0.5), np.float64(nan)]}", [0.6931, 0.693]),
+    ("{'loss': array([0.6931, 0.693], dtype=float32), 'acc': array([0.5, nan])}", [0.6931, 0.693]),
+    ("{'loss': [<tf.Tensor: shape=(), dtype=float32, numpy=0.6931>, tf.Tensor(0.693, shape=(), dtype=float32)],"
+     " 'acc': [0.5, float('nan')]}", [0.6931, 0.693]),
+    ("{'loss': [0.6931, 0.693], 'acc': [0.5, np.nan]}", [0.6931, 0.693]),
+    ("[{'loss': 0.6931, 'acc': 0.5}, {'loss': 0.693, 'acc': NaN}]", [0.6931, 0.693]),
+])
+def test_python_reprs_of_numpy_and_tensorflow_values(text, loss):
+    history = parse_metrics(text)
+    assert history.columns["loss"] == loss
+    assert value(history, 1, "accuracy") == 0.5 and math.isnan(value(history, 2, "accuracy"))
+
+
+@pytest.mark.parametrize("text", [
+    "{'loss': [0.5, __import__('os').system('touch /tmp/pwned')]}",
+    "{'loss': [0.5, (lambda: 0.4)()]}",
+    "{'loss': [0.5, open('/etc/passwd').read()]}",
+])
+def test_python_reprs_are_read_never_executed(text):
+    assert_error(text, "JSON")
+
+
+def test_custom_loop_with_several_losses_keeps_the_first_as_the_loss():
+    history = parse_metrics(read("gan_custom_print.log"))
+    assert history.format == "printed"
+    assert history.epochs == [425, 426, 427]
+    assert list(history.columns) == ["loss", "latloss"]
+    assert row(history, 427) == [74090.617188, 126.223068]
+    assert history.where(427) == "epoch 427 of the lines your training loop printed"
+
+
+def test_a_loss_named_total_loss_wins():
+    history = parse_metrics("epoch 1: d_loss 0.52 g_loss 0.71 total_loss 1.23\nepoch 2: d_loss 0.50 g_loss 0.69 total_loss 1.19\n")
+    assert list(history.columns) == ["d_loss", "g_loss", "loss"]
+    assert history.columns["loss"] == [1.23, 1.19]
+
+
+def test_tf1_cost_lines():
+    history = parse_metrics(read("tf1_custom_loop.log"))
+    assert history.epochs == [1, 2, 3]
+    assert list(history.columns) == ["loss"]
+    assert history.columns["loss"][:2] == [2.306112134, 2.302585093]
+    assert math.isnan(value(history, 3, "loss"))
+
+
+def test_iteration_lines_give_each_epochs_last_value():
+    history = parse_metrics(read("pytorch_iterations.log"))
+    assert history.epochs == [1, 2]  # printed from 0
+    assert all(math.isnan(loss) for loss in history.columns["loss"])
+
+
+def test_tf2_custom_loop_in_percent_with_test_metrics():
+    history = parse_metrics(read("tf2_custom_loop.log"))
+    assert history.epochs == [1, 2, 3]
+    assert list(history.columns) == ["loss", "accuracy", "val_loss", "val_accuracy"]
+    assert row(history, 1) == [0.1340, 0.9598, 0.0631, 0.9795]
+
+
+@pytest.mark.parametrize("log, losses", [
+    ("Epoch 1 | loss 0.693 | acc 0.50\nEpoch 2 | loss 0.690 | acc 0.52\n", [0.693, 0.690]),
+    ("Epoch [1/5], Step [100/600], Loss: 0.6931\nEpoch [1/5], Step [200/600], Loss: 0.5012\n"
+     "Epoch [2/5], Step [100/600], Loss: 0.3000\n", [0.5012, 0.3]),
+    ("Step 0: loss = 2.30 (0.112 sec)\nStep 100: loss = 2.15 (0.003 sec)\n", [2.30, 2.15]),
+    ("Train Epoch: 1 [0/60000 (0%)]\tLoss: 2.305400\nTrain Epoch: 1 [59520/60000 (99%)]\tLoss: 0.252000\n\n"
+     "Test set: Average loss: 0.0544, Accuracy: 9829/10000 (98%)\n\nTrain Epoch: 2 [0/60000 (0%)]\tLoss: 0.100000\n",
+     [0.252, 0.1]),
+    ("INFO:root:epoch=1 train_cost=0.91 val_cost=0.95\nINFO:root:epoch=2 train_cost=0.80 val_cost=0.90\n", [0.91, 0.80]),
+])
+def test_printed_lines_of_custom_loops(log, losses):
+    history = parse_metrics(log)
+    assert history.format == "printed"
+    assert history.columns["loss"] == losses
+
+
+def test_powershell_utf16_file():
+    data = encoded("powershell_console.log", "utf-16")
+    assert data.startswith(b"\xff\xfe")
+    history = parse_metrics(data, filename="train.log")
+    assert history.epochs == [1, 2, 3]
+    assert value(history, 3, "val_loss") == 0.4187
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_bom(encoding):
+    assert parse_metrics(encoded("powershell_console.log", encoding)).epochs == [1, 2, 3]
+
+
+def test_utf16_that_a_browser_read_as_utf8():
+    text = encoded("powershell_console.log", "utf-16").decode("utf-8", errors="replace")
+    assert "\x00" in text
+    assert parse_metrics(text).epochs == [1, 2, 3]
+
+
+def test_latin1_bytes_with_french_words_around_the_log():
+    history = parse_metrics(encoded("french_console.log", "latin-1"))
+    assert history.epochs == [1, 2]
+    assert history.columns["accuracy"] == [0.4987, 0.5003]
+
+
+def test_log_pasted_with_the_symptom_around_it():
+    history = parse_metrics(read("symptom_around_log.txt"))
+    assert history.epochs == [1, 2, 3]
+    assert history.columns["accuracy"] == [0.5] * 3 and history.columns["loss"] == [7.9712] * 3
+
+
+def test_csv_pasted_with_words_around_it():
+    history = parse_metrics("Here is my CSVLogger file:\nepoch,loss,val_loss\n0,0.7,0.7\n1,0.6,0.65\nAny idea?\n")
+    assert history.epochs == [1, 2]
+    assert history.columns == {"loss": [0.7, 0.6], "val_loss": [0.7, 0.65]}
+
+
+def test_rows_left_out_of_a_pasted_table_or_csv_are_named_by_the_line_the_user_sees():
+    table = read("skorch_checkpoint.log").replace("      3        0.6932", "      3        0.69x2")
+    history = parse_metrics(table)
+    assert history.epochs == [1, 2, 4]
+    assert history.skipped == ("line 8 was left out (expected a number in column train_loss, got '0.69x2')",)
+    history = parse_metrics("Here it is:\n\nepoch,loss\n0,0.7\n1,x\n2,0.5\nthanks")
+    assert history.epochs == [1, 3]
+    assert history.skipped == ("line 5 was left out (expected a number in column loss, got 'x')",)
+
+
+@pytest.mark.parametrize("prose", [
+    "my loss is 0.69 after 10 epochs and accuracy 50%",
+    "I get loss 0.69 every single time I run it, whatever the learning rate",
+    "Epoch 3 looks weird",
+])
+def test_prose_is_not_read_as_a_log(prose):
+    assert_error(prose, "no epochs found")
+
+
+def test_lenient_reading_leaves_out_unreadable_rows_and_says_which():
+    text = "epoch,loss,val_loss\n0,0.7,0.7\n1,0.6,abc\n2,0.5\n3,0.4,0.45\n"
+    assert_error(text, "line 4", "expected 3 cells")
+    history = parse_metrics(text, lenient=True)
+    assert history.epochs == [1, 4]
+    assert history.skipped == ("line 3 was left out (expected a number in column val_loss, got 'abc')",
+                               "line 4 was left out (expected 3 cells as in the header, found 2)")
+
+
+def test_lenient_reading_lists_a_few_of_many_rows_left_out():
+    text = "epoch,loss\n0,0.7\n" + "".join(f"{epoch},x\n" for epoch in range(1, 10))
+    history = parse_metrics(text, lenient=True)
+    assert history.epochs == [1]
+    assert len(history.skipped) == 4 and history.skipped[-1] == "6 more were left out"
+
+
+def test_lenient_reading_still_refuses_what_has_no_readable_row():
+    with pytest.raises(EvidenceError, match="line 2: expected a number in column loss"):
+        parse_metrics("epoch,loss\n0,x\n1,y\n", lenient=True)
+
+
+# --- what a turn makes of a log that is read in part or not at all -------------
+
+API = "/api/v1/conversations"
+
+
+def history_facts(evidence) -> dict:
+    return {fact.key: fact for fact in evidence.facts if fact.key.startswith("history_")}
+
+
+def test_gather_answers_an_unreadable_log_with_facts_that_say_why():
+    evidence = gather(shipped_kb(), symptom="accuracy is stuck at 50%", metrics="sorry, the log is too long to paste")
+    facts = history_facts(evidence)
+    assert facts["history_unreadable"].value is True and facts["history_partial"].value is False
+    assert facts["history_unread"].value.startswith("no epochs found")
+    assert evidence.history is None
+    assert "epochs_run" not in {fact.key for fact in evidence.facts}
+
+
+def test_gather_says_what_it_left_out_of_a_log():
+    evidence = gather(shipped_kb(), metrics=read("tf2_interrupted.log"))
+    facts = history_facts(evidence)
+    assert facts["history_partial"].value is True and facts["history_unreadable"].value is False
+    assert facts["history_unread"].value == "epoch 3 was still running, so its values are those at step 402 of 1875"
+    assert evidence.history["epoch"] == [1, 2, 3]
+
+
+def test_gather_reads_a_whole_log_as_whole():
+    facts = history_facts(gather(shipped_kb(), metrics=CSVLOGGER))
+    assert facts["history_partial"].value is False and facts["history_unreadable"].value is False
+    assert "history_unread" not in facts
+
+
+def test_gather_still_refuses_a_json_history_with_a_wrong_value():
+    with pytest.raises(EvidenceError, match="column loss"):
+        gather(shipped_kb(), metrics={"loss": [0.7, "abc"]})
+
+
+def test_a_symptom_with_an_unreadable_log_gets_a_reply_that_says_so(client):
+    response = client.post(API, json={"symptom": "my accuracy is stuck at 50%", "metrics": "the log is too long, sorry"})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    reply = response.get_json()["reply"]
+    assert reply["causes"]
+    assert ('I could not read the training log you sent (no epochs found: the pasted log has no "loss: <number>" '
+            "entries), so this answer rests on your words") in reply["readings"]
+    assert reply["text"].startswith("What I see: I could not read the training log you sent")
+    conversation = response.get_json()["id"]
+    assert client.get(f"{API}/{conversation}").get_json()["facts"]["history_unreadable"] is True
+
+    turn = client.post(f"{API}/{conversation}/turns", json={"metrics": CSVLOGGER})
+    assert turn.status_code == 200, turn.get_data(as_text=True)
+    assert not any("training log" in reading for reading in turn.get_json()["reply"]["readings"])
+
+
+def test_a_log_read_in_part_gets_a_reply_that_says_what_was_left_out(client):
+    response = client.post(API, json={"symptom": "loss stuck at 2.30", "metrics": read("tf2_interrupted.log")})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert ("I read the training log, but epoch 3 was still running, so its values are those at step 402 of 1875"
+            in response.get_json()["reply"]["readings"])
+
+
+@pytest.mark.parametrize("name, content, reading", [
+    ("train.log", ("powershell_console.log", "utf-16"), None),
+    ("log.txt", ("french_console.log", "latin-1"), None),
+    ("curves.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x02\x80", "I could not read the training log you sent"),
+])
+def test_uploaded_logs_in_any_encoding_get_a_reply(client, name, content, reading):
+    data = content if isinstance(content, bytes) else encoded(*content)
+    response = client.post(API, content_type="multipart/form-data",
+                           data={"symptom": "it does not learn", "metrics": (io.BytesIO(data), name)})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    user = client.get(f"{API}/{response.get_json()['id']}").get_json()["turns"][0]["body"]
+    readings = response.get_json()["reply"]["readings"]
+    if reading is None:
+        assert len(user["history"]["epoch"]) >= 2
+        assert not any("training log" in shown for shown in readings)
+    else:
+        assert "history" not in user
+        assert any(shown.startswith(reading) and "binary data" in shown for shown in readings)
 
 
 # --- bad input --------------------------------------------------------------

@@ -10,6 +10,7 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from assistant.evidence.facts import EvidenceError
 from assistant.evidence.inputs import contract_facts
 from assistant.evidence.sample import summarize_sample
+from tests.helpers import shipped_kb
 
 
 def csv(frame: pd.DataFrame) -> str:
@@ -132,7 +133,7 @@ def test_oversized_samples_are_refused():
 
 def test_summaries_are_valid_contract_facts():
     for frame in (classification(), classification(scaler=MinMaxScaler(), label="label")):
-        facts = contract_facts(summarize_sample(csv(frame)), source="your data sample", field="sample")
+        facts = contract_facts(shipped_kb(), summarize_sample(csv(frame)), source="your data sample", field="sample")
         assert {f.key for f in facts} >= {"task", "n_samples", "class_counts", "input_scaling"}
 
 
@@ -144,7 +145,7 @@ def test_any_text_gives_a_summary_or_an_evidence_error(text):
         summary = summarize_sample(text)
     except EvidenceError:
         return
-    contract_facts(summary, source="your data sample", field="sample")
+    contract_facts(shipped_kb(), summary, source="your data sample", field="sample")
 
 
 @settings(max_examples=100, deadline=None)
@@ -152,7 +153,7 @@ def test_any_text_gives_a_summary_or_an_evidence_error(text):
                 min_size=1, max_size=30))
 def test_any_numeric_table_gives_valid_contract_facts(rows):
     frame = pd.DataFrame(rows, columns=["x", "k", "label"])
-    contract_facts(summarize_sample(csv(frame)), source="your data sample", field="sample")
+    contract_facts(shipped_kb(), summarize_sample(csv(frame)), source="your data sample", field="sample")
 
 
 def test_a_row_longer_than_the_header_is_refused_not_truncated():

@@ -13,9 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assistant.evidence.facts import EvidenceError
-from assistant.evidence.inputs import VOCABULARY
 from assistant.evidence.symptom import answer_facts, symptom_facts
-from tests.helpers import CASES, ROOT
+from tests.helpers import CASES, ROOT, shipped_kb
 
 SYMPTOM_TYPES = {key: entry["type"] for key, entry in
                  yaml.safe_load((ROOT / "knowledge" / "facts.yaml").read_text())["facts"].items()
@@ -136,6 +135,18 @@ FORUM = {
     "accuracy won't go above 60% no matter what I do": {"symptom_plateau": True, "symptom_accuracy": 0.6},
     "loss zero from epoch 1 and accuracy 0.5": {"symptom_zero_loss": True, "symptom_accuracy": 0.5},
     "loss jumps around a lot and has spikes": {"symptom_jumpy": True},
+    "I'm predicting house prices and the mse is in the billions": {"symptom_large_targets": True},
+    "I normalized the features but not the target": {"symptom_large_targets": True},
+    "my y values go up to 750,000": {"symptom_large_targets": True},
+    "My custom loss with K.log gives nan after a few batches":
+        {"symptom_custom_loss": True, "symptom_unsafe_math": True, "symptom_loss_nan": True},
+    "Training in float16 gives inf loss": {"symptom_unsafe_math": True, "symptom_loss_nan": True},
+    "I lowered the learning rate but it didn't help, still nan": {"symptom_nan_despite_fix": True},
+    "NaN loss despite clipnorm": {"symptom_nan_despite_fix": True},
+    "Validation accuracy is 95% but it fails on my own images": {"symptom_new_inputs_wrong": True},
+    "predicting on a single image gives the wrong class": {"symptom_new_inputs_wrong": True},
+    "val_acc and model.evaluate accuracy don't match": {"symptom_new_inputs_wrong": True},
+    "Works in Keras but the predictions are wrong after converting to TFLite": {"symptom_converted_model": True},
 }
 
 #: Words that must not be read as the symptom they mention.
@@ -155,11 +166,16 @@ NEGATIVES = {
     "Training on TF 2.15 with Keras 3 and CIFAR-10": {"symptom_loss_value", "symptom_accuracy"},
     "my data has 3 classes and 1000 samples; I train with batch size 32 and lr 0.01 for 50 epochs":
         {"symptom_loss_value", "symptom_accuracy", "symptom_first_loss"},
+    "I trained it on my own images and tested it on my own dataset": {"symptom_new_inputs_wrong"},
+    "I found this answer on Stack Overflow": {"symptom_unsafe_math"},
+    "the images are loaded with target_size=(224, 224)": {"symptom_large_targets"},
+    "the salary column is one of my features": {"symptom_large_targets"},
+    "I am not using a custom loss": {"symptom_custom_loss"},
 }
 
 
 def facts_of(text: str) -> dict:
-    facts = symptom_facts(text)
+    facts = symptom_facts(shipped_kb(), text)
     keys = [f.key for f in facts]
     assert len(keys) == len(set(keys)), keys
     return {f.key: f.value for f in facts}
@@ -198,20 +214,20 @@ def test_negated_or_unrelated_words_are_not_symptoms(text, absent):
 
 def test_notes_quote_the_users_words():
     text = "Hi, the loss is huge, 6.38e+03 at its worst and still 1.51 at the end"
-    notes = {f.key: f.note for f in symptom_facts(text)}
+    notes = {f.key: f.note for f in symptom_facts(shipped_kb(), text)}
     assert notes == {
         "symptom_huge_loss": 'you wrote "the loss is huge"',
         "symptom_max_loss": 'you wrote "the loss is huge, 6.38e+03 at its worst"',
         "symptom_loss_value": 'you wrote "6.38e+03 at its worst and still 1.51 at the end"',
     }
-    assert symptom_facts("stuck at 50%")[1].note == 'you wrote "stuck at 50%"'
-    assert {f.source for f in symptom_facts(text, source="your Slack message")} == {"your Slack message"}
+    assert symptom_facts(shipped_kb(), "stuck at 50%")[1].note == 'you wrote "stuck at 50%"'
+    assert {f.source for f in symptom_facts(shipped_kb(), text, source="your Slack message")} == {"your Slack message"}
 
 
 def test_every_fact_matches_the_vocabulary_and_quotes_the_text():
     for text in [*CASE_SYMPTOMS, *FORUM]:
         flat = " ".join(text.split())
-        for fact in symptom_facts(text):
+        for fact in symptom_facts(shipped_kb(), text):
             assert isinstance(fact.value, PYTHON_TYPES[SYMPTOM_TYPES[fact.key]]), fact
             assert fact.value is not False
             quoted = re.fullmatch(r'you wrote "(.+)"', fact.note)
@@ -220,7 +236,7 @@ def test_every_fact_matches_the_vocabulary_and_quotes_the_text():
 
 def test_symptom_must_be_text():
     with pytest.raises(EvidenceError):
-        symptom_facts(None)
+        symptom_facts(shipped_kb(), None)
 
 
 @pytest.mark.parametrize("text, asked, expected", [
@@ -259,13 +275,13 @@ def test_symptom_must_be_text():
     ("relu", ["output_activation", "hidden_activation"], {}),
 ])
 def test_answers(text, asked, expected):
-    facts = answer_facts(text, asked)
+    facts = answer_facts(shipped_kb(), text, asked)
     assert {f.key: f.value for f in facts} == expected
     assert all(f.source == "your answer" and f.note.startswith('you wrote "') for f in facts)
 
 
 def test_answer_notes_quote_the_reply():
-    (fact,) = answer_facts("well, lr was 0.5 I think", ["learning_rate"])
+    (fact,) = answer_facts(shipped_kb(), "well, lr was 0.5 I think", ["learning_rate"])
     assert fact.note == 'you wrote "lr was 0.5 I think"'
 
 
@@ -280,13 +296,29 @@ WORDS = st.sampled_from([
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=200) | st.lists(WORDS, max_size=30).map(" ".join))
 def test_any_text_gives_symptom_facts(text):
-    for fact in symptom_facts(text):
+    for fact in symptom_facts(shipped_kb(), text):
         assert fact.key in SYMPTOM_TYPES
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=120) | st.lists(WORDS, max_size=20).map(" ".join),
-       st.lists(st.sampled_from(sorted(VOCABULARY)) | st.text(max_size=8), max_size=3))
+       st.lists(st.sampled_from(sorted(shipped_kb().vocabulary)) | st.text(max_size=8), max_size=3))
 def test_any_reply_gives_contract_facts(text, asked):
-    for fact in answer_facts(text, asked):
-        assert fact.key in VOCABULARY
+    for fact in answer_facts(shipped_kb(), text, asked):
+        assert fact.key in shipped_kb().vocabulary
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(WORDS, max_size=30).map(" ".join))
+def test_the_reader_emits_only_the_symptoms_it_declares(text):
+    from assistant.evidence.symptom import produces
+
+    assert {fact.key for fact in symptom_facts(shipped_kb(), text)} <= produces(shipped_kb())
+
+
+def test_the_cases_give_only_the_declared_symptoms():
+    from assistant.evidence.symptom import produces
+
+    declared = produces(shipped_kb())
+    for text in [*CASE_SYMPTOMS, *FORUM]:
+        assert {fact.key for fact in symptom_facts(shipped_kb(), text)} <= declared, text

@@ -45,7 +45,7 @@ def test_ambiguous_flat_loss_asks_a_question_and_the_answer_reranks():
     asked = [q.fact for q in diagnosis.questions]
     assert "missing_fraction" in asked or "learning_rate" in asked or "kernel_initializer" in asked
     assert all(q.gain > 0 for q in diagnosis.questions)
-    facts.update(gather(facts={"missing_fraction": 0.05}).facts)
+    facts.update(gather(shipped_kb(), facts={"missing_fraction": 0.05}).facts)
     after = diagnose(KB, facts)
     assert after.beliefs[0].cause.id == "missing_values"
     assert after.beliefs[0].confidence > diagnosis.beliefs[0].confidence
@@ -56,12 +56,12 @@ def test_an_answer_that_only_an_unlikely_cause_predicts_is_itself_unlikely():
     probs = {"leader": 0.9, "outsider": 0.1}
     scores = {"leader": 2.0, "outsider": 0.0}
     none, some = dict(scores), {**scores, "outsider": 3.0}
-    odds = _answer_odds(scores, [none, some], probs)
+    odds = _answer_odds(scores, [none, some], probs, 1.4)
     assert sum(odds) == pytest_approx(1.0)
     assert odds[1] < 0.1 < 0.9 < odds[0]
     # A question about the leader's own fact: its answers are as likely as the leader makes them.
     weak, strong = dict(scores), {**scores, "leader": 5.0}
-    odds = _answer_odds(scores, [weak, strong], probs)
+    odds = _answer_odds(scores, [weak, strong], probs, 1.4)
     assert odds[1] > 0.75
 
 

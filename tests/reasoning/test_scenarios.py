@@ -1,46 +1,53 @@
-"""Forum-style cases the public set does not contain: the knowledge base must generalise to them."""
+"""Forum-style cases the public set does not contain: the knowledge base must generalise to them.
+
+The scenarios are data beside their causes (``scenarios:`` in ``knowledge/causes/<cause>.yaml``):
+each is sent to the real API as a new conversation, and its cause must lead the first reply.
+"""
 from __future__ import annotations
+
+import math
 
 import pytest
 
+from assistant.kb import KnowledgeError, load
 from assistant.reasoning.engine import diagnose
-from tests.helpers import facts_from, shipped_kb
+from tests.helpers import app_factory, facts_from, shipped_kb
 
-FLAT_LN10 = {"loss": [2.3041, 2.3027, 2.3026, 2.3026, 2.3026, 2.3026], "accuracy": [0.1] * 6}
-
-SCENARIOS = [
-    ("raw CIFAR pixels", "accuracy is stuck at 10% on CIFAR, loss 2.3026",
-     FLAT_LN10, {"feature_min": 0, "feature_max": 255, "feature_mean": 120.7, "feature_std": 64.1,
-                 "task": "multiclass_classification", "n_classes": 10},
-     {"input_scaling": "none", "optimizer": "adam", "learning_rate": 0.001}, "unscaled_inputs"),
-    ("softmax on one unit", "binary classifier accuracy stuck at 50%",
-     {"loss": [0.0, 0.0, 0.0], "accuracy": [0.5, 0.5, 0.5]}, {"task": "binary_classification"},
-     {"output_activation": "softmax", "output_units": 1, "loss": "binary_crossentropy"},
-     "output_activation_mismatch"),
-    ("SGD at lr 1", "getting nan loss after a few iterations",
-     {"loss": [0.9, 3.5, float("nan"), float("nan")]}, {}, {"optimizer": "sgd", "learning_rate": 1.0},
-     "learning_rate_too_high"),
-    ("dropout 0.9", "training accuracy won't go above 40%",
-     {"loss": [1.10, 1.09, 1.085, 1.084, 1.084, 1.083], "accuracy": [0.34, 0.36, 0.38, 0.39, 0.4, 0.4]},
-     {"task": "multiclass_classification", "n_classes": 3}, {"dropout": 0.9, "l2": 0.0}, "regularization_too_strong"),
-    ("labels sorted before validation_split", "val_accuracy is 0.0000 every epoch",
-     {"loss": [1.0, 0.6, 0.3, 0.2], "accuracy": [0.6, 0.8, 0.95, 0.99], "val_accuracy": [0.0] * 4,
-      "val_loss": [3.0, 4.0, 5.0, 6.0]}, {"sorted_by_label": True}, {"validation_split": 0.2}, "unshuffled_data"),
-    ("accuracy on a house-price regression", "loss goes down but accuracy is always 0",
-     {"loss": [5e4, 2e4, 9e3, 5e3], "accuracy": [0.0] * 4}, {"task": "regression"}, {"loss": "mse"},
-     "metric_misconfiguration"),
-    ("one-hot labels with the sparse loss", "loss is nan from the first epoch",
-     {"loss": [float("nan")] * 3}, {"label_format": "one_hot", "task": "multiclass_classification"},
-     {"loss": "sparse_categorical_crossentropy"}, "label_encoding_mismatch"),
-]
+#: Every scenario of every cause, as (cause id, scenario).
+SCENARIOS = [(cause.id, scenario) for cause in shipped_kb().causes.values() for scenario in cause.scenarios]
 
 
-@pytest.mark.parametrize("name, symptom, metrics, dataset, training, expected", SCENARIOS,
-                         ids=[s[0] for s in SCENARIOS])
-def test_expected_cause_leads(name, symptom, metrics, dataset, training, expected):
-    facts = facts_from(symptom=symptom, metrics=metrics, dataset=dataset or None, training=training)
-    ranked = [b.cause.id for b in diagnose(shipped_kb(), facts).beliefs]
-    assert ranked[0] == expected, ranked[:3]
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    """The app's test client on a SQLite file of its own."""
+    path = tmp_path_factory.mktemp("scenarios") / "scenarios.sqlite"
+    with app_factory(DATABASE_URL=f"sqlite:///{path}") as make:
+        yield make().test_client()
+
+
+def test_the_knowledge_base_holds_the_scenarios():
+    assert len(SCENARIOS) >= 7
+    names = [(cause, scenario["name"]) for cause, scenario in SCENARIOS]
+    assert len(set(names)) == len(names), "scenario names repeat within a cause"
+    nan_losses = [s for _, s in SCENARIOS if any(math.isnan(v) for v in s.get("metrics", {}).get("loss", []))]
+    assert nan_losses, "YAML's .nan reaches the scenarios as a float NaN"
+
+
+def test_a_malformed_scenario_is_refused_naming_its_file(kb_copy):
+    path = kb_copy / "causes" / "unscaled_inputs.yaml"
+    path.write_text(path.read_text().replace("    expect: first", "    expected: first"))
+    with pytest.raises(KnowledgeError, match=r"causes/unscaled_inputs\.yaml:\d+: scenarios/0"):
+        load(kb_copy)
+
+
+@pytest.mark.parametrize("cause, scenario", SCENARIOS, ids=[f"{cause}: {s['name']}" for cause, s in SCENARIOS])
+def test_expected_cause_leads(api, cause, scenario):
+    request = {key: scenario[key] for key in ("symptom", "metrics", "dataset", "training") if key in scenario}
+    response = api.post("/api/v1/conversations", json=request)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    ranked = [c["id"] for c in response.get_json()["reply"]["causes"]]
+    assert scenario["expect"] == "first"
+    assert ranked[0] == cause, ranked[:3]
 
 
 WORDS_ONLY = [

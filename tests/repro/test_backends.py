@@ -14,10 +14,15 @@ import redis
 from assistant import conversations
 from assistant.repro import EXTENSION, FINISHED, backends, store
 from assistant.repro.experiments import Experiment
-from assistant.repro.spec import build
+from assistant.repro.spec import build, run_names
+from tests.helpers import shipped_kb
 from tests.repro.cases import TINY, model_json, wait_for, worker_pids
 
+NAMES = run_names(shipped_kb().keras)
+
 ROOT = Path(__file__).resolve().parents[2]
+# Every test trains in worker processes (the Celery one also needs Redis: services, from its fixture).
+pytestmark = pytest.mark.tf
 
 
 def start_run(app, request=TINY):
@@ -93,7 +98,7 @@ def test_a_worker_refuses_a_malicious_model_json_it_is_sent(run_app, tmp_path):
     forged = json.loads(model_json("lambda"))
     forged["config"]["layers"][1]["config"]["function"]["config"]["code"] = base64.b64encode(
         marshal.dumps(payload.__code__)).decode()
-    spec = build({**TINY["training"], **TINY["dataset"]}).replace(keras_json=json.dumps(forged))
+    spec = build(NAMES, {**TINY["training"], **TINY["dataset"]}).replace(keras_json=json.dumps(forged))
     app = run_app()
     with app.app_context():
         conversation_id, _ = conversations.start(None, TINY)

@@ -5,15 +5,18 @@ import pytest
 
 from assistant.repro.spec import (
     PART_OF, Caps, Data, IncompleteFacts, Model, RunSpec, SpecError, Training, build, check_model_json,
-    hidden_width, parameter_count, sample_data,
+    hidden_width, parameter_count, run_names, sample_data,
 )
+from tests.helpers import shipped_kb
 from tests.repro.cases import TINY, model_json
+
+NAMES = run_names(shipped_kb().keras)
 
 FACTS = {**TINY["training"], **TINY["dataset"]}
 
 
 def test_the_users_setup_becomes_a_spec():
-    spec = build(FACTS, metrics=["accuracy"])
+    spec = build(NAMES, FACTS, metrics=["accuracy"])
     assert spec.model == Model(n_features=4, depth=1, width=10, hidden_activation="relu", output_units=3,
                                output_activation="softmax")
     assert parameter_count(spec.model) == FACTS["total_params"]
@@ -31,14 +34,14 @@ def test_hidden_width_solves_the_parameter_count(total, depth, width):
 
 def test_missing_facts_are_named():
     with pytest.raises(IncompleteFacts) as refused:
-        build({"optimizer": "adam", "task": "multiclass_classification"})
+        build(NAMES, {"optimizer": "adam", "task": "multiclass_classification"})
     assert refused.value.missing == ["loss", "n_features", "n_hidden_layers", "output_activation", "n_classes"]
     assert "n_features" in str(refused.value)
 
 
 def test_unknowns_with_a_default_are_assumed_and_said():
     facts = {key: value for key, value in FACTS.items() if key not in ("batch_size", "learning_rate")}
-    spec = build(facts)
+    spec = build(NAMES, facts)
     assert (spec.training.batch_size, spec.training.learning_rate) == (32, 0.001)
     assert "assumed batch_size = 32 (Keras' default)" in spec.notes
     assert "assumed learning_rate = 0.001 (adam's default)" in spec.notes
@@ -48,12 +51,12 @@ def test_unknowns_with_a_default_are_assumed_and_said():
                                         ("kernel_initializer", "constant")])
 def test_what_a_run_cannot_build_is_refused(key, value):
     with pytest.raises(SpecError, match=value):
-        build({**FACTS, key: value})
+        build(NAMES, {**FACTS, key: value})
 
 
 def test_a_spec_over_the_caps_is_scaled_down_and_says_so():
     facts = {**FACTS, "n_samples": 50_000, "epochs": 100, "total_params": 5_000_000}
-    spec = build(facts, caps=Caps(samples=2000, epochs=20, params=100_000, steps=10_000))
+    spec = build(NAMES, facts, caps=Caps(samples=2000, epochs=20, params=100_000, steps=10_000))
     assert (spec.data.n_samples, spec.training.epochs) == (2000, 20)
     assert parameter_count(spec.model) <= 100_000
     assert "trained on 2,000 samples instead of 50,000" in spec.notes
@@ -62,26 +65,26 @@ def test_a_spec_over_the_caps_is_scaled_down_and_says_so():
 
 
 def test_a_tiny_batch_gives_up_samples_first_then_epochs():
-    spec = build({**FACTS, "batch_size": 1, "n_samples": 1000, "epochs": 10}, caps=Caps(steps=2000))
+    spec = build(NAMES, {**FACTS, "batch_size": 1, "n_samples": 1000, "epochs": 10}, caps=Caps(steps=2000))
     steps = spec.training.epochs * spec.data.n_samples * (1 - spec.training.validation_split)
     assert steps <= 2000 and spec.data.n_samples < 1000 and spec.training.epochs == 10
     assert f"trained on {spec.data.n_samples} samples instead of 1,000, to keep the number of steps short" in spec.notes
-    fewer_epochs = build({**FACTS, "batch_size": 1, "n_samples": 1000, "epochs": 20}, caps=Caps(steps=500))
+    fewer_epochs = build(NAMES, {**FACTS, "batch_size": 1, "n_samples": 1000, "epochs": 20}, caps=Caps(steps=500))
     assert fewer_epochs.data.n_samples == 200 and fewer_epochs.training.epochs == 3
     assert "3 epochs instead of 20, to keep the number of steps short" in fewer_epochs.notes
 
 
 def test_frozen_layers_follow_the_trainable_count():
-    assert build({**FACTS, "trainable_params": 0}).model.frozen_layers == 2
-    assert build({**FACTS, "trainable_params": 33}).model.frozen_layers == 1  # the first layer's 50 are frozen
-    assert build(FACTS).model.frozen_layers == 0
+    assert build(NAMES, {**FACTS, "trainable_params": 0}).model.frozen_layers == 2
+    assert build(NAMES, {**FACTS, "trainable_params": 33}).model.frozen_layers == 1  # the first layer's 50 are frozen
+    assert build(NAMES, FACTS).model.frozen_layers == 0
 
 
 def test_labels_keep_the_users_coding():
-    spec = build({**FACTS, "task": "binary_classification", "n_classes": 2, "class_counts": {"0": 300, "255": 300},
+    spec = build(NAMES, {**FACTS, "task": "binary_classification", "n_classes": 2, "class_counts": {"0": 300, "255": 300},
                   "n_features": 2, "output_units": 1, "output_activation": "sigmoid", "loss": "binary_crossentropy"})
     assert spec.data.labels == (0.0, 255.0) and spec.data.generator == "moons"
-    assert build(FACTS).data.labels == ()
+    assert build(NAMES, FACTS).data.labels == ()
 
 
 @pytest.mark.parametrize("summary, scale", [
@@ -90,11 +93,11 @@ def test_labels_keep_the_users_coding():
     ({"feature_min": -77301.4, "feature_max": 1.0e7, "feature_std": 2.7e6, "feature_mean": 1.1e6}, "wide"),
 ])
 def test_the_feature_scale_is_read_from_the_summary(summary, scale):
-    assert build({**FACTS, **summary}).data.scale == scale
+    assert build(NAMES, {**FACTS, **summary}).data.scale == scale
 
 
 def test_a_spec_survives_json_and_is_changed_by_setting_name():
-    spec = build(FACTS)
+    spec = build(NAMES, FACTS)
     again = RunSpec.from_json(json.loads(json.dumps(spec.to_json())))
     assert again == spec
     changed = spec.replace(learning_rate=0.001, width=4, sorted_by_label=True)
@@ -108,8 +111,8 @@ def test_setting_names_are_unique_across_the_parts():
 
 @pytest.mark.parametrize("name", ["sequential", "functional"])
 def test_a_plain_keras_model_json_is_accepted(name):
-    assert check_model_json(model_json(name)) == 4
-    spec = build({key: FACTS[key] for key in ("optimizer", "loss", "task", "n_classes")}, model_json=model_json(name))
+    assert check_model_json(NAMES, model_json(name)) == 4
+    spec = build(NAMES, {key: FACTS[key] for key in ("optimizer", "loss", "task", "n_classes")}, model_json=model_json(name))
     assert spec.model.keras_json == model_json(name) and spec.model.n_features == 4
 
 
@@ -132,7 +135,7 @@ def _tampered(change) -> str:
 ])
 def test_a_model_json_outside_the_allow_list_is_refused(text, named):
     with pytest.raises(SpecError, match=named):
-        check_model_json(text)
+        check_model_json(NAMES, text)
 
 
 def test_a_data_sample_is_thinned_evenly_and_keeps_its_order():

@@ -8,9 +8,11 @@ from assistant.evidence.facts import Facts
 from assistant.kb.loader import tree_of
 from assistant.repro import store, verdict
 from assistant.repro.experiments import Experiment, variant
-from assistant.repro.spec import Caps, build
+from assistant.repro.spec import Caps, build, run_names
 from tests.helpers import facts_from, shipped_kb
 from tests.repro.cases import TINY
+
+NAMES = run_names(shipped_kb().keras)
 
 KB = shipped_kb()
 CATALOG = KB.experiments
@@ -29,13 +31,13 @@ INTERNALS = {"summary": {"dead_fraction": 0.0, "saturated_fraction": None, "grad
 
 
 def planned(facts: Facts) -> list[Experiment]:
-    spec = build(facts.values())
+    spec = build(NAMES, facts.values())
     experiments = [Experiment("baseline", "baseline", "Your setup", spec)]
     for cause in ("learning_rate_too_low", "learning_rate_too_high"):
-        fixed, changes = variant(spec, CATALOG.fixes[cause]["set"], Caps())
+        fixed, changes = variant(spec, CATALOG.fixes[cause]["set"], Caps(), NAMES)
         experiments.append(Experiment(f"fix:{cause}", "fix", f"Fix: {KB.causes[cause].title}", fixed, cause=cause,
                                       changes=changes))
-    probe, changes = variant(spec, CATALOG.checks["one_batch"]["set"], Caps())
+    probe, changes = variant(spec, CATALOG.checks["one_batch"]["set"], Caps(), NAMES)
     return experiments + [Experiment("check:one_batch", "check", "Overfit one batch", probe, check="one_batch",
                                      changes=changes)]
 
@@ -79,6 +81,13 @@ def test_the_analysis_compares_every_run_with_the_symptom_and_the_baseline():
     assert found == {"repro_reproduced": True, "repro_dead_fraction": 0.0, "repro_gradient_ratio": 0.9,
                      "repro_gradient_max": 0.4, "repro_update_ratio": 2e-7, "repro_learns_one_batch": False}
     assert {fact.source for fact in analysis.findings} == {"reproduction run run-1"}
+
+
+def test_a_run_establishes_only_the_facts_it_declares():
+    facts = facts_from(**FLAT)
+    analysis = verdict.analyse(facts, planned(facts), RESULTS, "run", KB, CATALOG)
+    assert {fact.key for fact in analysis.findings} <= verdict.produces(KB)
+    assert verdict.produces(KB) == {name for name, spec in KB.facts.items() if spec["kind"] == "experiment"}
 
 
 def test_a_baseline_that_does_not_show_the_symptom_is_not_reproduced():

@@ -26,7 +26,7 @@ from slack_bolt.adapter.flask import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from ... import conversations, repro
+from ... import conversations, kb, repro
 from ...evidence.facts import EvidenceError
 from . import EXTENSION, blocks, files, runs, store
 from .store import Thread
@@ -223,7 +223,8 @@ def _take_message(event: dict[str, Any], context: BoltContext, client: WebClient
         return
     with _answering(client, thread):
         words = plain_text(event.get("text", ""), context.bot_user_id)
-        inputs, notes = files.read_shared(client, event.get("files", []), current_app.config["MAX_CONTENT_LENGTH"])
+        inputs, notes = files.read_shared(kb.current(), client, event.get("files", []),
+                                            current_app.config["MAX_CONTENT_LENGTH"])
         if words:
             inputs["symptom" if conversation_id is None else "text"] = words
             if CONSOLE_LOG.search(words) and "metrics" not in inputs:

@@ -17,7 +17,9 @@ from urllib.parse import urlparse
 
 from slack_sdk import WebClient
 
-from ...evidence.inputs import VOCABULARY, normal_key
+from ...evidence.inputs import normal_key
+from ...evidence.metrics import decode_text, looks_binary
+from ...kb import KnowledgeBase
 
 #: CSV columns that mark a training history (CSVLogger, TensorBoard and Lightning exports).
 HISTORY_COLUMNS = frozenset({"epoch", "step", "wall time"})
@@ -29,14 +31,15 @@ class Refused(Exception):
     """A shared file the bot does not read; the message says why, for the thread."""
 
 
-def read_shared(client: WebClient, shared: Iterable[Mapping[str, Any]], limit: int) -> tuple[dict[str, Any], list[str]]:
+def read_shared(kb: KnowledgeBase, client: WebClient, shared: Iterable[Mapping[str, Any]],
+                limit: int) -> tuple[dict[str, Any], list[str]]:
     """``gather``'s inputs from the files of one message, and a sentence for each file left unread."""
     inputs: dict[str, Any] = {}
     notes: list[str] = []
     for file in shared:
         name = file.get("name") or file.get("title") or file.get("id", "a file")
         try:
-            found = classify(name, download(client, file, limit))
+            found = classify(kb, name, download(client, file, limit))
         except Refused as refusal:
             notes.append(f"I did not read `{name}`: {refusal}")
             continue
@@ -71,12 +74,11 @@ def download(client: WebClient, file: Mapping[str, Any], limit: int) -> bytes:
     return content
 
 
-def classify(name: str, content: bytes) -> dict[str, Any]:
+def classify(kb: KnowledgeBase, name: str, content: bytes) -> dict[str, Any]:
     """The inputs a file stands for, by its content and name."""
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise Refused("it is not a text file; I read CSV, JSON and log files.") from None
+    text = decode_text(content)  # UTF-8, UTF-16 (PowerShell's >) or Latin-1
+    if looks_binary(text):
+        raise Refused("it is not a text file; I read CSV, JSON and log files.")
     stripped = text.strip()
     if not stripped:
         raise Refused("it is empty.")
@@ -87,7 +89,7 @@ def classify(name: str, content: bytes) -> dict[str, Any]:
             raise Refused(f"it is not valid JSON: {error}.") from None
         if isinstance(value, dict) and any(field in value for field in REQUEST_FIELDS):
             return {field: value[field] for field in REQUEST_FIELDS if field in value}
-        if isinstance(value, dict) and not _is_history(value) and any(normal_key(key) in VOCABULARY for key in value):
+        if isinstance(value, dict) and not _is_history(value) and any(normal_key(key) in kb.vocabulary for key in value):
             return {"dataset": value}
         return {"metrics": value}
     if name.lower().endswith((".csv", ".tsv")) and not _is_history_csv(stripped):

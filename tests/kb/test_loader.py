@@ -1,0 +1,119 @@
+"""The loader compiles phrases.yaml once, and refuses what an expert mistyped there, naming file, line and entry."""
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from assistant.kb import DEFAULT_DIR, KnowledgeError, load
+from assistant.kb.model import Phrases
+
+
+@pytest.fixture
+def kb_copy(tmp_path: Path) -> Path:
+    """A scratch copy of the knowledge base to break on purpose."""
+    return Path(shutil.copytree(DEFAULT_DIR, tmp_path / "knowledge"))
+
+
+def _replace_line(path: Path, old: str, new: str) -> int:
+    """Replace the one line of ``path`` that is ``old``; returns its (1-based) number."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+    (index,) = [i for i, line in enumerate(lines) if line == old]
+    lines[index] = new
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return index + 1
+
+
+def _refused(directory: Path) -> str:
+    with pytest.raises(KnowledgeError) as caught:
+        load(directory)
+    return str(caught.value)
+
+
+def test_the_phrases_are_compiled_once_into_an_immutable_object():
+    phrases = load().phrases
+    assert isinstance(phrases, Phrases)
+    assert all(isinstance(p, re.Pattern) for patterns in phrases.symptoms.values() for p in patterns)
+    assert not re.search(r"\{[a-z]\w*\}", "".join(p.pattern for p in phrases.symptoms["symptom_metric_stuck"]))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        phrases.negation = re.compile("x")  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        phrases.symptoms["symptom_loss_nan"] = ()  # type: ignore[index]
+    assert {rule.symptom: rule.limit for rule in phrases.implied}["symptom_huge_loss"] == load().thresholds["huge_loss"]
+
+
+def _stuck(kb_copy: Path) -> int:
+    """Where the phrase ``\\bstuck\\b`` stands among symptom_loss_flat's phrases."""
+    phrases = yaml.safe_load((kb_copy / "phrases.yaml").read_text(encoding="utf-8"))
+    return phrases["symptoms"]["symptom_loss_flat"].index(r"\bstuck\b")
+
+
+def test_unknown_macro_is_refused(kb_copy: Path):
+    index = _stuck(kb_copy)
+    line = _replace_line(kb_copy / "phrases.yaml", r"    - \bstuck\b", r"    - \bstuck{gapp}\b")
+    message = _refused(kb_copy)
+    assert f"phrases.yaml:{line}: symptoms/symptom_loss_flat/{index}: unknown macro {{gapp}}" in message
+
+
+def test_unknown_macro_inside_a_macro_is_reported_at_the_macro(kb_copy: Path):
+    path = kb_copy / "phrases.yaml"
+    text = path.read_text(encoding="utf-8").replace("(?!{negation}|{but})", "(?!{negation}|{contrast})")
+    path.write_text(text, encoding="utf-8")
+    message = _refused(kb_copy)
+    assert re.search(r"phrases\.yaml:\d+: macros/gap: unknown macro \{contrast\}", message)
+    assert "symptoms/" not in message  # reported once, where it is to be fixed
+
+
+def test_a_phrase_that_is_not_a_regular_expression_is_refused(kb_copy: Path):
+    index = _stuck(kb_copy)
+    line = _replace_line(kb_copy / "phrases.yaml", r"    - \bstuck\b", r"    - \bstuck(\b")
+    message = _refused(kb_copy)
+    assert f"phrases.yaml:{line}: symptoms/symptom_loss_flat/{index}: not a valid regular expression" in message
+    assert r"\bstuck(\b" in message
+
+
+def test_a_word_list_entry_that_is_not_a_regular_expression_is_refused(kb_copy: Path):
+    _replace_line(kb_copy / "phrases.yaml", "  percent: [percent]", "  percent: [percent, '(per cent']")
+    assert re.search(r"phrases\.yaml:\d+: numbers/percent/1: not a valid regular expression", _refused(kb_copy))
+
+
+def test_symptom_that_is_not_a_symptom_fact_is_refused(kb_copy: Path):
+    path = kb_copy / "phrases.yaml"
+    line = _replace_line(path, "  symptom_regression:", "  symptom_regresion:")
+    message = _refused(kb_copy)
+    assert f"phrases.yaml:{line}: symptoms/symptom_regresion: unknown fact 'symptom_regresion'" in message
+
+
+def test_symptom_of_another_kind_is_refused(kb_copy: Path):
+    _replace_line(kb_copy / "phrases.yaml", "  symptom_regression:", "  loss_flat:")
+    assert "symptoms/loss_flat: 'loss_flat' is a curve fact of type boolean in facts.yaml, not a yes/no symptom" \
+        in _refused(kb_copy)
+
+
+def test_outranking_an_unknown_symptom_is_refused(kb_copy: Path):
+    line = _replace_line(kb_copy / "phrases.yaml",
+                         "  symptom_plateau: [symptom_loss_flat]         # it learned, then stopped",
+                         "  symptom_plateau: [symptom_los_flat]")
+    message = _refused(kb_copy)
+    assert f"phrases.yaml:{line}: outranks/symptom_plateau/0: unknown fact 'symptom_los_flat'" in message
+
+
+def test_an_unknown_threshold_is_refused(kb_copy: Path):
+    _replace_line(kb_copy / "phrases.yaml", "    symptom_huge_loss: {subject: loss, at_least: huge_loss}",
+                  "    symptom_huge_loss: {subject: loss, at_least: huge_los}")
+    assert re.search(r"phrases\.yaml:\d+: numbers/implied/symptom_huge_loss/at_least: unknown threshold 'huge_los'",
+                     _refused(kb_copy))
+
+
+def test_an_answer_key_that_is_not_an_input_fact_is_refused(kb_copy: Path):
+    _replace_line(kb_copy / "phrases.yaml", "    momentum: [momentum]", "    momentun: [momentum]")
+    assert "answers/keys/momentun: 'momentun' is not an input fact of facts.yaml" in _refused(kb_copy)
+
+
+def test_a_file_that_breaks_its_schema_is_refused(kb_copy: Path):
+    _replace_line(kb_copy / "phrases.yaml", "  percent: [percent]", "  percent: []")
+    assert re.search(r"phrases\.yaml:\d+: numbers/percent: \[\] should be non-empty", _refused(kb_copy))
