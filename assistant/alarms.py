@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .evidence.derive import derive
 from .evidence.facts import Facts
 from .kb import KnowledgeBase
 from .kb.check import sentence_problems
@@ -19,10 +18,11 @@ def warning(says: str, values: Mapping[str, Any]) -> str:
     return says.format(**values)
 
 
-def problems(kb: KnowledgeBase, facts: Facts) -> list[dict[str, str]]:
-    """The alarms these facts ring, as ``{"fact", "text"}``; the text quotes the run's numbers where it can."""
-    values = facts.values()
-    values.update(derive(kb, values))
+def problems(kb: KnowledgeBase, facts: Facts, values: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The alarms the facts ring, as ``{"fact", "text"}``; the text quotes the run's numbers where it can.
+
+    ``values`` are the facts with those derived from them, as the turn's diagnosis worked them out.
+    """
     epochs = values.get("epochs_run") or 0
     rung = []
     for alarm in kb.alarms:

@@ -6,7 +6,7 @@ never touch the pipeline or the tables themselves.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,7 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from . import alarms, db, kb
 from .evidence import gather
 from .evidence.facts import EvidenceError, Fact, Facts
-from .reply import compose
+from .reasoning.engine import Diagnosis, diagnose
+from .reply import render
 
 #: How often a turn is answered again after another turn on the same conversation was stored first.
 ATTEMPTS = 3
@@ -45,6 +46,8 @@ class Conversation:
     last_seq: int
     #: Ids of the causes the last reply listed, most likely first.
     shown: tuple[str, ...] = ()
+    #: The alarms (their facts) the last reply rang for a live run.
+    alarms: frozenset[str] = frozenset()
 
     @classmethod
     def new(cls, owner: str | None, title: str) -> Conversation:
@@ -63,6 +66,15 @@ class Turn:
     epoch: dict[str, Any] | None = None
     #: False for a live epoch that changes nothing a person would read: the facts advance, the transcript does not.
     recorded: bool = True
+    #: The facts with the facts derived from them, as the diagnosis worked them out.
+    values: dict[str, Any] | None = None
+
+
+def respond(facts: Facts, declined: Collection[str]) -> tuple[Diagnosis, dict[str, Any]]:
+    """The one way a reply is made: facts and derived facts worked out once, the diagnosis, then its rendering."""
+    knowledge = kb.current()
+    diagnosis = diagnose(knowledge, facts, declined=declined)
+    return diagnosis, render(knowledge, diagnosis)
 
 
 def answer(conversation: Conversation, inputs: Mapping[str, Any]) -> Turn:
@@ -83,13 +95,13 @@ def answer(conversation: Conversation, inputs: Mapping[str, Any]) -> Turn:
     answered = {fact.key for fact in evidence.facts}
     if set(inputs) == {"text"} and not answered.intersection(conversation.asked):
         declined.update(conversation.asked)  # words alone that answer none of the questions: "I don't know"
-    reply = compose(kb.current(), facts, declined=declined)
+    diagnosis, reply = respond(facts, declined)
     user = {key: value for key, value in inputs.items() if key not in ("metrics", "sample")}
     if "sample" in inputs:
         user["sample_bytes"] = len(inputs["sample"])
     if evidence.history is not None:
         user["history"] = evidence.history
-    return Turn(user, reply, facts, frozenset(declined))
+    return Turn(user, reply, facts, frozenset(declined), values=diagnosis.values)
 
 
 def save(conversation: Conversation, turn: Turn) -> None:
@@ -156,7 +168,7 @@ def add_findings(conversation_id: str, owner: str | None, user: dict[str, Any], 
     def step(conversation: Conversation) -> Turn:
         facts = conversation.facts.copy()
         facts.update(findings)
-        reply = explain(compose(kb.current(), facts, declined=conversation.declined), facts)
+        reply = explain(respond(facts, conversation.declined)[1], facts)
         return Turn(dict(user), reply, facts, conversation.declined)
 
     return _advance(conversation_id, owner, step)
@@ -175,10 +187,11 @@ def add_epoch(conversation_id: str, owner: str | None, logs: dict[str, Any], *,
     def step(conversation: Conversation) -> Turn:
         records = [r for r in epochs(conversation.id) if r["epoch"] < logs["epoch"]] + [logs]
         turn = answer(conversation, {"metrics": records})
-        reply = _with_live(turn.reply, records, turn.facts)
+        reply = _with_live(turn.reply, records, alarms.problems(kb.current(), turn.facts, turn.values))
         rung = {problem["fact"] for problem in reply["live"]["problems"]}
-        changed = (reply["causes"][0]["id"] != next(iter(conversation.shown), None)
-                   or rung != {problem["fact"] for problem in alarms.problems(kb.current(), conversation.facts)})
+        # The last stored reply rang the alarms of the conversation as it stands: an epoch that changed
+        # neither the leader nor the alarms was not stored, so they have not changed since.
+        changed = reply["causes"][0]["id"] != next(iter(conversation.shown), None) or rung != conversation.alarms
         return replace(turn, user={"epoch": logs, **turn.user}, reply=reply, epoch=logs,
                        recorded=changed or conversation.last_seq == 0)
 
@@ -191,14 +204,15 @@ def live_reply(conversation_id: str, owner: str | None) -> dict[str, Any] | None
     conversation = load(conversation_id, owner)
     if conversation is None:
         return None
-    reply = compose(kb.current(), conversation.facts, declined=conversation.declined)
-    return _with_live(reply, epochs(conversation_id), conversation.facts)
+    diagnosis, reply = respond(conversation.facts, conversation.declined)
+    return _with_live(reply, epochs(conversation_id), alarms.problems(kb.current(), conversation.facts,
+                                                                     diagnosis.values))
 
 
-def _with_live(reply: dict[str, Any], records: list[dict[str, Any]], facts: Facts) -> dict[str, Any]:
-    """The reply with ``live``: the last epoch received (Keras's number), how many the run has, and its alarms."""
+def _with_live(reply: dict[str, Any], records: list[dict[str, Any]], rung: list[dict[str, str]]) -> dict[str, Any]:
+    """The reply with ``live``: the last epoch received (Keras's number), how many the run has, and the alarms rung."""
     return {**reply, "live": {"epoch": records[-1]["epoch"] if records else None, "epochs": len(records),
-                              "problems": alarms.problems(kb.current(), facts)}}
+                              "problems": rung}}
 
 
 def epochs(conversation_id: str) -> list[dict[str, Any]]:
@@ -244,8 +258,9 @@ def load(conversation_id: str, owner: str | None) -> Conversation | None:
         ).one()
     asked = tuple(question["fact"] for question in last.body.get("questions", ()))
     shown = tuple(cause["id"] for cause in last.body.get("causes", ()))
+    rung = frozenset(problem["fact"] for problem in last.body.get("live", {}).get("problems", ()))
     return Conversation(row.id, row.owner, row.title, Facts.from_list(row.facts), frozenset(row.declined), asked,
-                        last.seq, shown)
+                        last.seq, shown, rung)
 
 
 def transcript(conversation_id: str, owner: str | None) -> dict[str, Any] | None:

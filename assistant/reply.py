@@ -12,20 +12,14 @@ import math
 import traceback
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Collection
+from typing import Any
 
 import jinja2
 
 from .evidence.derive import derive
-from .evidence.facts import Facts
-from .reasoning.engine import Belief, Diagnosis, diagnose
 from .kb import KnowledgeBase
 from .kb.check import sample_values
-
-#: Causes listed in a reply: the leaders, and any other above this confidence.
-SHOWN = 3
-ALSO_SHOWN_ABOVE = 0.15
-
+from .reasoning.engine import Belief, Diagnosis
 
 
 def _py(value: Any) -> str:
@@ -178,29 +172,35 @@ def _markdown(diagnosis: Diagnosis, causes: list[dict[str, Any]], questions: lis
     if diagnosis.readings:
         lines.append("What I see: " + "; ".join(diagnosis.readings) + ".")
         lines.append("")
-    lines.append("Most likely causes:")
+    if diagnosis.unsure:
+        lines.append("I cannot tell yet which cause it is: what you sent fits several about equally well."
+                     + (" The answers below would tell them apart." if questions else
+                        " A few epochs of the training log, the compile line and the output layer would help most."))
+        lines.append("")
+        lines.append("For now, the likeliest:")
+    else:
+        lines.append("Most likely causes:")
     for rank, cause in enumerate(causes, 1):
         lines.append(f"{rank}. **{cause['title']}** ({cause['confidence']:.0%})")
         for item in cause["evidence"][:3]:
             lines.append(f"   - {item}")
     top = causes[0]
-    lines += ["", f"**Why:** {top['explanation']}", "", f"**Fix:** {top['fix']}",
-              "", "```python", top["snippet"]["code"].rstrip(), "```"]
+    if not diagnosis.unsure:  # a fix is offered for a diagnosis, not for a guess
+        lines += ["", f"**Why:** {top['explanation']}", "", f"**Fix:** {top['fix']}",
+                  "", "```python", top["snippet"]["code"].rstrip(), "```"]
     if questions:
         lines += ["", "To tell these apart, it would help to know:"]
         lines += [f"- {q['text']}" for q in questions]
     return "\n".join(lines)
 
 
-def compose(kb: KnowledgeBase, facts: Facts, *, declined: Collection[str] = ()) -> dict[str, Any]:
-    """The contract's reply object for everything the conversation knows so far."""
-    diagnosis = diagnose(kb, facts, declined=declined)
-    shown = [b for i, b in enumerate(diagnosis.beliefs) if i < SHOWN or b.confidence >= ALSO_SHOWN_ABOVE]
-    causes = [_cause_json(kb, b, diagnosis.values) for b in shown]
+def render(kb: KnowledgeBase, diagnosis: Diagnosis) -> dict[str, Any]:
+    """The contract's reply object for a diagnosis: everything in it was decided by the reasoning."""
+    causes = [_cause_json(kb, b, diagnosis.values) for b in diagnosis.shown]
     questions = [{"id": f"q-{q.fact}", "fact": q.fact, "text": q.text, "choices": list(q.choices)}
                  for q in diagnosis.questions]
     return {"text": _markdown(diagnosis, causes, questions), "readings": diagnosis.readings,
-            "causes": causes, "questions": questions}
+            "uncertain": diagnosis.unsure, "causes": causes, "questions": questions}
 
 
 # --- what the replies ask of the knowledge base -------------------------------------------------

@@ -49,6 +49,14 @@ def shipped_kb() -> KnowledgeBase:
     return load_checked(DEFAULT_DIR)
 
 
+def reply_for(facts: Facts, *, declined=()) -> dict:
+    """The reply a conversation with these facts gets, made as every turn makes it."""
+    from assistant.reasoning.engine import diagnose
+    from assistant.reply import render
+
+    return render(shipped_kb(), diagnose(shipped_kb(), facts, declined=declined))
+
+
 def assert_error(response: TestResponse, status: int, code: str) -> str:
     """The response is the JSON error shape with this status and code; returns its message."""
     assert response.status_code == status, response.get_data(as_text=True)

@@ -1,4 +1,5 @@
 import math
+from types import SimpleNamespace
 
 import pytest
 
@@ -101,11 +102,11 @@ def test_nul_characters_are_dropped_from_text_columns(ctx):
 def test_words_that_answer_no_question_decline_them(ctx, monkeypatch):
     offered = []
 
-    def compose(kb, facts, *, declined=()):
+    def respond(facts, declined):
         offered.append(set(declined))
-        return REPLY  # always asks for the learning rate
+        return SimpleNamespace(values={}), REPLY  # always asks for the learning rate
 
-    monkeypatch.setattr(conversations, "compose", compose)
+    monkeypatch.setattr(conversations, "respond", respond)
     conversation_id, _ = conversations.start(None, {"symptom": "my loss is flat"})
     conversations.reply_to(conversation_id, None, {"facts": {"batch_size": 32}})
     conversations.reply_to(conversation_id, None, {"text": "no idea"})

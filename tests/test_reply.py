@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import ast
 
-from assistant.reply import compose, render_snippet
+from assistant.reply import render_snippet
+from tests import helpers
 from tests.helpers import facts_from, shipped_kb
 
 
 def reply_for(**inputs):
-    return compose(shipped_kb(), facts_from(**inputs))
+    return helpers.reply_for(facts_from(**inputs))
 
 
 def test_reply_has_the_contract_shape_and_markdown():

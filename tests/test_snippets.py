@@ -201,7 +201,7 @@ def watch(monkeypatch):
 
 
 def conversation_values(known: dict[str, Any]) -> dict[str, Any]:
-    """What ``compose`` hands the templates for a conversation that was told ``known``."""
+    """What a reply hands the templates for a conversation that was told ``known``."""
     return diagnose(KB, facts_from(facts=known)).values
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ..kb import KnowledgeBase
+from ..kb import KnowledgeBase, words
 from . import code, curves, symptom
 from .curves import curve_facts
 from .facts import EvidenceError, Fact, Facts
@@ -78,6 +78,8 @@ def gather(kb: KnowledgeBase, *, symptom: str | None = None, text: str | None = 
     if symptom:
         said = symptom_facts(kb, symptom)
         found += said + _absent(kb, "symptom", said, "your message") + stated_facts(kb, symptom) + _code_facts(kb, symptom)
+        if kb.words is not None:  # what the learned text model reads in the words: weighed by the reasoning, shown as such
+            found.append(Fact(words.FACT, kb.words.probabilities(symptom), "your message"))
     if text:
         answered = answer_facts(kb, text, list(asked))
         read = {fact.key for fact in answered}

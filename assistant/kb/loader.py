@@ -6,6 +6,7 @@ start (``create_app``) and hands it to every part that needs it.
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,6 +21,8 @@ from .formulas import Derivation, FormulaError, compile_formula, library
 from .model import Alarm, Branch, Catalog, Cause, Formulas, Keras, KnowledgeBase, Rule, Spec, Tree, frozen
 from .phrases import PhrasesError, compile_phrases
 from .places import LOADER, Places, lines_of
+from .words import PATH as WORDS_PATH
+from .words import Words
 
 #: The knowledge base shipped with the package.
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "knowledge"
@@ -208,7 +211,33 @@ def load(directory: Path | str = DEFAULT_DIR) -> KnowledgeBase:
                          formulas=formulas, asks=frozen(asks), rules=rules, answers=frozen(answers), phrases=phrases,
                          alarms=tuple(Alarm(**entry) for entry in
                                       _validated(directory, "alarms.yaml", "alarms.schema.json")["alarms"]),
-                         places=where)
+                         places=where, words=_words(directory, causes))
+
+
+def _words(directory: Path, causes: Mapping[str, Cause]) -> Words | None:
+    """The learned text model when ``learned/words.json`` is there, checked against its schema and the causes."""
+    path = directory / WORDS_PATH
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise KnowledgeError(f"{WORDS_PATH}: not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise KnowledgeError(f"{WORDS_PATH}: cannot be read: {exc.strerror}") from None
+    errors = sorted(_validator(directory / "schemas", "words.schema.json").iter_errors(data),
+                    key=lambda e: list(map(str, e.path)))
+    if errors:
+        raise KnowledgeError("\n".join(f"{WORDS_PATH}: {'/'.join(map(str, e.path)) or '(top)'}: {e.message[:200]}"
+                                       for e in errors[:20]))
+    unknown = [cause for cause in data["classes"] if cause not in causes]
+    if unknown:
+        raise KnowledgeError(f"{WORDS_PATH}: classes: no cause is named {', '.join(map(repr, unknown))}: learn the "
+                             "words again (assistant kb learn-words --write) or delete the file")
+    try:
+        return Words.from_data(data)
+    except (ValueError, re.error) as exc:
+        raise KnowledgeError(f"{WORDS_PATH}: {exc}") from None
 
 
 def _answers(spec: dict[str, Any], rules: tuple[tuple[str, float, Rule, frozenset[str]], ...],

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from .conditions import Condition, Predicate, compile_condition
 from .formulas import Derivation
 from .places import Places
+from .words import Words
 
 
 def squash(text: str) -> str:
@@ -331,6 +332,8 @@ class KnowledgeBase:
     phrases: Phrases
     #: The line of every entry of the knowledge files, for problems that name where to fix them.
     places: Places = Places()
+    #: The learned text model (``learned/words.json``), when there is one: one more source of evidence.
+    words: Words | None = None
 
     def askable(self, name: str) -> bool:
         return self.facts.get(name, {}).get("kind") == "input"

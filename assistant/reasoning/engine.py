@@ -1,10 +1,11 @@
 """Beliefs over causes from facts, the evidence trail behind each, and the questions worth asking.
 
 A cause's score is its prior plus the weights of the triage-tree leaves reached and of the
-supporting and contradicting rules that hold (log-odds, so weights add); confidence is the
-softmax of the scores. A question's value is the expected drop in the entropy of that
-distribution once the fact is known, each possible answer weighted by how likely the causes
-make it: the fact that best separates the leaders is asked first.
+supporting and contradicting rules that hold (log-odds, so weights add), plus, where the knowledge
+base has a learned text model (``learned/words.json``), ``λ·ln(K·p(cause))`` for what it reads in
+the user's words; confidence is the softmax of the scores. A question's value is the expected
+drop in the entropy of that distribution once the fact is known, each possible answer weighted by
+how likely the causes make it: the fact that best separates the leaders is asked first.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ..evidence.derive import derive
 from ..evidence.facts import Facts
 from ..kb import Cause, KnowledgeBase, Rule, Tree
 from ..kb.conditions import NOT_OBSERVED, Condition, facts_in
+from ..kb.words import FACT as WORDS
 
 #: How confidence is spread (``confidence_temperature``), when questions stop (``ask_below``) and
 #: which are worth asking (``question_min_gain``) are thresholds of the knowledge base.
@@ -25,6 +27,11 @@ MAX_QUESTIONS = 3
 QUOTED = 2
 #: Causes whose questions are considered: the leaders only.
 LEADERS = 6
+#: Causes a reply shows: the leaders, and any other above this confidence.
+SHOWN = 3
+ALSO_SHOWN_ABOVE = 0.15
+#: The learned text model's part in a cause's score is shown in its evidence from this size on (log-odds).
+WORDS_SHOWN = 0.5
 
 
 @dataclass
@@ -46,11 +53,18 @@ class Question:
 
 @dataclass
 class Diagnosis:
+    """Everything a reply says, decided: it only renders this."""
+
     beliefs: list[Belief]
     questions: list[Question]
     #: what the triage trees read in the facts ("the loss became NaN"), for the reply's opening.
     readings: list[str]
+    #: the facts and the facts derived from them, worked out once for this turn.
     values: dict[str, Any]
+    #: the causes the reply lists, most likely first.
+    shown: list[Belief] = field(default_factory=list)
+    #: the evidence cannot rank the causes yet: the reply says so and asks, rather than list guesses.
+    unsure: bool = False
 
 
 def _shown(value: Any) -> Any:
@@ -130,19 +144,21 @@ class _Scoring:
 
     hits: list[bool]
     trees: dict[str, dict[str, float]]
+    #: What the learned text model adds to each cause: it reads only the symptom text, which no answer changes.
+    words: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def of(cls, kb: KnowledgeBase, values: Mapping[str, Any],
            readings: list[tuple[float, str]] | None = None) -> "_Scoring":
         return cls([rule.test(values) is True for _, _, rule, _ in kb.rules],
-                   {tid: _tree_scores(kb, values, tid, readings) for tid in kb.trees})
+                   {tid: _tree_scores(kb, values, tid, readings) for tid in kb.trees}, _words(kb, values))
 
     def changed(self, kb: KnowledgeBase, values: Mapping[str, Any], keys: set[str]) -> "_Scoring":
         hits = [rule.test(values) is True if names & keys else hit
                 for (_, _, rule, names), hit in zip(kb.rules, self.hits)]
         trees = {tid: _tree_scores(kb, values, tid) if kb.trees[tid].reads & keys else weights
                  for tid, weights in self.trees.items()}
-        return _Scoring(hits, trees)
+        return _Scoring(hits, trees, _words(kb, values) if WORDS in keys else self.words)
 
     def held(self, kb: KnowledgeBase) -> set[int]:
         """The rules that hold, by identity (a rule's condition is a dict, so rules do not hash)."""
@@ -156,7 +172,31 @@ class _Scoring:
         for (cid, weight, _, _), hit in zip(kb.rules, self.hits):
             if hit:
                 scores[cid] += weight
+        for cid, w in self.words.items():
+            scores[cid] += w
         return scores
+
+
+def _words(kb: KnowledgeBase, values: Mapping[str, Any]) -> dict[str, float]:
+    """What the learned text model's reading of the user's words adds to each cause (none without a model)."""
+    read = values.get(WORDS)
+    if kb.words is None or not isinstance(read, Mapping):
+        return {}
+    return {cid: shift for cid, shift in kb.words.shifts(read).items() if cid in kb.causes}
+
+
+def _heard(kb: KnowledgeBase, values: Mapping[str, Any], shift: float, cause: str) -> tuple[list[str], list[str]]:
+    """The text model's part in a cause's score as a line of evidence (for, against), when it moved the cause noticeably.
+
+    It says what the words resemble, never what the user's run is.
+    """
+    if kb.words is None or abs(shift) < WORDS_SHOWN:
+        return [], []
+    share = float(values[WORDS][cause])
+    said = f"{share:.0%}" if share >= 0.005 else "under 1%"
+    line = (f"in the {kb.words.cases} real threads the text model learned from, words like yours went with this "
+            f"cause {'only ' if shift < 0 else 'about '}{said} of the time")
+    return ([line], []) if shift > 0 else ([], [line])
 
 
 def _softmax(scores: Mapping[str, float], temperature: float) -> dict[str, float]:
@@ -303,9 +343,14 @@ def diagnose(kb: KnowledgeBase, facts: Facts, *, declined: Collection[str] = ())
     probs = _softmax(scores, kb.thresholds["confidence_temperature"])
     shown, held = _Shown(values), scoring.held(kb)
     confidence = _calibrated(kb, probs)
-    beliefs = sorted((Belief(cause, scores[cid], confidence[cid], _trail(kb, cause.supports, held, shown, facts),
-                             _trail(kb, cause.contradicts, held, shown, facts)) for cid, cause in kb.causes.items()),
+    heard = {cid: _heard(kb, values, scoring.words.get(cid, 0.0), cid) for cid in kb.causes}
+    beliefs = sorted((Belief(cause, scores[cid], confidence[cid],
+                             _trail(kb, cause.supports, held, shown, facts) + heard[cid][0],
+                             _trail(kb, cause.contradicts, held, shown, facts) + heard[cid][1])
+                      for cid, cause in kb.causes.items()),
                      key=lambda b: (-b.confidence, b.cause.id))
     sure = [text.format_map(shown) for share, text in readings if share >= 0.99]
-    questions = [] if beliefs[0].confidence >= kb.thresholds["ask_below"] else _questions(kb, facts, values, scoring, probs, declined)
-    return Diagnosis(beliefs, questions, sure, values)
+    questions = ([] if beliefs[0].confidence >= kb.thresholds["ask_below"]
+                 else _questions(kb, facts, values, scoring, probs, declined))
+    listed = [b for i, b in enumerate(beliefs) if i < SHOWN or b.confidence >= ALSO_SHOWN_ABOVE]
+    return Diagnosis(beliefs, questions, sure, values, listed, beliefs[0].confidence < kb.thresholds["unsure_below"])

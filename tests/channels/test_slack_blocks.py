@@ -4,12 +4,11 @@ import json
 import pytest
 
 from assistant.channels.slack import blocks
-from assistant.reply import compose
-from tests.helpers import facts_from, shipped_kb
+from tests.helpers import facts_from, reply_for
 
 
 def real_reply():
-    return compose(shipped_kb(), facts_from(symptom="my loss stays at 0.693 and accuracy at 50%"))
+    return reply_for(facts_from(symptom="my loss stays at 0.693 and accuracy at 50%"))
 
 
 def huge_reply(code="x = 1\n" * 2000):

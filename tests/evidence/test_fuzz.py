@@ -16,8 +16,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from assistant.evidence import Evidence, EvidenceError, Facts, gather
-from assistant.reply import compose
-from tests.helpers import shipped_kb
+from tests.helpers import reply_for, shipped_kb
 
 TRAINING_KEYS = ["optimizer", "learning_rate", "momentum", "batch_size", "epochs", "loss", "from_logits",
                  "output_activation", "output_units", "hidden_activation", "n_hidden_layers", "total_params",
@@ -195,6 +194,6 @@ def test_what_the_parsers_accept_gives_a_reply(kind, fuzz_share):
         if evidence is not None:
             facts = Facts()
             facts.update(evidence.facts)
-            assert compose(shipped_kb(), facts, declined=set())["causes"]
+            assert reply_for(facts)["causes"]
 
     fuzz(kind, round(150 * fuzz_share), check)
