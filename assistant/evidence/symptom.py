@@ -75,9 +75,10 @@ def _note(p: Phrases, text: str, start: int, end: int) -> str:
 
 
 def _negated(p: Phrases, text: str, start: int, clause_start: int | None = None) -> bool:
+    """A negation word just before ``start``, or a doubt anywhere before it, in the same clause."""
     begin = _clause_start(p, text, start) if clause_start is None else clause_start
     words = text[begin:start].split()[-NEGATION_WINDOW:]
-    return any(p.negation.match(word.strip("\"'.,!?")) for word in words)
+    return any(p.negation.match(word.strip("\"'.,!?")) for word in words) or bool(p.doubt.search(text, begin, start))
 
 
 def _phrase_hits(p: Phrases, text: str) -> dict[str, tuple[int, int]]:

@@ -265,6 +265,8 @@ class Phrases:
     outranks: Mapping[str, tuple[str, ...]]
     #: One whole word that negates a phrase after it in the same clause.
     negation: re.Pattern[str]
+    #: Words that cast doubt on everything after them in the clause ("I don't think it's overfitting").
+    doubt: re.Pattern[str]
     #: A clause boundary: punctuation, a dash, or a word of ``clauses: words``.
     clause: re.Pattern[str]
     #: The subjects a number can measure, one named group each, in their order.

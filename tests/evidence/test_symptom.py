@@ -83,6 +83,12 @@ CASE_SYMPTOMS = {
 
 #: The way people put it on forums and in chat.
 FORUM = {
+    "All the times, I get zero test accuracy, although the training accuracy is improving":
+        {"symptom_val_near_zero": True},
+    "I think it is overfitting": {"symptom_val_worse": True},
+    "the weights don't update at all after the first epoch": {"symptom_frozen_weights": True},
+    "the loss explodes to very high numbers": {"symptom_explodes": True},
+    "fraud detection with 0.1% positive transactions": {"symptom_imbalanced_data": True},
     "My CNN accuracy is stuck at 10% on CIFAR-10": {"symptom_loss_flat": True, "symptom_accuracy": 0.10},
     "val_loss increases after 5 epochs while loss keeps decreasing":
         {"symptom_val_worse": True, "symptom_loss_flat": None},
@@ -151,6 +157,8 @@ FORUM = {
 
 #: Words that must not be read as the symptom they mention.
 NEGATIVES = {
+    "I do not think that this is an overfitting problem": {"symptom_val_worse"},
+    "I doubt the loss ever became nan": {"symptom_loss_nan"},
     "the loss is not nan": {"symptom_loss_nan"},
     "loss never becomes nan": {"symptom_loss_nan"},
     "there are no NaNs in my data and the loss is fine": {"symptom_loss_nan"},
