@@ -19,6 +19,7 @@ import jinja2
 from .evidence.derive import derive
 from .kb import KnowledgeBase
 from .kb.check import sample_values
+from .kb.model import head
 from .reasoning.engine import Belief, Diagnosis
 
 
@@ -59,24 +60,18 @@ def _n_classes(v: dict[str, Any]) -> int | None:
     return v.get("n_classes") or (len(counts) if isinstance(counts, dict) and counts else None)
 
 
-def _fresh_head(kb: KnowledgeBase, v: dict[str, Any]) -> tuple[int, str]:
-    """Units and activation of an output layer that fits the task and the labels' encoding."""
-    if _regression(kb, v):
-        return 1, "linear"
+def _fresh_head(kb: KnowledgeBase, v: dict[str, Any]) -> dict[str, Any]:
+    """The output layer, loss and metrics that fit the task and the labels' encoding (keras.yaml ``heads``)."""
     k = _n_classes(v)
     binary = v.get("task") == "binary_classification" or k == 2 or (k is None and v.get("output_units") == 1)
-    if binary:
-        return (2, "softmax") if v.get("label_format") == "one_hot" else (1, "sigmoid")
-    return int(k or v.get("output_units") or 2), "softmax"
+    return head(kb.keras.tables["heads"], regression=_regression(kb, v), binary=binary,
+                one_hot=v.get("label_format") == "one_hot", classes=k or v.get("output_units"))
 
 
 def _loss_for(kb: KnowledgeBase, units: int, v: dict[str, Any]) -> str:
     """The Keras loss that fits an output layer of ``units`` units and the labels' encoding."""
-    if _regression(kb, v):
-        return "mse"
-    if units == 1:
-        return "binary_crossentropy"
-    return "categorical_crossentropy" if v.get("label_format") == "one_hot" else "sparse_categorical_crossentropy"
+    return head(kb.keras.tables["heads"], regression=_regression(kb, v), binary=units == 1,
+                one_hot=units != 1 and v.get("label_format") == "one_hot", classes=units)["loss"]
 
 
 def _class_weight(counts: Any) -> dict[int, float] | None:
@@ -106,13 +101,13 @@ def snippet_context(kb: KnowledgeBase, values: dict[str, Any]) -> dict[str, Any]
     epochs = int(values.get("epochs") or values.get("epochs_run") or 20)
     regression = _regression(kb, values)
     optimizer = values.get("optimizer")
-    fresh_units, fresh_activation = _fresh_head(kb, values)
-    units = values.get("output_units") or fresh_units
+    fresh = _fresh_head(kb, values)
+    units = values.get("output_units") or fresh["units"]
     hidden = values.get("hidden_activation")
     return {
         "values": values,
         "regression": regression,
-        "metrics": ["mae"] if regression else ["accuracy"],
+        "metrics": list(fresh["metrics"]),
         # The user's optimizer, rebuilt with a new learning rate (see _macros.j2's `optimizer`).
         "optimizer_class": kb.keras.get("optimizers", optimizer, "class"),
         "momentum": values.get("momentum") if kb.keras.get("optimizers", optimizer, "momentum") else None,
@@ -134,9 +129,9 @@ def snippet_context(kb: KnowledgeBase, values: dict[str, Any]) -> dict[str, Any]
                                            or values.get("output_activation") == "linear"),
         "loss_classes": {name: entry["class"] for name, entry in kb.keras.tables["losses"].items() if "class" in entry},
         # The output layer and loss of a model the snippet builds afresh.
-        "fresh_units": fresh_units,
-        "fresh_activation": fresh_activation,
-        "fresh_loss": _loss_for(kb, fresh_units, values),
+        "fresh_units": fresh["units"],
+        "fresh_activation": fresh["activation"],
+        "fresh_loss": _loss_for(kb, fresh["units"], values),
         "class_weight": _class_weight(values.get("class_counts")),
         "n_classes": _n_classes(values),
         "l2": values.get("l2") or 0.0,

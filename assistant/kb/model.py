@@ -126,6 +126,20 @@ class Catalog:
     broken: frozenset[str]
 
 
+def head(heads: Mapping[str, Mapping[str, Any]], *, regression: bool, binary: bool, one_hot: bool,
+         classes: int | None) -> dict[str, Any]:
+    """The output layer, loss and metrics that fit a target (``heads`` of keras.yaml), units counted.
+
+    A plain function over the plain table, so that a reproduction worker, which has no knowledge
+    base, chooses as the web tier does.
+    """
+    kind = "regression" if regression else ("binary" if binary else "classes") + ("_one_hot" if one_hot else "")
+    fit = dict(heads[kind])
+    if fit["units"] == "classes":
+        fit["units"] = max(int(classes or 2), 2)
+    return fit
+
+
 @dataclass(frozen=True)
 class Keras:
     """Keras's own names (``keras.yaml``): each table maps a canonical name to what it is."""

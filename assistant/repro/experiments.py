@@ -94,10 +94,10 @@ def problems(kb: KnowledgeBase) -> list[str]:
     return found
 
 
-def _value(spec: RunSpec, name: str, rule: Any, defaults: Mapping[str, float]) -> Any:
-    """One setting's new value under a rule of experiments.yaml."""
+def _value(spec: RunSpec, name: str, rule: Any, names: Mapping[str, Any]) -> Any:
+    """One setting's new value under a rule of experiments.yaml (``names``: :func:`~.spec.run_names`)."""
     if rule == "fitting":
-        return fitting(spec)[name]
+        return fitting(spec, names)[name]
     if rule == "contiguous":
         return ()
     if not isinstance(rule, Mapping):
@@ -105,7 +105,7 @@ def _value(spec: RunSpec, name: str, rule: Any, defaults: Mapping[str, float]) -
     current = spec.get(name)
 
     def bound(value: Any) -> float:
-        return defaults[spec.training.optimizer] if value == "default" else value
+        return names["default_learning_rates"][spec.training.optimizer] if value == "default" else value
 
     value = current * rule.get("times", 1)
     if "at_least" in rule:
@@ -119,11 +119,11 @@ def variant(spec: RunSpec, settings: Mapping[str, Any], caps: Caps,
             names: Mapping[str, Any]) -> tuple[RunSpec, dict[str, list[Any]]]:
     """The spec with a fix's or check's settings applied and the caps kept; and what changed.
 
-    ``names`` is :func:`~.spec.run_names` of the knowledge base: the optimizers' default learning rates.
+    ``names`` is :func:`~.spec.run_names` of the knowledge base: default learning rates, fitting heads.
     """
     changed = spec
     for name, rule in settings.items():  # in order: a later rule may read an earlier one (optimizer, then its default)
-        changed = changed.replace(**{name: _value(changed, name, rule, names["default_learning_rates"])})
+        changed = changed.replace(**{name: _value(changed, name, rule, names)})
     changed = scaled(changed, caps)
     changes = {name: [spec.get(name), changed.get(name)] for name in PART_OF
                if spec.get(name) != changed.get(name) and name != "sample"}

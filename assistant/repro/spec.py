@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..kb.model import Keras
+from ..kb.model import Keras, head
 
 #: Metrics a run may track are those keras.yaml marks `runs`; the rest of a user's history columns are ignored.
 MAX_MODEL_JSON = 512 * 1024
@@ -42,6 +42,7 @@ def run_names(keras: Keras) -> dict[str, Any]:
         "loss_classes": {name: keras.get("losses", name, "class") for name in runs["losses"]
                          if keras.get("losses", name, "class")},
         "model_json_classes": sorted(keras.model_json_classes),
+        "heads": {kind: {**fit, "metrics": list(fit["metrics"])} for kind, fit in keras.tables["heads"].items()},
     }
 
 
@@ -175,17 +176,13 @@ class RunSpec:
         return cls(part("model"), part("data"), part("training"), tuple(data.get("notes", ())))
 
 
-def fitting(spec: RunSpec) -> dict[str, Any]:
-    """The output layer, loss and metrics that suit the spec's task and label encoding."""
+def fitting(spec: RunSpec, names: Mapping[str, Any]) -> dict[str, Any]:
+    """The output layer, loss and metrics that suit the spec's task and label encoding (keras.yaml ``heads``)."""
     data = spec.data
-    if data.task == "regression":
-        return {"output_units": 1, "output_activation": "linear", "loss": "mse", "metrics": ("mae",)}
-    if data.n_classes <= 2 and not data.one_hot:
-        return {"output_units": 1, "output_activation": "sigmoid", "loss": "binary_crossentropy",
-                "metrics": ("accuracy",)}
-    loss = "categorical_crossentropy" if data.one_hot else "sparse_categorical_crossentropy"
-    return {"output_units": max(data.n_classes, 2), "output_activation": "softmax", "loss": loss,
-            "metrics": ("accuracy",)}
+    fit = head(names["heads"], regression=data.task == "regression", binary=data.n_classes <= 2,
+               one_hot=data.one_hot, classes=data.n_classes)
+    return {"output_units": fit["units"], "output_activation": fit["activation"], "loss": fit["loss"],
+            "metrics": tuple(fit["metrics"])}
 
 
 def hidden_width(total_params: int, n_features: int, depth: int, output_units: int, batch_norm: bool) -> int:
@@ -318,7 +315,7 @@ def build(names: Mapping[str, Any], values: Mapping[str, Any], *, metrics: Seque
         notes.append("held out the last 20% of the rows for validation")
     spec = RunSpec(model, data, training, tuple(notes))
     if not tracked:
-        spec = spec.replace(metrics=fitting(spec)["metrics"])
+        spec = spec.replace(metrics=fitting(spec, names)["metrics"])
     return scaled(spec, caps)
 
 
