@@ -83,6 +83,9 @@ CASE_SYMPTOMS = {
 
 #: The way people put it on forums and in chat.
 FORUM = {
+    "Why the test set loss is rising": {"symptom_val_worse": True},
+    "After training the model (for a short time) I see an accuracy of 80%": {"symptom_short_training": True},
+    "the model is not trained long enough": {"symptom_short_training": True, "symptom_loss_flat": None},
     "All the times, I get zero test accuracy, although the training accuracy is improving":
         {"symptom_val_near_zero": True},
     "I think it is overfitting": {"symptom_val_worse": True},
