@@ -53,11 +53,18 @@ def _validator(schemas: Path, name: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(docs[name], registry=registry)
 
 
+@lru_cache(maxsize=256)
+def _schema_errors(schemas: Path, schema_name: str, text: str) -> tuple[jsonschema.ValidationError, ...]:
+    """What a schema finds wrong with a file's text; a text seen before (another app, a copied
+    knowledge base) is not validated twice."""
+    data = yaml.load(text, Loader=LOADER)  # noqa: S506 (a safe loader)
+    return tuple(sorted(_validator(schemas, schema_name).iter_errors(data), key=lambda e: list(map(str, e.path))))
+
+
 def _validated(directory: Path, relative: str, schema_name: str) -> Any:
     """One file's content, after its schema found nothing wrong."""
     data = read_yaml(directory / relative, relative)
-    validator = _validator(directory / "schemas", schema_name)
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
+    errors = _schema_errors(directory / "schemas", schema_name, (directory / relative).read_text(encoding="utf-8"))
     if errors:
         places = Places({relative: lines_of((directory / relative).read_text(encoding="utf-8"))})
         raise KnowledgeError("\n".join(

@@ -9,6 +9,7 @@ facts.yaml or thresholds.yaml does not declare.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
 from .model import Default, Implication, Implied, KeyPhrase, Phrases, Stated, frozen, squash
@@ -29,6 +30,12 @@ NAME_MARK = "\ue000"
 COUNT, NAME = "{count}", "{name}"
 
 _MACRO = re.compile(r"\{([A-Za-z_]\w*)\}")
+
+
+@lru_cache(maxsize=4096)
+def _compiled(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    """A compiled pattern, kept: a knowledge base holds more patterns than the re module's own cache."""
+    return re.compile(pattern, flags)
 
 
 class PhrasesError(Exception):
@@ -69,7 +76,7 @@ class _Compiler:
         if len(self.problems) > problems:
             return None
         try:
-            re.compile(expanded, FLAGS)
+            _compiled(expanded, FLAGS)
         except re.error as exc:
             self.problem(path, f"not a valid regular expression ({exc}): {text}")
             return None
@@ -83,10 +90,10 @@ class _Compiler:
     def compiled(self, regex: str, path: tuple[Any, ...]) -> re.Pattern[str]:
         """The final expression of a table; one that still fails (a duplicate group name, say) is a problem."""
         try:
-            return re.compile(regex, FLAGS)
+            return _compiled(regex, FLAGS)
         except re.error as exc:
             self.problem(path, f"the entries do not combine into a regular expression ({exc})")
-            return re.compile("(?!)")
+            return _compiled("(?!)")
 
 
 def _symptom_problem(name: str, facts: Mapping[str, Mapping[str, Any]]) -> str | None:
@@ -168,7 +175,7 @@ def _stated(c: _Compiler, doc: Mapping[str, Any], facts: Mapping[str, Mapping[st
         return tuple(compiled)
 
     def plain(items: list[str], path: tuple[Any, ...]) -> tuple[re.Pattern[str], ...]:
-        return tuple(re.compile(p, FLAGS) for i, text in enumerate(items) if (p := c.pattern(text, (*path, i))))
+        return tuple(_compiled(p, FLAGS) for i, text in enumerate(items) if (p := c.pattern(text, (*path, i))))
 
     counting = {" ".join(word.lower().split()): int(n) for word, n in doc["counting_words"].items()}
     words = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(counting, key=len, reverse=True))
@@ -262,7 +269,7 @@ def compile_phrases(doc: Mapping[str, Any], facts: Mapping[str, Mapping[str, Any
     for name in doc["macros"]:
         c.pattern(f"{{{name}}}", ("macros", name))
     _check_symptoms(c, doc, facts)
-    symptoms = {key: tuple(re.compile(p, FLAGS) for i, text in enumerate(phrases)
+    symptoms = {key: tuple(_compiled(p, FLAGS) for i, text in enumerate(phrases)
                            if (p := c.pattern(text, ("symptoms", key, i))) is not None)
                 for key, phrases in doc["symptoms"].items()}
 
