@@ -78,8 +78,11 @@ def check_command(directory: str) -> None:
         click.echo(problem, err=True)
     if found:
         raise click.ClickException(f"{len(found)} problem(s) in the knowledge base")
+    words = knowledge.words
     click.echo(f"knowledge base OK: {len(knowledge.causes)} causes, {len(knowledge.trees)} trees, "
-               f"{len(knowledge.facts)} facts, {len(knowledge.snippets)} snippet templates")
+               f"{len(knowledge.facts)} facts, {len(knowledge.snippets)} snippet templates"
+               + (f"; learned text model: {len(words.terms)} terms from {words.cases} threads, weight {words.weight:g}"
+                  if words is not None else ""))
 
 
 @kb_command.command("learn-words")
@@ -87,8 +90,10 @@ def check_command(directory: str) -> None:
               help="A folder of labelled cases (the corpus format); repeatable. Default: the corpus dev split and "
                    "../shared/cases-realworld. A test split is refused.")
 @click.option("--directory", type=click.Path(exists=True, file_okay=False), default=str(kb.DEFAULT_DIR),
-              show_default=True, help="The knowledge base to score with and, with --write, to write learned/words.json in.")
-@click.option("--write", is_flag=True, help="Store the model in learned/words.json, if it beats the knowledge base alone.")
+              show_default=True,
+              help="The knowledge base to score with and, with --write, to write learned/words.json in.")
+@click.option("--write", is_flag=True,
+              help="Store the model in learned/words.json, if it beats the knowledge base alone.")
 def learn_words_command(cases: tuple[str, ...], directory: str, write: bool) -> None:
     """Fit the text model over the symptom text of labelled cases, measure it out of fold, and store it (--write)."""
     from .kb import learn_words  # scikit-learn: only this command loads it, never the web tier

@@ -169,8 +169,9 @@ def _markdown(diagnosis: Diagnosis, causes: list[dict[str, Any]], questions: lis
         lines.append("")
     if diagnosis.unsure:
         lines.append("I cannot tell yet which cause it is: what you sent fits several about equally well."
-                     + (" The answers below would tell them apart." if questions else
-                        " A few epochs of the training log, the compile line and the output layer would help most."))
+                     + (" The answers below would tell them apart." if questions else "")
+                     + " A few epochs of the training log, or your model code (the layers, the compile"
+                       " and fit lines, or model.summary()), pasted as they are, would tell me most.")
         lines.append("")
         lines.append("For now, the likeliest:")
     else:

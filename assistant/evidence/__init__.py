@@ -78,7 +78,7 @@ def gather(kb: KnowledgeBase, *, symptom: str | None = None, text: str | None = 
     if symptom:
         said = symptom_facts(kb, symptom)
         found += said + _absent(kb, "symptom", said, "your message") + stated_facts(kb, symptom) + _code_facts(kb, symptom)
-        if kb.words is not None:  # what the learned text model reads in the words: weighed by the reasoning, shown as such
+        if kb.words is not None:  # what the learned text model reads in the words, for the reasoning to weigh
             found.append(Fact(words.FACT, kb.words.probabilities(symptom), "your message"))
     if text:
         answered = answer_facts(kb, text, list(asked))

@@ -186,7 +186,7 @@ def _words(kb: KnowledgeBase, values: Mapping[str, Any]) -> dict[str, float]:
 
 
 def _heard(kb: KnowledgeBase, values: Mapping[str, Any], shift: float, cause: str) -> tuple[list[str], list[str]]:
-    """The text model's part in a cause's score as a line of evidence (for, against), when it moved the cause noticeably.
+    """The text model's part in a cause's score as a line of evidence (for, against), when it moved the cause much.
 
     It says what the words resemble, never what the user's run is.
     """

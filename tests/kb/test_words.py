@@ -29,9 +29,9 @@ TEXTS = [
     "Ich habe ein Problem: der Verlust ist NaN — café naïve über",
     "nan nan nan nan loss NaN lr 10",
 ]
-LABELS = ["learning_rate_too_high", "learning_rate_too_high", "overfitting", "overfitting", "wrong_output_activation",
-          "wrong_output_activation", "unscaled_inputs", "unscaled_inputs", "learning_rate_too_high",
-          "learning_rate_too_high"]
+LABELS = ["learning_rate_too_high", "learning_rate_too_high", "overfitting", "overfitting",
+          "output_activation_mismatch", "output_activation_mismatch", "unscaled_inputs", "unscaled_inputs",
+          "learning_rate_too_high", "learning_rate_too_high"]
 SAMPLES = [*TEXTS, "", "no words this model knows: zorp quux", "LOSS IS NAN", "loss is nan loss is nan loss is nan",
            "overfitting overfitting — stuck at 50%?!", "épochs naïve 0.5 lr", "a\tb\nc d-e f_g h.i"]
 
@@ -154,3 +154,27 @@ def test_a_file_that_is_not_json_is_refused(kb_copy):
     (kb_copy / PATH).write_text("{nope", encoding="utf-8")
     with pytest.raises(KnowledgeError, match="learned/words.json: not valid JSON"):
         load(kb_copy)
+
+
+def test_a_conversation_with_the_words_model_loads_no_numpy_nor_scikit_learn(kb_copy, tmp_path):
+    """The service applies the model in plain Python: the scientific stack stays in the offline command."""
+    import subprocess
+    import sys
+    import textwrap
+
+    _write(kb_copy, weight=2.0)  # enough to be shown
+    script = textwrap.dedent(f"""
+        import sys
+        from assistant import create_app
+        app = create_app({{"DATABASE_URL": "sqlite:///{tmp_path / 'words.sqlite'}", "KNOWLEDGE_DIR": {str(kb_copy)!r}}})
+        client = app.test_client()
+        started = client.post("/api/v1/conversations", json={{"symptom": "Loss is NaN after epoch 3, lr 0.5"}})
+        assert started.status_code == 201, started.get_data(as_text=True)
+        causes = started.json["reply"]["causes"]
+        assert any("words like yours" in line for cause in causes for line in cause["evidence"] + cause["against"])
+        turn = client.post(f"/api/v1/conversations/{{started.json['id']}}/turns", json={{"text": "I don't know"}})
+        assert turn.status_code == 200, turn.get_data(as_text=True)
+        loaded = sorted({{name.split(".")[0] for name in sys.modules}} & {{"pandas", "numpy", "sklearn", "tensorflow"}})
+        assert not loaded, f"the web tier imported {{loaded}}"
+    """)
+    subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2], check=True, timeout=120)

@@ -85,3 +85,77 @@ def test_contradicting_evidence_is_reported():
                        training={"learning_rate": 0.0001, "optimizer": "adam"})
     high = next(b for b in diagnosis.beliefs if b.cause.id == "learning_rate_too_high")
     assert any("already small" in a for a in high.against)
+
+
+# --- the learned text model: one more source, visible, and constant across hypothetical answers ---
+
+def _with_words(weight: float):
+    """The shipped knowledge base with a tiny text model: 'overfit' means overfitting, 'nan' a high learning rate."""
+    import dataclasses
+
+    from assistant.kb.words import Words
+
+    classes = ["dead_relu", "learning_rate_too_high", "overfitting", "unscaled_inputs"]
+    marks = {"learning_rate_too_high": "nan", "overfitting": "overfit", "unscaled_inputs": "pixels"}
+    vocabulary = ["nan", "overfit", "pixels"]
+    data = {"tokenizer": {"lowercase": True, "token_pattern": r"(?u)\b\w\w+\b", "ngram_range": [1, 1],
+                          "sublinear_tf": True, "norm": "l2"},
+            "classes": classes, "vocabulary": vocabulary, "idf": [1.0, 1.0, 1.0], "weight": weight,
+            "trained": {"cases": 150},
+            "causes": {c: {"intercept": 0.0, "coefficients": [4.0 if marks.get(c) == t else 0.0 for t in vocabulary]}
+                       for c in classes}}
+    return dataclasses.replace(KB, words=Words.from_data(data))
+
+
+def _facts(kb, **inputs):
+    from assistant.evidence.facts import Facts
+
+    facts = Facts()
+    facts.update(gather(kb, **inputs).facts)
+    return facts
+
+
+def test_the_words_add_lambda_log_k_p_and_say_so_in_the_evidence():
+    import math
+
+    from assistant.kb.words import FACT
+
+    kb = _with_words(0.5)
+    inputs = dict(symptom="validation loss goes up, I think the model is overfit", metrics={"loss": [1.0, 0.8, 0.7]})
+    with_words, without = diagnose(kb, _facts(kb, **inputs)), diagnose(KB, facts_from(**inputs))
+    p = with_words.values[FACT]["overfitting"]
+    score = {b.cause.id: b.score for b in with_words.beliefs}
+    before = {b.cause.id: b.score for b in without.beliefs}
+    assert score["overfitting"] - before["overfitting"] == pytest_approx(0.5 * math.log(4 * p))
+    assert score["model_too_simple"] == pytest_approx(before["model_too_simple"])  # a cause it never learned
+    overfitting = next(b for b in with_words.beliefs if b.cause.id == "overfitting")
+    line = ("in the 150 real threads the text model learned from, words like yours went with this cause "
+            f"about {p:.0%} of the time")
+    assert overfitting.evidence[-1] == line
+    high = next(b for b in with_words.beliefs if b.cause.id == "learning_rate_too_high")
+    assert any("words like yours went with this cause only 2%" in a for a in high.against)
+    assert not any("words like yours" in e for b in without.beliefs for e in (*b.evidence, *b.against))
+
+
+def test_a_small_push_from_the_words_is_not_shown():
+    kb = _with_words(0.1)
+    diagnosis = diagnose(kb, _facts(kb, symptom="the model is overfit"))
+    assert not any("words like yours" in e for b in diagnosis.beliefs for e in (*b.evidence, *b.against))
+
+
+def test_hypothetical_answers_keep_the_words_part_of_every_score():
+    """A question's worth is weighed on scores that still hold the words: the answer changes the rest only."""
+    from assistant.evidence.derive import derive
+    from assistant.reasoning.engine import _all_values, _Scoring
+
+    kb = _with_words(0.5)
+    facts = _facts(kb, symptom="loss is nan after a few epochs", metrics={"loss": [2.3, 5.1, float("nan")]})
+    values = _all_values(kb, facts)
+    scoring = _Scoring.of(kb, values)
+    assert scoring.words["learning_rate_too_high"] > 0.5
+    for answer in (0.5, 0.0001):
+        trial = facts.values() | {"learning_rate": answer}
+        trial.update(derive(kb, trial))
+        changed = {k for k in trial.keys() | values.keys() if trial.get(k) != values.get(k)}
+        assert scoring.changed(kb, trial, changed).words == scoring.words
+        assert scoring.changed(kb, trial, changed).scores(kb) == pytest_approx(_Scoring.of(kb, trial).scores(kb))
