@@ -12,7 +12,7 @@ from .inputs import coerce, contract_facts
 from .metrics import parse_metrics
 from .symptom import answer_facts, stated_facts, symptom_facts
 
-__all__ = ["Evidence", "EvidenceError", "Fact", "Facts", "gather", "produces"]
+__all__ = ["SETTINGS", "Evidence", "EvidenceError", "Fact", "Facts", "gather", "produces"]
 
 
 @dataclass
@@ -26,6 +26,11 @@ class Evidence:
 def produces(kb: KnowledgeBase) -> frozenset[str]:
     """Every measured fact the readers may emit (kinds ``curve``, ``symptom`` and ``code``), as each reader declares it."""
     return curves.PRODUCES | symptom.produces(kb) | code.PRODUCES
+
+
+#: Where the settings a client sends come from: a dataset summary, a training configuration, a data sample.
+DATASET, TRAINING, SAMPLE = "the dataset summary you sent", "the training config you sent", "your data sample"
+SETTINGS = frozenset({DATASET, TRAINING, SAMPLE})
 
 
 def _code_facts(kb: KnowledgeBase, text: str) -> list[Fact]:
@@ -104,9 +109,9 @@ def gather(kb: KnowledgeBase, *, symptom: str | None = None, text: str | None = 
     if sample is not None:
         from .sample import summarize_sample  # pandas: loaded only by the workers that are sent a data sample
 
-        found += contract_facts(kb, summarize_sample(sample), source="your data sample", field="sample")
-    for field, mapping, source in (("dataset", dataset, "the dataset summary you sent"),
-                                   ("training", training, "the training config you sent"),
+        found += contract_facts(kb, summarize_sample(sample), source=SAMPLE, field="sample")
+    for field, mapping, source in (("dataset", dataset, DATASET),
+                                   ("training", training, TRAINING),
                                    ("facts", facts, "your answer")):
         if mapping:
             found += contract_facts(kb, mapping, source=source, field=field)

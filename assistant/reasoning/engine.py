@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Collection, Mapping
 
+from ..evidence import SETTINGS
 from ..evidence.derive import derive
 from ..evidence.facts import Facts
 from ..kb import Cause, KnowledgeBase, Rule, Tree
@@ -319,16 +320,20 @@ def _trail(kb: KnowledgeBase, rules: tuple[Rule, ...], held: set[int], shown: _S
     return [s for s in dict.fromkeys(said) if s]
 
 
-def _calibrated(kb: KnowledgeBase, probs: Mapping[str, float]) -> dict[str, float]:
+def _calibrated(kb: KnowledgeBase, probs: Mapping[str, float], facts: Facts) -> dict[str, float]:
     """Confidences as often right as they say: the leader's rescaled as fitted on real threads, the rest in proportion.
 
     The softmax ranks well but its leader's share does not match how often the leader is right
     (it is spread over many causes): ``calibration_slope`` and ``calibration_intercept`` map its
-    log-odds to those measured on the real-world dev threads. The ranking does not change.
+    log-odds to those measured on the real-world dev threads, and a diagnosis made without the
+    user's settings (only words, a log, code) is right less often (``calibration_without_settings``).
+    The ranking does not change.
     """
     best = max(probs, key=probs.get)
     top = min(max(probs[best], 1e-9), 1 - 1e-9)
-    odds = kb.thresholds["calibration_slope"] * math.log(top / (1 - top)) + kb.thresholds["calibration_intercept"]
+    settings = any(fact.source in SETTINGS for fact in facts)
+    odds = (kb.thresholds["calibration_slope"] * math.log(top / (1 - top)) + kb.thresholds["calibration_intercept"]
+            + (0.0 if settings else kb.thresholds["calibration_without_settings"]))
     sure = 1 / (1 + math.exp(-odds))
     rest = (1 - sure) / (1 - top)
     return {cause: sure if cause == best else p * rest for cause, p in probs.items()}
@@ -342,7 +347,7 @@ def diagnose(kb: KnowledgeBase, facts: Facts, *, declined: Collection[str] = ())
     scores = scoring.scores(kb)
     probs = _softmax(scores, kb.thresholds["confidence_temperature"])
     shown, held = _Shown(values), scoring.held(kb)
-    confidence = _calibrated(kb, probs)
+    confidence = _calibrated(kb, probs, facts)
     heard = {cid: _heard(kb, values, scoring.words.get(cid, 0.0), cid) for cid in kb.causes}
     beliefs = sorted((Belief(cause, scores[cid], confidence[cid],
                              _trail(kb, cause.supports, held, shown, facts) + heard[cid][0],
