@@ -104,7 +104,8 @@ def gather(kb: KnowledgeBase, *, symptom: str | None = None, text: str | None = 
                 left_out = "; ".join(history.skipped)
                 measured += [Fact("history_partial", True, _SENT, f"left out of the training log: {left_out}"),
                              Fact("history_unread", left_out, _SENT)]
-            found += measured + _absent(kb, "curve", measured, f"the whole {history.format} history")
+            absent = _absent(kb, "curve", measured, f"the whole {history.format} history")
+            found += measured + [fact for fact in absent if curves.told_absent(fact.key, history)]
             history_json = {"epoch": history.epochs, **history.columns}
     if sample is not None:
         from .sample import summarize_sample  # pandas: loaded only by the workers that are sent a data sample

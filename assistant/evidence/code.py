@@ -590,7 +590,7 @@ class _Reader:
             return
         if isinstance(stmt, ast.Return) and function and isinstance(stmt.value, ast.Name):
             self.returns[function] = stmt.value.id
-        self._calls(stmt, piece)
+        self._calls(stmt, piece, looped=loop is not None)
         if piece.loose and isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name) \
                 and stmt.targets[0].id in self.arguments:
             self.loose.append((stmt.targets[0].id, stmt.value, piece))
@@ -664,7 +664,7 @@ class _Reader:
         if label is not None:
             self.prep[name] = self.prep.get(name, UNKNOWN).adding(label, _quote(piece, stmt))
 
-    def _calls(self, stmt: ast.stmt, piece: Piece) -> None:
+    def _calls(self, stmt: ast.stmt, piece: Piece, looped: bool = False) -> None:
         """The calls in a statement that the facts need: compile, fit, evaluate, add, shuffles, seeds."""
         for node in _walk_calls(stmt):
             if id(node) in self._seen:
@@ -706,7 +706,8 @@ class _Reader:
                             self.together.add(frozenset((a.id, b.id)))
                     validation = validation.elts[0] if validation.elts else None
                 event.data = {"x": x, "x_prep": self._prep(x, _quote(piece, x)) if x is not None else None,
-                              "val": validation, "val_prep": self._prep(validation, _quote(piece, validation))}
+                              "val": validation, "val_prep": self._prep(validation, _quote(piece, validation)),
+                              "looped": looped}
                 self.fits.append(event)
             elif does == "evaluate" and text is not None:
                 x = self._arguments(node, "evaluate").get("x")
@@ -1181,6 +1182,14 @@ class _Reader:
                 value = self._number(size, where)
                 if value is not None and value == int(value) and value >= 1:
                     found["batch_size"] = _Found(int(value), self._cite(made, where, size))
+        rows = self._literal_rows(event.data["x"], piece)
+        if rows is not None:
+            found["n_samples"] = rows
+        if "epochs" not in found and "epochs" not in arguments and self._defaults_apply(event):
+            default = self.names.arguments.get("epochs", {}).get("default")
+            if default is not None:
+                found["epochs"] = _Found(int(default), f"you called {_brief(piece, call)} without epochs, "
+                                                       f"so Keras trains {int(default)} epoch")
         split = self._number(arguments.get("validation_split"), piece)
         if split is not None and 0 <= split < 1:
             found["validation_split"] = _Found(float(split), self._cite(call, piece, arguments["validation_split"]))
@@ -1188,6 +1197,25 @@ class _Reader:
         if isinstance(shuffle, ast.Constant) and isinstance(shuffle.value, bool):
             found["shuffle"] = _Found(shuffle.value, self._cite(call, piece, shuffle))
         return found
+
+    def _literal_rows(self, x: ast.expr | None, piece: Piece) -> _Found | None:
+        """How many examples a fit call trains on, when its inputs are written out in the code: x = [1, 2, 3]."""
+        made, where = self._resolve(x, piece)
+        if isinstance(made, ast.Call) and len(made.args) == 1 and _last(made.func) in ("array", "asarray", "constant"):
+            made = made.args[0]
+        if not isinstance(made, ast.List | ast.Tuple) or len(made.elts) < 2 or not all(map(_numbers, made.elts)):
+            return None  # a list of arrays is a multi-input model's inputs, not examples
+        quote = _text(where, made)
+        return _Found(len(made.elts), f"your inputs are written out: {quote if len(quote) <= MAX_QUOTE else quote[:MAX_QUOTE] + '…'}")
+
+    @staticmethod
+    def _defaults_apply(event: _Event) -> bool:
+        """Whether an argument left out of a fit call takes Keras's default: not when the call runs in a
+        loop (each call trains on), passes ``**kwargs`` or gives its arguments by position, nor to a
+        ``fit()`` named in prose without its data."""
+        call = event.call
+        return (event.data["x"] is not None and not event.data["looped"] and len(call.args) <= 2
+                and all(k.arg is not None for k in call.keywords))
 
     def _cite(self, call: ast.Call, piece: Piece, value: ast.expr) -> str:
         """`you wrote epochs=3`, and the name's value when the argument was a name (`epochs=EPOCHS`, EPOCHS = 50)."""
@@ -1700,6 +1728,15 @@ def _walk_calls(stmt: ast.stmt) -> list[ast.Call]:
     for root in roots:
         calls += [node for node in ast.walk(root) if isinstance(node, ast.Call)]
     return calls
+
+
+def _numbers(expr: ast.expr) -> bool:
+    """A number written out, or a list of them: one example of data typed into the code."""
+    if isinstance(expr, ast.UnaryOp):
+        expr = expr.operand
+    if isinstance(expr, ast.List | ast.Tuple):
+        return all(map(_numbers, expr.elts))
+    return isinstance(expr, ast.Constant) and isinstance(expr.value, int | float) and not isinstance(expr.value, bool)
 
 
 def _last(expr: ast.AST | None) -> str | None:

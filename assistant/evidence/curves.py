@@ -30,6 +30,16 @@ PRODUCES = frozenset({
 })
 
 
+#: The yes/no signs a single epoch can show. The rest describe a curve's shape: a history of one
+#: epoch leaves them unknown rather than absent (a first epoch is not a plateau).
+ONE_EPOCH_SIGNS = frozenset({"loss_is_nan", "loss_negative", "loss_zero", "recall_zero", "history_partial"})
+
+
+def told_absent(sign: str, history: History) -> bool:
+    """Whether a history that does not show ``sign`` shows that it is absent."""
+    return len(history.epochs) >= 2 or sign in ONE_EPOCH_SIGNS
+
+
 def _mean(values: list[float]) -> float:
     """The plain mean: huge losses give inf, where statistics.fmean would raise."""
     return sum(values) / len(values)

@@ -77,6 +77,7 @@ def library(keras_get: Callable[[str, str | None, str], Any], thresholds: Mappin
         "positive": _positive, "labels": _labels, "first_known": _first_known, "all_of": _all_of,
         "family": lambda loss: keras_get("losses", loss, "family"),
         "squashing": lambda activation: bool(keras_get("activations", activation, "squashing")),
+        "keras_default": lambda argument: keras_get("arguments", argument, "default"),
         "ln_classes": lambda loss: uniform_classes(loss, thresholds["uniform_tolerance"]),
     }
 

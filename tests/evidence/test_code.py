@@ -868,3 +868,40 @@ def test_keras_yaml_layer_activations_are_activations_it_knows():
     for name, layer in tables["layers"].items():
         for prop in ("applies", "default_activation"):
             assert layer.get(prop, "linear") in known, (name, prop)
+
+
+# --- what Keras does when an argument is left out -------------------------------------------------
+
+LINEAR = """```
+x = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+y = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+model = Sequential()
+model.add(Dense(units=1, input_shape=(1,)))
+model.compile(optimizer='rmsprop', loss='mse')
+model.fit(x, y{fit})
+```"""
+
+
+def test_a_fit_without_epochs_trains_one_epoch_and_says_so():
+    facts = read(LINEAR.format(fit=""))
+    assert facts["epochs"] == (1, "you called model.fit(x, y) without epochs, so Keras trains 1 epoch")
+
+
+def test_epochs_given_or_not_knowable_take_no_default():
+    assert read(LINEAR.format(fit=", epochs=100"))["epochs"][0] == 100
+    assert "epochs" not in read(LINEAR.format(fit=", **params"))
+    assert "epochs" not in read(LINEAR.format(fit=", 32, 5"))  # batch_size and epochs by position
+    looped = LINEAR.replace("model.fit(x, y{fit})", "for i in range(100):\n    model.fit(x, y)")
+    assert "epochs" not in read(looped)
+    assert "epochs" not in read("Changing `trainable` did not update the weights after calling `fit()`.")
+
+
+def test_inputs_written_out_in_the_code_give_the_number_of_examples():
+    assert read(LINEAR.format(fit=""))["n_samples"] == (10, "your inputs are written out: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]")
+    xor = "```\nX = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])\nmodel.compile(loss='mse', optimizer='adam')\nmodel.fit(X, y, epochs=10)\n```"
+    assert read(xor)["n_samples"][0] == 4
+
+
+def test_a_list_of_arrays_is_a_multi_input_model_not_two_examples():
+    text = "```\nmodel.compile(loss='mse', optimizer='adam')\nmodel.fit([images, metadata], y, epochs=10)\n```"
+    assert "n_samples" not in read(text)

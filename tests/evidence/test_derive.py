@@ -25,6 +25,15 @@ def test_steps_per_epoch_uses_the_validation_split():
     assert out["steps_per_epoch"] == 1
 
 
+def test_updates_count_the_whole_run_with_keras_default_batch_where_none_was_given():
+    out = derive(shipped_kb(), {"n_samples": 13, "epochs": 500})
+    assert out["updates"] == 500 and out["few_updates"] is True  # 13 examples: one batch of 32 an epoch
+    out = derive(shipped_kb(), {"n_samples": 60000, "epochs": 5, "batch_size": 128})
+    assert out["updates"] == 5 * 469 and out["few_updates"] is False
+    assert derive(shipped_kb(), {"n_samples": 100, "epochs": 3, "epochs_run": 2})["updates"] == 2 * 4
+    assert "updates" not in derive(shipped_kb(), {"n_samples": 100})
+
+
 def test_extreme_values_far_from_the_mean_are_measured_in_standard_deviations():
     out = derive(shipped_kb(), {"feature_min": -1e6, "feature_max": 1e6, "feature_mean": 0.0, "feature_std": 35352.6})
     assert out["feature_extreme_z"] == pytest.approx(28.29, rel=1e-3)

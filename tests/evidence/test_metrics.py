@@ -829,3 +829,13 @@ def test_public_case_metrics_parse(case):
     history = parse_metrics(json.loads(case.read_text(encoding="utf-8"))["request"]["metrics"])
     assert len(history.epochs) >= 2
     assert "loss" in history.columns
+
+
+def test_a_log_of_one_epoch_tells_what_one_epoch_can_and_leaves_the_curve_shape_unknown():
+    log = ("Epoch 1/1\n22/22 [==============================] - 13s 575ms/step - loss: 2.2847 - acc: 0.2088"
+           " - val_loss: 2.1990 - val_acc: 0.2683")
+    facts = {fact.key: fact.value for fact in gather(shipped_kb(), metrics=log).facts}
+    assert facts["epochs_run"] == 1 and facts["loss_is_nan"] is False and facts["loss_negative"] is False
+    assert not {"loss_still_falling", "loss_flat", "loss_steady_decline", "val_gap_growing"} & set(facts)
+    two = {fact.key: fact.value for fact in gather(shipped_kb(), metrics={"loss": [2.28, 2.27]}).facts}
+    assert two["loss_flat"] is True and two["val_gap_growing"] is False
