@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from . import alarms, db, kb
 from .evidence import gather
-from .evidence.facts import EvidenceError, Fact, Facts
+from .evidence.facts import Fact, Facts, OverLimit
 from .reasoning.engine import Diagnosis, diagnose
 from .reply import render
 
@@ -85,9 +85,9 @@ def answer(conversation: Conversation, inputs: Mapping[str, Any]) -> Turn:
     evidence = gather(kb.current(), asked=conversation.asked, **inputs)
     history_length = max(map(len, (evidence.history or {}).values()), default=0)
     if history_length > current_app.config["MAX_EPOCHS"]:
-        raise EvidenceError(
-            f"the history has {history_length} epochs; at most {current_app.config['MAX_EPOCHS']} are read",
-            field="metrics",
+        raise OverLimit(
+            f"the history has {history_length:,} epochs; at most {current_app.config['MAX_EPOCHS']:,} are read",
+            field="metrics", status=413,
         )
     facts = conversation.facts.copy()
     facts.update(evidence.facts)

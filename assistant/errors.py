@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge, TooManyRequests
 
-from .evidence.facts import EvidenceError
+from .evidence.facts import EvidenceError, OverLimit
 
 
 class ApiError(Exception):
@@ -33,6 +33,8 @@ def _api_error(error: ApiError) -> Response:
 
 
 def _evidence_error(error: EvidenceError) -> Response:
+    if isinstance(error, OverLimit):
+        return error_response(error.status, "too_large" if error.status == 413 else "over_limit", error.described())
     return error_response(400, "bad_input", error.described())
 
 

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, g, request, url_for
-from jsonschema import Draft202012Validator, ValidationError
+from flask import Blueprint, Response, current_app, g, request, url_for
+from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.exceptions import best_match
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import conversations, security
 from ..errors import ApiError, error_response
@@ -22,8 +24,29 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 _OPENAPI = Path(__file__).with_name("openapi.json")
 _OPENAPI_URI = "urn:assistant:openapi"
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 #: JSON nested deeper than this is refused: no field nests more than a few levels, and deeper ones exhaust the stack.
 MAX_JSON_DEPTH = 32
+#: Schema keywords that cap what a request may cost: a field over one gets 413 (too large) or 422 (a count too high).
+SIZE_LIMITS = {"maxLength": "characters", "maxItems": "items", "maxProperties": "entries"}
+#: How much of a refused value a message quotes.
+SHOWN = 200
+
+
+def _maximum(validator: Draft202012Validator, maximum: float, instance: Any, schema: dict[str, Any]) -> Any:
+    """``maximum`` for numbers and for numbers written as text, as forms and loose clients send them ("2000000")."""
+    if isinstance(instance, bool):
+        return
+    try:
+        number = float(instance) if isinstance(instance, (int, float, str)) else None
+    except (ValueError, OverflowError):
+        return  # not a number: the field's own reading says so
+    if number is not None and number > maximum:
+        yield ValidationError(f"{instance!r} is more than {maximum:,}")
+
+
+#: The document's dialect, with ``maximum`` applying to numeric strings too.
+Validator = validators.extend(Draft202012Validator, {"maximum": _maximum})
 
 
 @functools.cache
@@ -36,20 +59,30 @@ def openapi_document() -> dict[str, Any]:
 def schema_validator(name: str) -> Draft202012Validator:
     """A compiled validator for one of the document's schemas, its ``$ref``s resolved within the document."""
     registry = Registry().with_resource(_OPENAPI_URI, DRAFT202012.create_resource(openapi_document()))
-    return Draft202012Validator({"$ref": f"{_OPENAPI_URI}#/components/schemas/{name}"}, registry=registry)
+    return Validator({"$ref": f"{_OPENAPI_URI}#/components/schemas/{name}"}, registry=registry)
 
 
-def _describe(error: ValidationError) -> str:
-    """Name the field and its problem, e.g. ``training: [] is not of type 'object'``."""
-    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
-    return f"{path.lstrip('.')}: {error.message}" if path else error.message
+def _refusal(error: ValidationError) -> ApiError:
+    """Name the field and its problem, e.g. ``training: [] is not of type 'object'``; a limit hit names the limit."""
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path).lstrip(".")
+    if error.validator in SIZE_LIMITS:
+        unit = SIZE_LIMITS[str(error.validator)]
+        message = f"{len(error.instance):,} {unit}, more than the {error.validator_value:,} this service reads"
+        status, code = 413, "too_large"
+    elif error.validator == "maximum":
+        message = f"{error.message}, the most this service accepts"
+        status, code = 422, "over_limit"
+    else:
+        message = error.message if len(error.message) <= SHOWN else error.message[:SHOWN] + "…"
+        status, code = 400, "bad_input"
+    return ApiError(status, code, f"{path}: {message}" if path else message)
 
 
 def validated(schema: str, body: Any) -> dict[str, Any]:
     """The body, once it matches the OpenAPI schema; shared by every blueprint under /api/v1."""
     error = best_match(schema_validator(schema).iter_errors(body))
     if error is not None:
-        raise ApiError(400, "bad_input", _describe(error))
+        raise _refusal(error)
     return body
 
 
@@ -63,28 +96,55 @@ def parse_json(text: str | bytes, field: str | None = None) -> Any:
     except RecursionError:
         value = None
     else:
-        if _depth(value) <= MAX_JSON_DEPTH:
+        deepest, broken = _shape(value)
+        if broken is not None:  # JSON may spell half a UTF-16 pair ("\\ud800"), which no database stores
+            where, char = broken
+            where = f"{field or ''}{where}".lstrip(".") or "the body"
+            raise ApiError(400, code, f"{where}: {char!a} is half of a UTF-16 surrogate pair, not text; send the "
+                                      "whole character") from None
+        if deepest <= MAX_JSON_DEPTH:
             return value
     raise ApiError(400, code, f"{subject} nested more than {MAX_JSON_DEPTH} levels deep")
 
 
-def _depth(value: Any) -> int:
-    """How deeply a parsed JSON value nests, counted without recursion and only as far as the limit."""
-    deepest, stack = 0, [(value, 1)]
+def _shape(value: Any) -> tuple[int, tuple[str, str] | None]:
+    """How deeply a parsed JSON value nests (counted without recursion, only as far as the limit), and where the
+    first lone surrogate is, in a key or a string: its path (``.training.optimizer``) and the character."""
+    deepest, stack = 0, [(value, 1, None)]
     while stack and deepest <= MAX_JSON_DEPTH:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is not None:
+        item, depth, trail = stack.pop()
+        if isinstance(item, str):
+            if broken := _SURROGATE.search(item):
+                return deepest, (_path(trail), broken[0])
+            continue
+        pairs = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else None
+        if pairs is not None:
             deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return deepest
+            for key, child in pairs:
+                if isinstance(key, str):
+                    stack.append((key, depth + 1, (trail, key)))
+                if isinstance(child, (dict, list, str)):
+                    stack.append((child, depth + 1, (trail, key)))
+    return deepest, None
+
+
+def _path(trail: tuple[Any, str | int] | None) -> str:
+    """``.training.optimizer`` or ``[3]`` from the links a walk left; a lone surrogate in a key is shown escaped."""
+    parts = []
+    while trail is not None:
+        trail, key = trail
+        parts.append(f"[{key}]" if isinstance(key, int) else "." + key.encode("utf-8", "backslashreplace").decode())
+    return "".join(reversed(parts))
 
 
 def json_body() -> Any:
     """The request's JSON, parsed here so that a malformed body gets a message saying where it breaks."""
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
-    return parse_json(request.get_data())
+    data = request.get_data()
+    if request.content_length is None and len(data) >= (current_app.config["MAX_CONTENT_LENGTH"] or len(data) + 1):
+        raise RequestEntityTooLarge()  # a chunked body, cut off at the limit: not the JSON that was sent
+    return parse_json(data)
 
 
 def _form_body() -> tuple[dict[str, Any], dict[str, Any]]:

@@ -14,7 +14,7 @@ from flask import Response, current_app, g, request, stream_with_context, url_fo
 
 from ..errors import ApiError
 from ..repro import FINISHED, IncompleteFacts, Reproductions, SpecError, reproductions
-from .api import FORM_TYPES, json_body, conversation_not_found, validated, bp
+from .api import FORM_TYPES, bp, conversation_not_found, json_body, parse_json, validated
 
 #: How often the event stream looks at the run, and how often it sends a keep-alive comment.
 EVENT_POLL = 0.5
@@ -53,7 +53,9 @@ def _request() -> dict[str, Any]:
     else:
         fields = json_body() if request.get_data() else {}
     body = validated("ReproductionRequest", fields)
-    if isinstance(body.get("model"), dict):
+    if isinstance(body.get("model"), str):  # read here too, so that JSON nested too deep is refused like a body
+        parse_json(body["model"], "model")
+    elif isinstance(body.get("model"), dict):
         body["model"] = json.dumps(body["model"])
     return {"model_json": body.get("model"), "sample": body.get("sample")}
 

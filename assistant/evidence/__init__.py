@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from ..kb import KnowledgeBase, words
-from . import code, curves, symptom
+from . import code, curves, limits, symptom
 from .curves import curve_facts
 from .facts import EvidenceError, Fact, Facts
 from .inputs import coerce, contract_facts
@@ -116,4 +116,5 @@ def gather(kb: KnowledgeBase, *, symptom: str | None = None, text: str | None = 
                                    ("facts", facts, "your answer")):
         if mapping:
             found += contract_facts(kb, mapping, source=source, field=field)
+    limits.check(found)
     return Evidence(found, history_json)

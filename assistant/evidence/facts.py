@@ -20,6 +20,14 @@ class EvidenceError(ValueError):
         return self.message
 
 
+class OverLimit(EvidenceError):
+    """Input above what the service works with: 413 for a size (rows, columns, epochs), 422 for a count."""
+
+    def __init__(self, message: str, *, field: str | None = None, status: int = 422) -> None:
+        super().__init__(message, field=field)
+        self.status = status
+
+
 @dataclass(frozen=True)
 class Fact:
     """One thing known about the user's run, and where it was learned."""

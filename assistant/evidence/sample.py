@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .facts import EvidenceError
+from .facts import EvidenceError, OverLimit
 
 #: Samples larger than this are refused; a random subset describes the data just as well.
 MAX_ROWS = 200_000
+#: Samples wider than this are refused before pandas reads them: reading costs CPU time per column.
+MAX_COLUMNS = 2_000
 #: Column names taken as the label when none is named, in this order; else the last column.
 LABEL_NAMES = ("label", "target", "y", "class")
 #: Integer labels count as classes only if there are at most this many distinct values ...
@@ -97,14 +99,18 @@ def _is_number(name: str) -> bool:
 
 def _frame(text: str, max_rows: int) -> pd.DataFrame:
     """The table, reading the first row as data when every "column name" is a number."""
+    columns = text.lstrip().split("\n", 1)[0].count(_delimiter(text)) + 1
+    if columns > MAX_COLUMNS:
+        raise OverLimit(f"the data sample has {columns:,} columns; send at most {MAX_COLUMNS:,} (the label and a "
+                        "subset of the features)", field="sample", status=413)
     frame = _read(text, max_rows, header=0)
     if all(_is_number(name) for name in frame.columns):
         frame = _read(text, max_rows, header=None)
         frame.columns = [f"x{i}" for i in range(frame.shape[1] - 1)] + ["label"]
     if len(frame) > max_rows:
-        raise EvidenceError(
+        raise OverLimit(
             f"the data sample has more than {max_rows:,} rows; send a random subset of at most"
-            f" {max_rows:,}", field="sample")
+            f" {max_rows:,}", field="sample", status=413)
     if frame.empty:
         raise EvidenceError("the data sample has a header but no rows", field="sample")
     return frame

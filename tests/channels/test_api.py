@@ -108,9 +108,17 @@ def test_i_dont_know_declines_the_questions(client):
 
 def test_too_many_epochs(make_app, row_counts):
     client = make_app(MAX_EPOCHS=3).test_client()
-    message = assert_error(client.post(API, json=START), 400, "bad_input")
-    assert message.startswith("metrics:") and "4 epochs" in message
+    message = assert_error(client.post(API, json=START), 413, "too_large")
+    assert message.startswith("metrics:") and "4 epochs" in message and "at most 3" in message
     assert row_counts()["conversations"] == 0
+
+
+def test_a_chunked_body_over_the_limit_is_too_large_not_malformed(client, row_counts):
+    body = json.dumps({"symptom": "x" * (11 * 1024 * 1024)}).encode()
+    response = client.post(API, input_stream=io.BytesIO(body), content_type="application/json",
+                           environ_overrides={"wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"})
+    assert str(10 * 1024 * 1024) in assert_error(response, 413, "request_entity_too_large")
+    assert not any(row_counts().values())
 
 
 def test_concurrent_turns_get_distinct_numbers(app):
@@ -151,6 +159,34 @@ BAD_STARTS = [
 ]
 
 
+# --- what a request may cost: limits named in the refusal, checked before the work --------------
+
+def _wide_sample() -> str:
+    return ",".join(f"f{i}" for i in range(40_000)) + ",label\n" + ",".join("1" for _ in range(40_001)) + "\n"
+
+
+BAD_STARTS += [
+    pytest.param(lambda: {"data": b'{"symptom": "pr\\ud800cision"}', "content_type": "application/json"}, 400,
+                 "bad_json", "symptom: '\\ud800' is half of a UTF-16 surrogate pair", id="lone-surrogate"),
+    pytest.param(lambda: {"data": b'{"symptom": "x", "training": {"optimizer": "\\udfff"}}',
+                  "content_type": "application/json"}, 400, "bad_json", "training.optimizer: '\\udfff'",
+                 id="lone-surrogate-nested"),
+    pytest.param(lambda: {"json": {"symptom": "x" * 9_000_000}}, 413, "too_large",
+                 "symptom: 9,000,000 characters, more than the 50,000 this service reads", id="9MB-symptom"),
+    pytest.param(lambda: {"json": {"symptom": "x", "training": {"n_hidden_layers": 2_000_000}}}, 422, "over_limit",
+                 "training.n_hidden_layers: 2000000 is more than 1,000", id="two-million-layers"),
+    pytest.param(lambda: {"json": {"symptom": "x", "training": {"n_hidden_layers": "2000000"}}}, 422, "over_limit",
+                 "training.n_hidden_layers: '2000000' is more than 1,000", id="two-million-layers-as-text"),
+    pytest.param(lambda: {"json": {"symptom": "x", "dataset": {"class_counts": {str(i): 1 for i in range(40_000)}}}},
+                 413, "too_large", "dataset.class_counts: 40,000 entries, more than the 30,000", id="40k-classes"),
+    pytest.param(lambda: {"json": {"symptom": "my model has 2000000 hidden layers and the loss is flat"}}, 422,
+                 "over_limit", "n_hidden_layers: 2,000,000 (from your message) is more than 1,000", id="said-in-words"),
+    pytest.param(lambda: {"data": {"symptom": "x", "sample": (io.BytesIO(_wide_sample().encode()), "wide.csv")},
+                  "content_type": "multipart/form-data"}, 413, "too_large",
+                 "sample: the data sample has 40,001 columns; send at most 2,000", id="40k-columns"),
+]
+
+
 @pytest.mark.parametrize(("request_kwargs", "status", "code", "named"), BAD_STARTS)
 def test_bad_start_is_refused_and_stores_nothing(client, row_counts, request_kwargs, status, code, named):
     message = assert_error(client.post(API, **request_kwargs()), status, code)
@@ -170,6 +206,10 @@ BAD_TURNS = [
     pytest.param(lambda: {"json": {"training": []}}, 400, "bad_input", "training: [] is not of type 'object'",
                  id="training-list"),
     pytest.param(lambda: {"json": {"metrics": 5}}, 400, "bad_input", "metrics: 5 is not of type", id="metrics-number"),
+    pytest.param(lambda: {"json": {"text": "y" * 9_000_000}}, 413, "too_large",
+                 "text: 9,000,000 characters, more than the 50,000", id="9MB-text"),
+    pytest.param(lambda: {"json": {"facts": {"n_classes": 10_000_000}}}, 422, "over_limit", "facts.n_classes",
+                 id="ten-million-classes"),
 ]
 
 

@@ -143,7 +143,7 @@ def test_a_run_longer_than_the_service_reads_is_refused(make_app, row_counts):
     client = make_app(MAX_EPOCHS=2).test_client()
     for epoch in range(2):
         post_epoch(client, f"{API}/live/long", {"epoch": epoch, "loss": 1.0})
-    message = assert_error(client.post(f"{API}/live/long", json={"epoch": 2, "loss": 1.0}), 400, "bad_input")
+    message = assert_error(client.post(f"{API}/live/long", json={"epoch": 2, "loss": 1.0}), 413, "too_large")
     assert "3 epochs" in message
     assert row_counts()["live_epochs"] == 2
 

@@ -108,6 +108,7 @@ def test_missing_facts_are_named_and_asked_for(client, row_counts):
     ({"model": model_json("lambda")}, "uses Lambda"),
     ({"model": json.loads(model_json("lambda"))}, "uses Lambda"),
     ({"model": "{not json"}, "not valid JSON"),
+    ({"model": "[" * 50_000 + "]" * 50_000}, "model: nested more than 32 levels deep"),
     ({"epochs": 3}, "Additional properties are not allowed"),
     ({"sample": 5}, "sample: 5 is not of type 'string'"),
 ])

@@ -464,3 +464,26 @@ def test_the_manifest_subscribes_to_what_the_bot_listens_for():
     assert [command["command"] for command in manifest["features"]["slash_commands"]] == ["/troubleshoot"]
     assert {"app_mention", "message.im", "message.channels"} <= set(settings["event_subscriptions"]["bot_events"])
     assert {"chat:write", "commands", "files:read", "files:write"} <= set(manifest["oauth_config"]["scopes"]["bot"])
+
+
+@pytest.mark.parametrize("timestamp", ["abc", "", "1e9", "²"])
+def test_a_timestamp_that_is_no_number_is_refused_without_a_fault(slack_client, slack_api, row_counts, timestamp):
+    body = json.dumps({"type": "event_callback", "event": mention()})
+    response = slack_client.post("/slack/events", data=body, content_type="application/json",
+                                 headers={"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": "v0=00"})
+    assert "X-Slack-Request-Timestamp" in assert_error(response, 401, "unauthorized")
+    assert slack_api.calls == [] and not any(row_counts().values())
+
+
+def test_a_replayed_slash_command_is_answered_once(slack_app, slack_client, slack_api):
+    command = {"command": "/troubleshoot", "text": SYMPTOM, "team_id": TEAM, "channel_id": CHANNEL,
+               "user_id": USER, "response_url": slack_api.root + "/respond", "trigger_id": "1.2.3", "token": "x"}
+    body = urlencode(command)
+    headers = signed(body)
+    for _ in range(3):  # the same signed request, sent again within Slack's five minutes
+        response = slack_client.post("/slack/events", data=body, content_type="application/x-www-form-urlencoded",
+                                     headers=headers)
+        assert response.status_code == 200
+    slack_app.extensions[slack.EXTENSION].close()
+    assert len(slack_api.received("chat.postMessage")) == 2  # the parent message and one reply in its thread
+    assert len(stored(slack_app, db.conversations)) == 1

@@ -125,6 +125,8 @@ def _tampered(change) -> str:
 @pytest.mark.parametrize("text, named", [
     (model_json("lambda"), "Lambda"),
     (_tampered(lambda layers: layers[1].update(module="os", class_name="Dense")), "module os"),
+    (_tampered(lambda layers: layers[1].update(module="keras_evil.layers")), "module keras_evil.layers"),
+    (_tampered(lambda layers: layers[1].update(module="kerasx")), "module kerasx"),
     (_tampered(lambda layers: layers[1].update(registered_name="evil>Dense")), "custom object evil>Dense"),
     (_tampered(lambda layers: layers[1]["config"].update(activation="evil>act")), "activation 'evil>act'"),
     (_tampered(lambda layers: layers.pop(0)), "no InputLayer"),

@@ -9,10 +9,13 @@ could be verified (Socket Mode still works).
 from __future__ import annotations
 
 import os
+import re
 
 import click
 from flask import Blueprint, Flask, Response, current_app, request
 from flask.cli import with_appcontext
+
+from ...errors import ApiError
 
 #: Where the bot (``bot.Bot``) is kept on the Flask app.
 EXTENSION = "assistant.slack"
@@ -29,12 +32,21 @@ DEFAULTS = {
     "SLACK_RUN_LEASE_SECONDS": 60.0,
 }
 
+#: Slack's request timestamp: seconds since 1970, in ASCII digits.
+TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
 bp = Blueprint("slack", __name__)
 
 
 @bp.post("/slack/events")
 def events() -> Response:
-    """Events, slash commands and interactivity all arrive here; Bolt verifies and routes them."""
+    """Events, slash commands and interactivity all arrive here; Bolt verifies and routes them.
+
+    A timestamp that is no number is refused here: Bolt's signature check would fail on it with
+    an exception instead of an answer.
+    """
+    if not TIMESTAMP.fullmatch(request.headers.get("X-Slack-Request-Timestamp", "")):
+        raise ApiError(401, "unauthorized", "send X-Slack-Request-Timestamp, in seconds, with X-Slack-Signature")
     return current_app.extensions[EXTENSION].handler.handle(request)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
-from slack_bolt import Ack, App, BoltContext, BoltResponse
+from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse
 from slack_bolt.adapter.flask import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -101,15 +101,19 @@ def _ack(ack: Ack) -> None:
     ack()
 
 
-def skip_redeliveries(body: dict[str, Any], next_: Callable[[], BoltResponse]) -> BoltResponse:
-    """Acknowledge an event seen before without handling it again.
+def skip_redeliveries(req: BoltRequest, body: dict[str, Any], next_: Callable[[], BoltResponse]) -> BoltResponse:
+    """Acknowledge an event or request seen before without handling it again.
 
     Slack resends an event (with ``X-Slack-Retry-Num``) when the first delivery was not
     acknowledged in time, although it may have been handled; its ``event_id`` stays the same.
+    A signed request sent again as it was (a replay: a slash command, a click) carries the very
+    signature it had, which no new request from Slack can; Bolt has checked it by now.
     """
     event_id = body.get("event_id")
-    if event_id and not store.first_delivery(f"event:{event_id}"):
-        return BoltResponse(status=200, body="")
+    signature = next(iter(req.headers.get("x-slack-signature", ())), None)
+    for key in (event_id and f"event:{event_id}", signature and f"signed:{signature}"):
+        if key and not store.first_delivery(key):
+            return BoltResponse(status=200, body="")
     return next_()
 
 
@@ -201,6 +205,10 @@ def on_validate(body: dict[str, Any], context: BoltContext, client: WebClient) -
         except repro.IncompleteFacts as missing:  # the conversation has asked for them: show those questions
             if missing.reply is not None:
                 _post_reply(client, thread, missing.reply, note=blocks.escape(str(missing)))
+            return
+        except repro.RunsUnavailable:
+            client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts,
+                                    text="Short runs cannot be started right now. Please try again in a minute.")
             return
         client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts,
                                 text=f"<@{body['user']['id']}> started a short run ({run['id']}). "
