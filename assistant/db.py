@@ -40,7 +40,7 @@ _STARTED_AT = "assistant.db.started_at"
 _INIT_LOCK = 0x4B455241  # "KERA"
 #: The newest migration in assistant/migrations/versions. The app's start compares the database
 #: with it in plain SQL, so a current database costs no Alembic import; a test keeps it Alembic's head.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -172,6 +172,14 @@ reproductions = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Column("started_at", UtcDateTime),
     Column("finished_at", UtcDateTime),
+    # Who holds an active run, and until when: the worker training it, which renews the lease while it
+    # lives, or the process that queued it until the task is sent (or, for the local pool, while it waits
+    # there). A lapsed lease means the holder stopped: the sweep (repro/sweep.py) queues the run again or fails it.
+    Column("worker", String(64)),
+    Column("leased_until", UtcDateTime),
+    # How many times a worker has started the run; a bounded number, then it fails.
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Index("ix_reproductions_status_leased_until", "status", "leased_until"),
 )
 
 

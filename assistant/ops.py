@@ -2,7 +2,8 @@
 
 Under gunicorn every worker process counts on its own. With ``PROMETHEUS_MULTIPROC_DIR`` set
 (gunicorn's settings in :mod:`assistant.serving` set it) the workers keep their counts in files
-there, and ``/metrics`` adds up all of them, whichever worker answers the scrape.
+there, and ``/metrics`` adds up all of them, whichever worker answers the scrape. The runs' own
+figures (:mod:`assistant.repro.metrics`) are read at the scrape.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from sqlalchemy import text
 
 from . import db
 from .logs import elapsed
+from .repro import reproductions
+from .repro.metrics import RunsCollector
 
 #: Seconds the broker gets to answer the readiness probe.
 BROKER_TIMEOUT = 2.0
@@ -39,12 +42,19 @@ def healthz() -> dict[str, Any]:
 
 @bp.get("/readyz")
 def readyz() -> tuple[dict[str, Any], int]:
-    """Whether this machine can serve: the database answers, and the broker too where runs go to Celery."""
+    """Whether this machine can serve: the database answers, and the broker too where runs go to Celery.
+
+    With no Celery worker answering, runs wait but all else works: ``degraded``, still 200, so that
+    the balancer keeps the machine (every machine would fail the same check).
+    """
     checks = {"database": _check(_database)}
     if current_app.config["REPRO_BACKEND"] == "celery":
         checks["broker"] = _check(_broker)
-    ready = all(outcome == "ok" for outcome in checks.values())
-    return {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503
+        if checks["broker"] == "ok":
+            checks["workers"] = _check(_workers)
+    ready = all(outcome == "ok" for name, outcome in checks.items() if name != "workers")
+    status = "unavailable" if not ready else "ready" if checks.get("workers", "ok") == "ok" else "degraded"
+    return {"status": status, "checks": checks}, 200 if ready else 503
 
 
 @bp.get("/metrics")
@@ -54,16 +64,19 @@ def metrics() -> Response:
         MultiProcessCollector(registry)
     else:
         registry = REGISTRY
-    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    runs, read_now = reproductions(), CollectorRegistry()
+    if runs is not None:
+        read_now.register(RunsCollector(current_app._get_current_object(), runs.backend))
+    return Response(generate_latest(registry) + generate_latest(read_now), content_type=CONTENT_TYPE_LATEST)
 
 
 def _check(probe: Any) -> str:
-    """``ok``, or the failure in one line (the probe is for operators, who need the reason)."""
+    """``ok``, what the probe returned, or the failure in one line (the probe is for operators, who need the reason)."""
     try:
-        probe()
+        found = probe()
     except Exception as failure:  # noqa: BLE001 - any failure means not ready, and says why
         return f"{type(failure).__name__}: {failure}".splitlines()[0][:300]
-    return "ok"
+    return found or "ok"
 
 
 def _database() -> None:
@@ -74,6 +87,10 @@ def _database() -> None:
 def _broker() -> None:
     with current_app.extensions["celery"].connection_for_write() as connection:
         connection.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT)
+
+
+def _workers() -> str | None:
+    return None if reproductions().backend.workers() else "degraded: no worker answered"
 
 
 def _count(response: Response) -> Response:

@@ -127,13 +127,16 @@ def park_runs(app):
 
 @contextmanager
 def app_factory(**defaults):
-    """Build test apps with these settings, disposing their database engines afterwards."""
+    """Build test apps with these settings, disposing their database engines afterwards.
+
+    They do not sweep for lost runs (a thread per app) unless a test asks, with ``REPRO_SWEEP=True``.
+    """
     from assistant import create_app, db
 
     apps = []
 
     def make(**config):
-        app = create_app({"TESTING": True, **defaults, **config})
+        app = create_app({"TESTING": True, "REPRO_SWEEP": False, **defaults, **config})
         apps.append(app)
         return app
 

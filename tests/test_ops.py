@@ -34,9 +34,27 @@ def test_readyz_checks_the_broker_where_runs_go_to_celery(make_app):
     assert "Connection refused" in response.get_json()["checks"]["broker"]
 
 
-def test_readyz_reports_a_reachable_broker(make_app, redis_url):
-    reachable = make_app(REPRO_BACKEND="celery", CELERY_BROKER_URL=redis_url).test_client()
-    assert reachable.get("/readyz").get_json() == {"status": "ready", "checks": {"database": "ok", "broker": "ok"}}
+def test_readyz_is_degraded_while_no_worker_answers(make_app, redis_url):
+    """Runs wait, everything else works: still 200, so the balancer keeps the machine (tests/repro/test_drill.py: ready)."""
+    response = make_app(REPRO_BACKEND="celery", CELERY_BROKER_URL=redis_url).test_client().get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "degraded", "checks": {
+        "database": "ok", "broker": "ok", "workers": "degraded: no worker answered"}}
+
+
+def test_runs_by_status_are_metrics(app, client):
+    from assistant import conversations
+    from assistant.repro import store
+    from tests.repro.cases import TINY
+
+    with app.app_context():
+        conversation_id, _ = conversations.start(None, TINY)
+        run = store.create(conversation_id, None, "local", [], [])
+        store.claim(run["id"])
+    exposed = client.get("/metrics").get_data(as_text=True)
+    assert 'assistant_repro_runs{status="running"} 1.0' in exposed
+    assert 'assistant_repro_runs{status="queued"} 0.0' in exposed
+    assert "# TYPE assistant_repro_run_duration_seconds histogram" in exposed
 
 
 @pytest.mark.parametrize(("sent", "kept"), [

@@ -13,12 +13,14 @@ from typing import Any
 from flask import Response, current_app, g, request, stream_with_context, url_for
 
 from ..errors import ApiError
-from ..repro import FINISHED, IncompleteFacts, Reproductions, SpecError, reproductions
+from ..repro import FINISHED, IncompleteFacts, Reproductions, RunsUnavailable, SpecError, reproductions
 from .api import FORM_TYPES, bp, conversation_not_found, json_body, parse_json, validated
 
 #: How often the event stream looks at the run, and how often it sends a keep-alive comment.
 EVENT_POLL = 0.5
 KEEP_ALIVE = 15.0
+#: Seconds a client is asked to wait before starting a run again while the run queue is unreachable.
+RETRY_AFTER = 30
 
 
 def _runs() -> Reproductions:
@@ -69,6 +71,9 @@ def start_reproduction(conversation_id: str) -> tuple[dict[str, Any], int, dict[
         raise ApiError(422, "missing_facts", f"{missing}; the conversation now asks for them") from None
     except SpecError as refused:
         raise ApiError(400, "bad_input", str(refused)) from None
+    except RunsUnavailable:
+        raise ApiError(503, "runs_unavailable", "short runs cannot be started right now (their queue is "
+                       f"unreachable); try again in {RETRY_AFTER} s", headers={"Retry-After": str(RETRY_AFTER)}) from None
     if run is None:
         raise conversation_not_found(conversation_id)
     run = _linked(run)

@@ -14,12 +14,12 @@ from flask import Flask, current_app
 from .. import conversations
 from ..evidence import gather
 from ..kb import current
-from . import experiments, store, verdict
+from . import experiments, store, sweep, verdict
 from .store import FINISHED
-from .backends import CeleryBackend, LocalBackend
+from .backends import CeleryBackend, LocalBackend, RunsUnavailable
 from .spec import Caps, IncompleteFacts, SpecError, build, run_names, sample_data
 
-__all__ = ["FINISHED", "IncompleteFacts", "Reproductions", "SpecError", "init_app", "reproductions"]
+__all__ = ["FINISHED", "IncompleteFacts", "Reproductions", "RunsUnavailable", "SpecError", "init_app", "reproductions"]
 
 EXTENSION = "assistant.repro"
 DEFAULTS: dict[str, Any] = {
@@ -29,6 +29,10 @@ DEFAULTS: dict[str, Any] = {
     "REPRO_CPU_SECONDS": 120,
     "REPRO_MEMORY_MB": 2048,
     "REPRO_THREADS": 1,  # TensorFlow threads per job
+    "REPRO_LEASE_SECONDS": 30,  # a run whose holder has not renewed its claim for this long lost it
+    "REPRO_ATTEMPTS": 3,  # starts of a run whose worker keeps dying, before it fails
+    "REPRO_SWEEP": True,  # this process sweeps for runs whose holder stopped
+    "REPRO_METRICS_PORT": 0,  # a Celery worker serves its Prometheus figures on this port (0: not at all)
     "REPRO_MAX_SAMPLES": Caps.samples,
     "REPRO_MAX_EPOCHS": Caps.epochs,
     "REPRO_MAX_PARAMS": Caps.params,
@@ -52,7 +56,8 @@ class Reproductions:
         """Plan a run of the conversation's setup and queue it; None when the owner has no such conversation.
 
         ``model_json`` is an uploaded ``model.to_json()``, ``sample`` CSV rows to train on. Raises
-        IncompleteFacts (after the conversation asked for the missing facts) or SpecError.
+        IncompleteFacts (after the conversation asked for the missing facts), SpecError, or
+        RunsUnavailable (the run is stored as failed, with the reason).
         """
         conversation = conversations.load(conversation_id, owner)
         if conversation is None:
@@ -73,7 +78,11 @@ class Reproductions:
         planned = experiments.plan(spec, conversation.facts, knowledge, limits)
         run = store.create(conversation_id, owner, self.backend.name, [e.to_json() for e in planned],
                            list(spec.notes))
-        self.backend.submit(run["id"])
+        try:
+            self.backend.submit(run["id"])
+        except RunsUnavailable as down:
+            store.refuse(run["id"], str(down))  # no run stays queued that no worker will ever get
+            raise
         return run
 
     def get(self, conversation_id: str, run_id: str, owner: str | None) -> dict[str, Any] | None:
@@ -97,7 +106,13 @@ def init_app(app: Flask) -> None:
     backends = {"local": LocalBackend, "celery": CeleryBackend}
     if choice not in (*backends, "off"):
         raise ValueError(f"REPRO_BACKEND must be local, celery or off, not {choice!r}")
-    app.extensions[EXTENSION] = Reproductions(backends[choice](app)) if choice in backends else None
+    if choice == "off":
+        app.extensions[EXTENSION] = None
+        return
+    backend = backends[choice](app)
+    app.extensions[EXTENSION] = Reproductions(backend)
+    if app.config["REPRO_SWEEP"]:
+        sweep.keep_sweeping(app, backend)
 
 
 def reproductions() -> Reproductions | None:

@@ -2,10 +2,11 @@
 
 Either way one function, :func:`execute`, runs a job. It starts :mod:`.worker` as a fresh
 interpreter (spawned, never forked, so TensorFlow never loads in the web process or the Celery
-worker), in a session of its own so that its whole process group can be killed. A watchdog
-enforces the wall-clock, CPU and memory limits (the kernel's ``RLIMIT_CPU`` and ``RLIMIT_AS``
-back it up), notices a cancel within a second, and records progress; the results go to the
-verdict.
+worker), in a session of its own so that its whole process group can be killed, and reading its
+job from an unlinked file, so nothing is left behind whatever dies. A watchdog enforces the
+wall-clock, CPU and memory limits (the kernel's ``RLIMIT_CPU`` and ``RLIMIT_AS`` back it up),
+renews the run's lease every second (and so notices a cancel within one), and records progress;
+the results go to the verdict. The worker dies with its supervisor (:mod:`.worker`).
 """
 from __future__ import annotations
 
@@ -27,14 +28,18 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
+from prometheus_client import Histogram
 
 from ..kb import current
 from . import store, verdict
 from .spec import run_names
 
-#: How often the watchdog looks at the worker, and how often it asks the store about a cancel.
+#: How often the watchdog looks at the worker, and how often it renews the run's lease (which tells it of a cancel).
 POLL = 0.2
-CANCEL_POLL = 0.5
+RENEW_EVERY = 1.0
+#: Seconds between asking the Celery workers whether they are there, and how long each ask waits for answers.
+WORKER_CHECK_EVERY = 15.0
+PING_TIMEOUT = 0.5
 #: Progress is written at most this often.
 REPORT_EVERY = 0.5
 #: The worker skips the experiments it has not started once this share of the wall-clock limit is gone.
@@ -43,6 +48,11 @@ SOFT_DEADLINE = 0.8
 #: so this only stops runaway allocation; the watchdog enforces the memory limit itself.
 ADDRESS_SPACE_HEADROOM_MB = 4096
 _ROOT = Path(__file__).resolve().parents[2]
+
+RUN_SECONDS = Histogram("assistant_repro_run_duration_seconds",
+                        "Time from a worker's claim of a run to its end, by outcome: done, failed, or lost (cancelled, "
+                        "or taken over by another worker).", ["outcome"],
+                        buckets=(5, 10, 20, 30, 45, 60, 90, 120, 180, 300))
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -58,6 +68,10 @@ class Limits:
     def from_config(cls, config: Mapping[str, Any]) -> Limits:
         return cls(float(config["REPRO_TIMEOUT"]), int(config["REPRO_CPU_SECONDS"]), int(config["REPRO_MEMORY_MB"]),
                    int(config["REPRO_THREADS"]))
+
+
+class RunsUnavailable(Exception):
+    """The run could not be handed to a worker (the broker is unreachable); the client may try again shortly."""
 
 
 class JobFailed(Exception):
@@ -78,26 +92,28 @@ def _usage(pid: int) -> tuple[float, int]:
 
 def _environment(run_id: str, threads: int) -> dict[str, str]:
     path = os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path, "ASSISTANT_REPRO_RUN": run_id, "KERAS_BACKEND": "tensorflow",
+    return {**os.environ, "PYTHONPATH": path, "ASSISTANT_REPRO_RUN": run_id,
+            "ASSISTANT_REPRO_SUPERVISOR": str(os.getpid()), "KERAS_BACKEND": "tensorflow",
             "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": str(threads),
             "TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": str(threads),
             "MPLBACKEND": "Agg"}
 
 
 def run_worker(run_id: str, experiments: list[dict[str, Any]], names: Mapping[str, Any], limits: Limits,
-               on_event: Callable[[dict[str, Any]], None], cancelled: Callable[[], bool]) -> None:
+               on_event: Callable[[dict[str, Any]], None], still_held: Callable[[], bool]) -> None:
     """Run the experiments in a worker process and pass on each message it sends; raises JobFailed.
 
     ``names`` (:func:`~.spec.run_names`) tells the worker, which reads no knowledge base, Keras's classes.
+    ``still_held`` renews the run's lease, and says False once the run is no longer this worker's.
     """
     started = time.monotonic()
     job = {"experiments": experiments, "names": names, "deadline": time.time() + limits.wall * SOFT_DEADLINE,
            "threads": limits.threads}
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as payload, tempfile.TemporaryFile("w+") as errors:
+    with tempfile.TemporaryFile("w+") as payload, tempfile.TemporaryFile("w+") as errors:
         json.dump(job, payload)
-        payload.flush()
-        process = subprocess.Popen([sys.executable, "-m", "assistant.repro.worker", payload.name],
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, text=True,
+        payload.seek(0)
+        process = subprocess.Popen([sys.executable, "-m", "assistant.repro.worker"],
+                                   stdin=payload, stdout=subprocess.PIPE, stderr=errors, text=True,
                                    cwd=_ROOT, env=_environment(run_id, limits.threads), start_new_session=True)
         if hasattr(resource, "prlimit"):
             resource.prlimit(process.pid, resource.RLIMIT_CPU, (limits.cpu, limits.cpu + 5))
@@ -106,10 +122,13 @@ def run_worker(run_id: str, experiments: list[dict[str, Any]], names: Mapping[st
         lines: queue.Queue[str | None] = queue.Queue()
         reader = threading.Thread(target=lambda: [*map(lines.put, process.stdout), lines.put(None)], daemon=True)
         reader.start()
-        reason = _watch(process, lines, limits, started, on_event, cancelled)
-        if reason is not None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        reason: str | None = "the run's supervisor failed"
+        try:
+            reason = _watch(process, lines, limits, started, on_event, still_held)
+        finally:
+            if reason is not None:
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
         reader.join(timeout=5)
         if reason is None and process.returncode != 0:
             reason = _death(process.returncode, errors, limits)
@@ -118,9 +137,9 @@ def run_worker(run_id: str, experiments: list[dict[str, Any]], names: Mapping[st
 
 
 def _watch(process: subprocess.Popen, lines: queue.Queue, limits: Limits, started: float,
-           on_event: Callable[[dict[str, Any]], None], cancelled: Callable[[], bool]) -> str | None:
+           on_event: Callable[[dict[str, Any]], None], still_held: Callable[[], bool]) -> str | None:
     """Relay messages until the worker's output ends; the reason to kill it, if one arises first."""
-    asked = 0.0
+    renewed = time.monotonic()
     while True:
         try:
             line = lines.get(timeout=POLL)
@@ -137,10 +156,10 @@ def _watch(process: subprocess.Popen, lines: queue.Queue, limits: Limits, starte
             return f"the run used more than its {limits.cpu} s of CPU time and was stopped"
         if resident > limits.memory_mb * 1024 * 1024:
             return f"the run used more than its {limits.memory_mb} MB of memory and was stopped"
-        if time.monotonic() - asked > CANCEL_POLL:
-            asked = time.monotonic()
-            if cancelled():
-                return "cancelled on request"
+        if time.monotonic() - renewed > RENEW_EVERY:
+            renewed = time.monotonic()
+            if not still_held():
+                return "cancelled on request, or taken over by another worker"
 
 
 def _death(returncode: int, errors: Any, limits: Limits) -> str:
@@ -153,10 +172,14 @@ def _death(returncode: int, errors: Any, limits: Limits) -> str:
 
 
 def execute(run_id: str) -> None:
-    """Run one queued job to its end: claim it, train its experiments under limits, conclude."""
+    """Run one job to its end: claim it, train its experiments under limits, conclude.
+
+    A job delivered again (its worker died, or the sweep queued it again) takes the run back once
+    the dead worker's lease has lapsed; one whose run ended or is held by a live worker does nothing.
+    """
     run = store.claim(run_id)
     if run is None:
-        return  # cancelled while queued, or another worker took it
+        return
     experiments = run["plan"]["experiments"]
     planned = {e["name"]: e["spec"]["training"]["epochs"] for e in experiments}
     total = sum(planned.values())
@@ -176,21 +199,20 @@ def execute(run_id: str) -> None:
             state["plot"] = base64.b64decode(event["png"])
 
     limits = Limits.from_config(current_app.config)
+    claimed = time.monotonic()
     try:
-        run_worker(run_id, experiments, run_names(current().keras), limits, on_event,
-                   lambda: store.status(run_id) == "cancelled")
+        run_worker(run_id, experiments, run_names(current().keras), limits, on_event, lambda: store.renew(run_id))
         result = verdict.conclude(run, results)
     except JobFailed as failure:
-        store.finish(run_id, "failed", error=str(failure))
-        return
+        ending: dict[str, Any] = {"status": "failed", "error": str(failure)}
     except Exception:
         current_app.logger.exception("reproduction run %s failed", run_id)
-        store.finish(run_id, "failed", error="the run failed on our side; the details were logged")
-        return
-    if result is None:
-        store.finish(run_id, "failed", error="the conversation no longer exists")
+        ending = {"status": "failed", "error": "the run failed on our side; the details were logged"}
     else:
-        store.finish(run_id, "done", result=result, plot=state["plot"])
+        ending = ({"status": "done", "result": result, "plot": state["plot"]} if result is not None
+                  else {"status": "failed", "error": "the conversation no longer exists"})
+    outcome = ending["status"] if store.finish(run_id, **ending) else "lost"
+    RUN_SECONDS.labels(outcome).observe(time.monotonic() - claimed)
 
 
 class LocalBackend:
@@ -219,8 +241,32 @@ class CeleryBackend:
         from .tasks import celery_init_app
 
         self.celery = celery_init_app(app)
+        self._online = (0, -WORKER_CHECK_EVERY)  # workers that answered, and when they were asked
+        self._asking = threading.Lock()
+
+    def workers(self) -> int:
+        """How many workers answer a ping, asked at most every WORKER_CHECK_EVERY seconds (each ask waits
+        PING_TIMEOUT for the answers). A worker answers while it trains: the task runs in a pool thread."""
+        with self._asking:
+            count, asked = self._online
+            if time.monotonic() - asked > WORKER_CHECK_EVERY:
+                self._online = count, asked = len(self.celery.control.ping(timeout=PING_TIMEOUT)), time.monotonic()
+        return count
+
+    def backlog(self) -> tuple[int, int]:
+        """Run tasks waiting in the queue, and tasks out with workers and not yet acknowledged (Redis broker)."""
+        with self.celery.connection_for_read() as connection:
+            channel = connection.default_channel
+            return channel.client.llen(self.celery.conf.task_default_queue), channel.client.hlen(channel.unacked_key)
 
     def submit(self, run_id: str) -> None:
+        """Send the run's task; once the broker has it, the broker keeps it (so this process no longer holds the run)."""
+        from kombu.exceptions import OperationalError
+
         from .tasks import run_reproduction
 
-        run_reproduction.apply_async(args=[run_id])
+        try:
+            run_reproduction.apply_async(args=[run_id])
+        except OperationalError as refused:
+            raise RunsUnavailable(f"the run queue cannot be reached ({refused})") from refused
+        store.handed_over(run_id)

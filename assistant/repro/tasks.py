@@ -11,6 +11,11 @@ from flask import Flask
 
 from .backends import execute
 
+#: Seconds beyond a run's wall-clock limit before the broker hands an unacknowledged task out again.
+VISIBILITY_MARGIN = 60
+#: Seconds to connect to the broker: an unreachable one fails a request quickly (503) rather than hang it.
+CONNECT_TIMEOUT = 2
+
 
 def celery_init_app(app: Flask) -> Celery:
     """A Celery app whose tasks run inside the Flask app's context, configured from ``CELERY_*`` settings."""
@@ -23,8 +28,15 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.conf.update(
         broker_url=app.config["CELERY_BROKER_URL"], result_backend=app.config["CELERY_RESULT_BACKEND"],
-        task_ignore_result=True, task_acks_late=True, worker_prefetch_multiplier=1,
-        broker_connection_retry_on_startup=True)
+        task_ignore_result=True, broker_connection_retry_on_startup=True,
+        # A task is acknowledged when its run ends, so a worker that dies leaves it with the broker, which
+        # delivers it again once it has been out for longer than any run may take; a pool process that
+        # dies has its task rejected back to the queue. The sweep (sweep.py) is the faster way back.
+        task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
+        broker_transport_options={"visibility_timeout": app.config["REPRO_TIMEOUT"] + VISIBILITY_MARGIN,
+                                  "socket_connect_timeout": CONNECT_TIMEOUT},
+        # Task and worker events, for Flower and other monitors.
+        worker_send_task_events=True, task_send_sent_event=True)
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app

@@ -1,29 +1,48 @@
 """The training worker: the one module that imports TensorFlow, always in a process of its own.
 
-``python -m assistant.repro.worker JOB.json`` reads a job (its experiments and a soft deadline)
-and writes one JSON object per line on stdout: ``epoch`` progress, each experiment's
+``python -m assistant.repro.worker < JOB.json`` reads a job (its experiments and a soft deadline)
+from stdin and writes one JSON object per line on stdout: ``epoch`` progress, each experiment's
 ``result`` (history, internals, range-test steps, or an error), the ``plot``, then ``done``.
 Everything TensorFlow or Keras prints goes to stderr instead (its start-up logging already
 does), so it never mixes into the protocol. The supervisor in :mod:`assistant.repro.backends`
-starts it, limits it, and kills it.
+starts it, limits it, and kills it; should the supervisor die first (its Celery worker killed),
+the kernel kills this process too.
 """
 from __future__ import annotations
 
 import base64
+import ctypes
 import json
 import math
 import os
+import signal
 import sys
 import time
 from typing import Any, Callable
 
-import keras
-import numpy as np
-import tensorflow as tf
-from sklearn.datasets import make_classification, make_moons, make_regression
+#: prctl(2)'s option: the signal this process gets when the thread that started it dies.
+PR_SET_PDEATHSIG = 1
 
-from .plot import curves_png
-from .spec import RunSpec, check_model_json
+
+def die_with_supervisor() -> None:
+    """Have the kernel kill this process when its supervisor dies, even by SIGKILL (Linux), so no
+    training outlives the worker that would report it; exit now if the supervisor is already gone."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if str(os.getppid()) != os.environ.get("ASSISTANT_REPRO_SUPERVISOR", str(os.getppid())):
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    die_with_supervisor()  # before TensorFlow loads, which takes seconds
+
+import keras  # noqa: E402 - after the lifeline above
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from sklearn.datasets import make_classification, make_moons, make_regression  # noqa: E402
+
+from .plot import curves_png  # noqa: E402
+from .spec import RunSpec, check_model_json  # noqa: E402
 
 #: Rows the internals are measured on at every epoch.
 PROBE_ROWS = 256
@@ -310,8 +329,7 @@ def main() -> None:
     def emit(message: dict[str, Any]) -> None:
         protocol.write(json.dumps(message) + "\n")
 
-    with open(sys.argv[1], encoding="utf-8") as payload:
-        job = json.load(payload)
+    job = json.load(sys.stdin)
     tf.config.threading.set_intra_op_parallelism_threads(job.get("threads", 1))
     tf.config.threading.set_inter_op_parallelism_threads(job.get("threads", 1))
     histories = {}

@@ -1,10 +1,17 @@
 """A small conversation whose reproduction run trains in seconds, shared by the run tests."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 DATA = Path(__file__).with_name("data")
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Adam at learning rate 5 on a small three-class problem: a huge, jumping loss.
 TINY = {
@@ -57,3 +64,25 @@ def model_json(name: str) -> str:
     """A real ``model.to_json()`` kept in tests/repro/data (made with Keras, so tests need not import it)."""
     return (DATA / f"{name}.json").read_text()
 
+
+
+@contextmanager
+def celery_worker(settings: dict, log: Path) -> Iterator[subprocess.Popen]:
+    """A real Celery worker process, as deploy/README.md starts one, with these ``ASSISTANT_*`` settings.
+
+    Yields the process once it is ready; stops it at the end unless the test has killed it.
+    """
+    environment = {**os.environ, **{f"ASSISTANT_{key}": str(value) for key, value in settings.items()}}
+    with log.open("a") as output:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "assistant.repro.celery_worker", "worker", "--pool=threads",
+             "--concurrency=1", "--loglevel=info", "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: "ready." in log.read_text() or worker.poll() is not None, timeout=60)
+        assert worker.poll() is None, log.read_text()
+        yield worker
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)

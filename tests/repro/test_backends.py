@@ -2,11 +2,6 @@
 import base64
 import json
 import marshal
-import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import redis
@@ -17,10 +12,9 @@ from assistant.repro.experiments import Experiment
 from assistant.repro.spec import build, run_names
 from tests.helpers import shipped_kb
 from tests.repro.cases import TINY, model_json, wait_for, worker_pids
+from tests.repro.cases import celery_worker as start_celery_worker
 
 NAMES = run_names(shipped_kb().keras)
-
-ROOT = Path(__file__).resolve().parents[2]
 # Every test trains in worker processes (the Celery one also needs Redis: services, from its fixture).
 pytestmark = pytest.mark.tf
 
@@ -115,24 +109,11 @@ def test_a_worker_refuses_a_malicious_model_json_it_is_sent(run_app, tmp_path):
 @pytest.fixture
 def celery_worker(tmp_path, redis_url):
     """A real Celery worker process on the local Redis, reading the same database as the test's app."""
-    broker = redis_url
-    redis.Redis.from_url(broker).flushdb()  # an empty queue for this worker
+    redis.Redis.from_url(redis_url).flushdb()  # an empty queue for this worker
     settings = {"DATABASE_URL": f"sqlite:///{tmp_path / 'runs.sqlite'}", "REPRO_BACKEND": "celery",
-                "CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": broker}
-    environment = {**os.environ, **{f"ASSISTANT_{key}": value for key, value in settings.items()}}
-    log = (tmp_path / "celery.log").open("w")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "assistant.repro.celery_worker", "worker", "--pool=solo",
-         "--loglevel=info", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_for(lambda: "ready." in (tmp_path / "celery.log").read_text() or worker.poll() is not None, timeout=60)
-        assert worker.poll() is None, (tmp_path / "celery.log").read_text()
+                "CELERY_BROKER_URL": redis_url, "CELERY_RESULT_BACKEND": redis_url}
+    with start_celery_worker(settings, tmp_path / "celery.log"):
         yield settings
-    finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=30)
-        log.close()
 
 
 def test_a_run_on_a_celery_worker(run_app, celery_worker):
