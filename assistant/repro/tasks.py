@@ -1,6 +1,6 @@
 """Celery: reproduction runs on worker machines, set up the way Flask's documentation shows.
 
-Start a worker with ``celery -A assistant.repro.celery_worker worker --pool=solo``; it reads
+Start a worker with ``celery -A assistant.repro.celery_worker worker --pool=threads --concurrency=1``; it reads
 the same ``ASSISTANT_*`` settings as the web app (database, broker) and runs each job with
 :func:`~assistant.repro.backends.execute`, which spawns the TensorFlow process itself.
 """
