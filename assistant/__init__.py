@@ -33,7 +33,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["API_TOKENS"] = _token_list(app.config["API_TOKENS"])
 
     from . import db, errors, knowledge, logs, ops, repro, security
-    from .channels import api, live, runs, slack, web  # noqa: F401 (live and runs add their routes to api.bp)
+    from .channels import api, caps, live, runs, slack, web  # noqa: F401 (live and runs add their routes to api.bp)
 
     knowledge.init_app(app)
     errors.init_app(app)
@@ -41,6 +41,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     security.init_app(app)
     db.init_app(app)
     repro.init_app(app)
+    caps.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(web.bp)
     slack.init_app(app)

@@ -73,7 +73,7 @@ def authenticate() -> str | None:
     return owner
 
 
-def _rate_key() -> str:
+def caller() -> str:
     """Whose allowance a request spends: its token's, or its address's when it carries no valid token."""
     owner = _token_owner() if current_app.config["API_TOKENS"] else None
     return f"token:{owner}" if owner else f"address:{request.remote_addr}"
@@ -120,6 +120,6 @@ def init_app(app: Flask) -> None:
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     app.before_request(_refuse_cross_site)
-    Limiter(_rate_key, app=app, default_limits_exempt_when=lambda: request.blueprint != "api")
+    Limiter(caller, app=app, default_limits_exempt_when=lambda: request.blueprint != "api")
     app.after_request(_harden)
     app.cli.add_command(new_token_command)

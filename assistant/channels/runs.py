@@ -12,13 +12,17 @@ from typing import Any
 
 from flask import Response, current_app, g, request, stream_with_context, url_for
 
+from .. import security
 from ..errors import ApiError
 from ..repro import FINISHED, IncompleteFacts, Reproductions, RunsUnavailable, SpecError, reproductions
+from . import caps
 from .api import FORM_TYPES, bp, conversation_not_found, json_body, parse_json, validated
 
 #: How often the event stream looks at the run, and how often it sends a keep-alive comment.
 EVENT_POLL = 0.5
 KEEP_ALIVE = 15.0
+#: How long an EventSource waits before it opens a stream again that ended before the run (``retry``, in ms).
+RECONNECT_MS = 5000
 #: Seconds a client is asked to wait before starting a run again while the run queue is unreachable.
 RETRY_AFTER = 30
 
@@ -65,6 +69,7 @@ def _request() -> dict[str, Any]:
 @bp.post("/conversations/<conversation_id>/reproductions")
 def start_reproduction(conversation_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     runs = _runs()
+    caps.check_runs(g.owner)
     try:
         run = runs.start(conversation_id, g.owner, **_request())
     except IncompleteFacts as missing:
@@ -109,26 +114,36 @@ def reproduction_plot(conversation_id: str, run_id: str) -> Response:
 
 @bp.get("/conversations/<conversation_id>/reproductions/<run_id>/events")
 def reproduction_events(conversation_id: str, run_id: str) -> Response:
-    """Server-sent events: ``progress`` while the run changes, then one ``done``, ``failed`` or ``cancelled``."""
-    runs, owner = _runs(), g.owner
+    """Server-sent events: ``progress`` while the run changes, then one ``done``, ``failed`` or ``cancelled``.
+
+    An open stream holds a web thread, so a caller may hold only a few (:mod:`.caps`), and a stream
+    ends after ``STREAM_IDLE_SECONDS`` without a change or ``STREAM_SECONDS`` in all; a client
+    follows on by opening it again, as an EventSource does by itself.
+    """
+    runs, owner, config = _runs(), g.owner, current_app.config
     _found(runs.get(conversation_id, run_id, owner), run_id)
-    give_up = time.monotonic() + current_app.config["REPRO_TIMEOUT"] + 120
+    slots, caller = caps.streams(), security.caller()
+    slots.take(caller)
+    ends, idle = time.monotonic() + config["STREAM_SECONDS"], config["STREAM_IDLE_SECONDS"]
 
     def stream() -> Iterator[str]:
-        seen, quiet_since = None, time.monotonic()
+        seen, changed, spoke, retry = None, time.monotonic(), time.monotonic(), f"retry: {RECONNECT_MS}\n"
         while True:
             run = _found(runs.get(conversation_id, run_id, owner), run_id)
-            state = (run["status"], run["progress"])
+            state, now = (run["status"], run["progress"]), time.monotonic()
             if state != seen:
-                seen, quiet_since = state, time.monotonic()
+                seen, changed, spoke = state, now, now
                 name = run["status"] if run["status"] in FINISHED else "progress"
-                yield f"event: {name}\ndata: {json.dumps(run)}\n\n"
-            if run["status"] in FINISHED or time.monotonic() > give_up:
+                yield f"{retry}event: {name}\ndata: {json.dumps(run)}\n\n"
+                retry = ""
+            if run["status"] in FINISHED or now - changed > idle or now > ends:
                 return
-            if time.monotonic() - quiet_since > KEEP_ALIVE:
-                quiet_since = time.monotonic()
+            if now - spoke > KEEP_ALIVE:
+                spoke = now
                 yield ": still running\n\n"
             time.sleep(EVENT_POLL)
 
-    return Response(stream_with_context(stream()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response = Response(stream_with_context(stream()), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response.call_on_close(lambda: slots.give_back(caller))
+    return response
