@@ -34,6 +34,13 @@ def test_updates_count_the_whole_run_with_keras_default_batch_where_none_was_giv
     assert "updates" not in derive(shipped_kb(), {"n_samples": 100})
 
 
+def test_a_loss_at_zero_with_poor_accuracy_has_vanished_and_one_near_perfect_has_not():
+    assert derive(shipped_kb(), {"loss_last": 1.1921e-07, "accuracy_last": 0.29})["loss_vanished"] is True
+    assert derive(shipped_kb(), {"loss_last": 1.1921e-07, "accuracy_last": 0.999})["loss_vanished"] is False
+    assert derive(shipped_kb(), {"loss_last": 0.3, "symptom_accuracy": 0.29})["loss_vanished"] is False
+    assert "loss_vanished" not in derive(shipped_kb(), {"loss_last": 1e-8})
+
+
 def test_extreme_values_far_from_the_mean_are_measured_in_standard_deviations():
     out = derive(shipped_kb(), {"feature_min": -1e6, "feature_max": 1e6, "feature_mean": 0.0, "feature_std": 35352.6})
     assert out["feature_extreme_z"] == pytest.approx(28.29, rel=1e-3)
