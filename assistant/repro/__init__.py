@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "REPRO_CPU_SECONDS": 120,
     "REPRO_MEMORY_MB": 2048,
     "REPRO_THREADS": 1,  # TensorFlow threads per job
-    "REPRO_LEASE_SECONDS": 30,  # a run whose holder has not renewed its claim for this long lost it
+    "REPRO_LEASE_SECONDS": 15,  # a run whose holder has not renewed its claim for this long lost it
     "REPRO_ATTEMPTS": 3,  # starts of a run whose worker keeps dying, before it fails
     "REPRO_SWEEP": True,  # this process sweeps for runs whose holder stopped
     "REPRO_METRICS_PORT": 0,  # a Celery worker serves its Prometheus figures on this port (0: not at all)

@@ -29,6 +29,7 @@ from typing import Any
 
 from flask import Flask, current_app
 from prometheus_client import Histogram
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..kb import current
 from . import store, verdict
@@ -186,22 +187,39 @@ def execute(run_id: str) -> None:
     results: dict[str, dict[str, Any]] = {}
     state = {"finished": 0, "reported": 0.0, "plot": None}
 
+    def report(progress: dict[str, Any]) -> None:
+        try:
+            store.report(run_id, progress)
+        except SQLAlchemyError:  # progress is for show: a database away for a moment does not stop the run
+            current_app.logger.warning("could not record the progress of run %s", run_id, exc_info=True)
+
     def on_event(event: dict[str, Any]) -> None:
         if event["event"] == "epoch" and time.monotonic() - state["reported"] > REPORT_EVERY:
             state["reported"] = time.monotonic()
-            store.report(run_id, {"epoch": state["finished"] + event["epoch"], "epochs": total,
-                                  "experiment": event["experiment"]})
+            report({"epoch": state["finished"] + event["epoch"], "epochs": total, "experiment": event["experiment"]})
         elif event["event"] == "result":
             results[event["name"]] = event
             state["finished"] += planned[event["name"]]
-            store.report(run_id, {"epoch": state["finished"], "epochs": total, "experiment": event["name"]})
+            report({"epoch": state["finished"], "epochs": total, "experiment": event["name"]})
         elif event["event"] == "plot":
             state["plot"] = base64.b64decode(event["png"])
 
     limits = Limits.from_config(current_app.config)
-    claimed = time.monotonic()
+    claimed = renewed = time.monotonic()
+
+    def still_held() -> bool:
+        """Renew the lease; a database that fails to answer stops the run only once the lease has run out."""
+        nonlocal renewed
+        try:
+            held = store.renew(run_id)
+        except SQLAlchemyError:
+            current_app.logger.warning("could not renew the lease on run %s", run_id, exc_info=True)
+            return time.monotonic() - renewed < store.lease().total_seconds()
+        renewed = time.monotonic()
+        return held
+
     try:
-        run_worker(run_id, experiments, run_names(current().keras), limits, on_event, lambda: store.renew(run_id))
+        run_worker(run_id, experiments, run_names(current().keras), limits, on_event, still_held)
         result = verdict.conclude(run, results)
     except JobFailed as failure:
         ending: dict[str, Any] = {"status": "failed", "error": str(failure)}

@@ -22,7 +22,7 @@ from tests.repro.cases import ROOT, TINY, celery_worker, wait_for, worker_pids
 
 pytestmark = [pytest.mark.tf, pytest.mark.services]
 
-#: Short leases, so that a dead worker's run is taken back within seconds (the default is 30 s).
+#: Short leases, so that a dead worker's run is taken back within seconds (the default is 15 s).
 LEASE = {"REPRO_LEASE_SECONDS": 3, "REPRO_SWEEP": True}
 METRICS_PORT = 19808
 
