@@ -146,11 +146,6 @@ def report(run_id: str, progress: dict[str, Any]) -> None:
         connection.execute(update(db.reproductions).where(_held(run_id)).values(progress=progress, updated_at=db.now()))
 
 
-def status(run_id: str) -> str | None:
-    with db.get_engine().connect() as connection:
-        return connection.execute(select(_c.status).where(_c.id == run_id)).scalar()
-
-
 def cancel(run_id: str, conversation_id: str, owner: str | None) -> dict[str, Any] | None:
     """Cancel a queued or running run (its worker is killed within a second); None when there is no such run."""
     stamp = db.now()

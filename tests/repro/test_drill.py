@@ -22,8 +22,9 @@ from tests.repro.cases import ROOT, TINY, celery_worker, wait_for, worker_pids
 
 pytestmark = [pytest.mark.tf, pytest.mark.services]
 
-#: Short leases, so that a dead worker's run is taken back within seconds (the default is 15 s).
-LEASE = {"REPRO_LEASE_SECONDS": 3, "REPRO_SWEEP": True}
+#: Short leases, so that a dead worker's run is taken back within seconds (the default is 15 s), and
+#: runs of two epochs an experiment, so that the drill takes a minute or so.
+LEASE = {"REPRO_LEASE_SECONDS": 3, "REPRO_SWEEP": True, "REPRO_MAX_EPOCHS": 2}
 METRICS_PORT = 19808
 
 
@@ -90,7 +91,8 @@ def test_a_celery_worker_killed_mid_run_and_the_run_finishes_on_a_new_one(run_ap
 WEB_PROCESS = textwrap.dedent("""
     import json, sys, time
     from assistant import create_app
-    app = create_app({"DATABASE_URL": sys.argv[1], "REPRO_BACKEND": "local", "REPRO_SWEEP": False})
+    app = create_app({"DATABASE_URL": sys.argv[1], "REPRO_BACKEND": "local", "REPRO_SWEEP": False,
+                      "REPRO_MAX_EPOCHS": 2})
     client = app.test_client()
     conversation = client.post("/api/v1/conversations", json=json.loads(sys.argv[2])).get_json()["id"]
     run = client.post(f"/api/v1/conversations/{conversation}/reproductions").get_json()
