@@ -31,6 +31,13 @@ def test_loss_stuck_at_ln10_is_a_uniform_guess():
     assert facts["accuracy_constant"].value is True
 
 
+def test_noise_around_a_converged_loss_is_not_an_oscillation():
+    converged = facts_of({"loss": [0.1026, 4.70e-4, 5.74e-4, 6.32e-4, 5.36e-4, 4.24e-4, 4.82e-4]})
+    assert "loss_oscillates" not in converged
+    swinging = facts_of({"loss": [1.0, 0.8, 0.9, 0.7, 0.85, 0.6, 0.75]})
+    assert swinging["loss_oscillates"].value is True
+
+
 def test_identical_losses_are_constant_not_merely_flat():
     facts = facts_of({"loss": [0.984] * 6})
     assert facts["loss_constant"].value is True

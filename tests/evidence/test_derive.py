@@ -41,6 +41,13 @@ def test_a_loss_at_zero_with_poor_accuracy_has_vanished_and_one_near_perfect_has
     assert "loss_vanished" not in derive(shipped_kb(), {"loss_last": 1e-8})
 
 
+def test_a_nan_the_user_reports_stands_in_until_a_training_loss_was_read():
+    assert derive(shipped_kb(), {"symptom_loss_nan": True})["loss_is_nan"] is True
+    # a log of validation or custom columns only cannot show the training loss's NaN either
+    assert derive(shipped_kb(), {"symptom_loss_nan": True, "epochs_run": 6})["loss_is_nan"] is True
+    assert "loss_is_nan" not in derive(shipped_kb(), {"symptom_loss_nan": True, "epochs_run": 6, "loss_first": 2.0})
+
+
 def test_extreme_values_far_from_the_mean_are_measured_in_standard_deviations():
     out = derive(shipped_kb(), {"feature_min": -1e6, "feature_max": 1e6, "feature_mean": 0.0, "feature_std": 35352.6})
     assert out["feature_extreme_z"] == pytest.approx(28.29, rel=1e-3)

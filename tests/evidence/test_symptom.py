@@ -83,6 +83,14 @@ CASE_SYMPTOMS = {
 
 #: The way people put it on forums and in chat.
 FORUM = {
+    "then only loss decreased val_loss frozen between 24 and 25":
+        {"symptom_gap": True, "symptom_constant_metrics": None, "symptom_frozen_weights": None, "symptom_loss_flat": None},
+    "val loss is stuck while training loss goes down": {"symptom_gap": True, "symptom_loss_flat": None},
+    "Sudden spike in validation loss": {"symptom_val_worse": True},
+    "I froze the first 10 layers of VGG16": {"symptom_frozen_weights": True},
+    "it should learn y = 2x + 1 but the predictions are off": {"symptom_linear_task": True},
+    "simple linear regression model is not able to predict correctly": {"symptom_linear_task": True, "symptom_regression": True},
+    "The reason why constant loss": {"symptom_loss_flat": True},
     "Why the test set loss is rising": {"symptom_val_worse": True},
     "After training the model (for a short time) I see an accuracy of 80%": {"symptom_short_training": True},
     "the model is not trained long enough": {"symptom_short_training": True, "symptom_loss_flat": None},
@@ -160,6 +168,8 @@ FORUM = {
 
 #: Words that must not be read as the symptom they mention.
 NEGATIVES = {
+    "the loss decreased and so did the val loss": {"symptom_gap", "symptom_loss_flat"},
+    "I use logistic regression as a baseline": {"symptom_linear_task"},
     "I do not think that this is an overfitting problem": {"symptom_val_worse"},
     "I doubt the loss ever became nan": {"symptom_loss_nan"},
     "the loss is not nan": {"symptom_loss_nan"},
