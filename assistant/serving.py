@@ -1,8 +1,9 @@
 """gunicorn's settings for the service, read from its own configuration module.
 
 ``assistant serve`` runs ``gunicorn --config python:assistant.serving``; ``deploy/gunicorn.conf.py``
-is the same settings for a plain ``gunicorn`` command. Threaded workers (gthread), so a slow
-client, a database wait or a progress stream holds one thread and never a whole worker. The
+is the same settings for a plain ``gunicorn`` command. Threaded workers (gthread, as
+:mod:`assistant.web_worker` hardens it), so a database wait or a progress stream holds one thread
+and never a whole worker, and a slow client holds none until its request head is in. The
 settings read ``ASSISTANT_BIND``, ``ASSISTANT_WORKERS``, ``ASSISTANT_THREADS`` and
 ``ASSISTANT_LOG_LEVEL``; any other gunicorn setting can be given in ``GUNICORN_CMD_ARGS``.
 """
@@ -21,7 +22,7 @@ wsgi_app = "assistant:create_app()"
 bind = os.environ.get("ASSISTANT_BIND", "127.0.0.1:8000")
 # A diagnosis is CPU work under the GIL: one process per core; threads cover the waiting.
 workers = int(os.environ.get("ASSISTANT_WORKERS") or max(2, os.cpu_count() or 1))
-worker_class = "gthread"
+worker_class = "assistant.web_worker.Worker"
 threads = int(os.environ.get("ASSISTANT_THREADS", "8"))
 # A worker whose main loop has not checked in for this long is killed and replaced. Requests run on
 # threads while the loop keeps checking in, so a long progress stream never trips it; a hung process does.

@@ -49,7 +49,7 @@ def test_assistant_serve_runs_gunicorn_with_the_services_settings(tmp_path, data
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=40) == 0
     lines = [json.loads(line) for line in log.read_text().splitlines()]
-    assert any(line["message"] == "Using worker: gthread" for line in lines)
+    assert any(line["message"] == "Using worker: assistant.web_worker.Worker" for line in lines)
     requests = [line for line in lines if line["logger"] == "assistant.requests"]
     assert [line["request_id"] for line in requests] == [f"req-{number}" for number in range(20)]
 
@@ -62,4 +62,4 @@ def test_the_deploy_config_file_is_the_same_settings():
 
     from_file = settings("deploy/gunicorn.conf.py")
     assert from_file == settings("python:assistant.serving")
-    assert "worker_class                       = gthread" in from_file
+    assert "worker_class                       = assistant.web_worker.Worker" in from_file

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import Flask, current_app
 from sqlalchemy import func, select
@@ -29,6 +31,8 @@ DEFAULTS = {
 #: Seconds a refused caller is asked to wait: a stream slot frees when a stream ends, a run slot when a run does.
 STREAM_RETRY_AFTER = 10
 RUN_RETRY_AFTER = 30
+#: Held while a run is counted and started, so that a burst of requests in one process cannot all pass the count.
+_STARTING = threading.Lock()
 
 
 class StreamSlots:
@@ -62,8 +66,19 @@ def streams() -> StreamSlots:
     return current_app.extensions[EXTENSION]
 
 
-def check_runs(owner: str | None) -> None:
-    """Raise 429 when the owner has as many runs queued or running as a caller may."""
+@contextmanager
+def run_slot(owner: str | None) -> Iterator[None]:
+    """Start a run within the block, or raise 429 when the owner has as many queued or running as a caller may.
+
+    The count and the start are one step within a process; processes that check at the same
+    instant may each let one more in.
+    """
+    with _STARTING:
+        _check_runs(owner)
+        yield
+
+
+def _check_runs(owner: str | None) -> None:
     r = db.reproductions.c
     with db.get_engine().connect() as connection:
         active = connection.execute(select(func.count()).where(

@@ -69,9 +69,9 @@ def _request() -> dict[str, Any]:
 @bp.post("/conversations/<conversation_id>/reproductions")
 def start_reproduction(conversation_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     runs = _runs()
-    caps.check_runs(g.owner)
     try:
-        run = runs.start(conversation_id, g.owner, **_request())
+        with caps.run_slot(g.owner):
+            run = runs.start(conversation_id, g.owner, **_request())
     except IncompleteFacts as missing:
         raise ApiError(422, "missing_facts", f"{missing}; the conversation now asks for them") from None
     except SpecError as refused:
