@@ -87,6 +87,9 @@ FORUM = {
         {"symptom_gap": True, "symptom_constant_metrics": None, "symptom_frozen_weights": None, "symptom_loss_flat": None},
     "val loss is stuck while training loss goes down": {"symptom_gap": True, "symptom_loss_flat": None},
     "Sudden spike in validation loss": {"symptom_val_worse": True},
+    "loss for training data goes down but for validation data it first falls and then goes on increasing":
+        {"symptom_val_worse": True},
+    "Accuracy for training data finally settles down at 0.94": {"symptom_train_accuracy": 0.94},
     "I froze the first 10 layers of VGG16": {"symptom_frozen_weights": True},
     "it should learn y = 2x + 1 but the predictions are off": {"symptom_linear_task": True},
     "simple linear regression model is not able to predict correctly": {"symptom_linear_task": True, "symptom_regression": True},
