@@ -1,0 +1,69 @@
+"""Each cause's prior from how often real threads turn out to have it.
+
+    .venv/bin/python benchmarks/priors.py [--shrink 0.3] [--write]
+
+A cause's prior is ``shrink × ln((n + 1) / (mean + 1))``: n is the number of labelled real
+threads whose settled cause it is, in the corpus's dev split and ``../shared/cases-realworld``
+(never the test split), and mean is n averaged over the causes. The logarithm makes it log-odds
+against the average cause; ``shrink`` keeps a base rate from outweighing one piece of evidence
+(at 0.3 the commonest cause leads the rarest by about 1, a weak rule's weight). Prints the table;
+``--write`` puts the values into ``knowledge/causes/*.yaml``, where review reads them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CAUSES = ROOT / "knowledge" / "causes"
+LABELLED = (ROOT / "benchmarks" / "cases" / "realworld" / "dev", ROOT.parent / "shared" / "cases-realworld")
+PRIOR = re.compile(r"^prior: .*$", re.M)
+COMMENT = ("# How often real threads turn out to have this cause, as log-odds against the average cause\n"
+           "# (benchmarks/priors.py, from the labelled dev and shared real-world threads); evidence moves it.\n")
+
+
+def counts() -> Counter[str]:
+    seen: Counter[str] = Counter()
+    for directory in LABELLED:
+        for path in sorted(directory.glob("*.json")):
+            case = json.loads(path.read_text(encoding="utf-8"))
+            if "expected" in case:
+                seen[case["expected"]["primary"]] += 1
+    return seen
+
+
+def priors(seen: Counter[str], causes: list[str], shrink: float) -> dict[str, float]:
+    mean = sum(seen[c] for c in causes) / len(causes)
+    return {c: round(shrink * math.log((seen[c] + 1) / (mean + 1)), 2) for c in causes}
+
+
+def write(path: Path, prior: float) -> None:
+    text = path.read_text(encoding="utf-8")
+    if PRIOR.search(text):
+        text = PRIOR.sub(f"prior: {prior}", text, count=1)
+    else:
+        text = re.sub(r"^(snippet: .*)$", lambda m: f"{COMMENT}prior: {prior}\n{m[1]}", text, count=1, flags=re.M)
+    path.write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shrink", type=float, default=0.3, help="scale of the log base rate (default 0.3)")
+    parser.add_argument("--write", action="store_true", help="write the priors into knowledge/causes")
+    args = parser.parse_args(argv)
+    files = {re.search(r"^id: (\S+)", p.read_text(encoding="utf-8"), re.M)[1]: p for p in sorted(CAUSES.glob("*.yaml"))}
+    seen = counts()
+    values = priors(seen, sorted(files), args.shrink)
+    for cause, prior in sorted(values.items(), key=lambda item: -item[1]):
+        print(f"{cause:28s} threads {seen[cause]:3d}  prior {prior:+.2f}")
+        if args.write:
+            write(files[cause], prior)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
