@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
 import click
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from flask.cli import with_appcontext
 from sqlalchemy import (
     JSON,
@@ -31,11 +32,16 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.types import TypeDecorator
 
 _EXTENSION = "assistant.db"
 #: Where the app's start left the schema when it had to migrate it, for ``init-db`` to report.
 _STARTED_AT = "assistant.db.started_at"
+#: Set while the database has not been reached since the app started (see ``_Unreached``).
+_UNREACHED = "assistant.db.unreached"
+#: Seconds between attempts to reach a database that was unreachable at the start.
+RETRY_SECONDS = 2.0
 #: The PostgreSQL advisory lock that migrating holds: any number every worker agrees on.
 _INIT_LOCK = 0x4B455241  # "KERA"
 #: The newest migration in assistant/migrations/versions. The app's start compares the database
@@ -242,11 +248,23 @@ def _one_writer_per_process(engine: Engine) -> None:
     event.listen(engine.pool, "checkin", release)
 
 
+def _read_only_is_stale(context: Any) -> None:
+    """Drop every pooled connection when SQLite says the database is read-only.
+
+    SQLite opens a file it cannot write read-only and keeps it so: pooled connections went on
+    refusing writes for as long as they lived, after the file was writable again. Taken as a
+    lost connection, they are replaced, and the next request opens the file afresh.
+    """
+    if "readonly database" in str(context.original_exception):
+        context.is_disconnect = True
+
+
 def _make_engine(url: str) -> Engine:
-    """An engine for ``url`` that stores JSON every backend accepts."""
-    engine = create_engine(url, json_serializer=_dumps)
+    """An engine for ``url`` that stores JSON every backend accepts, and outlives the database's outages."""
+    engine = create_engine(url, json_serializer=_dumps, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "handle_error", _read_only_is_stale)
         _one_writer_per_process(engine)
     return engine
 
@@ -328,17 +346,67 @@ def new_migration_command(message: str) -> None:
     click.echo(f"Wrote {script.path}. Review it, then set SCHEMA_REVISION = \"{script.revision}\" in assistant/db.py.")
 
 
+def _bring_up(app: Flask) -> None:
+    """Check the schema's revision, and migrate an empty or older one; OperationalError while unreachable."""
+    with app.app_context():
+        with get_engine().connect() as connection:
+            current = schema_revision(connection) == SCHEMA_REVISION
+        if not current:
+            app.extensions[_STARTED_AT] = upgrade_db()
+
+
+class _Unreached:
+    """A database the app could not reach at its start: brought up by the first request after it answers.
+
+    Tried at most every ``RETRY_SECONDS``, so that requests during an outage fail at once instead
+    of each waiting on a connection attempt.
+    """
+
+    def __init__(self, failure: OperationalError) -> None:
+        self.lock = threading.Lock()
+        self.failure, self.failed_at = failure, time.monotonic()
+
+    def bring_up(self, app: Flask) -> None:
+        with self.lock:
+            if _UNREACHED not in app.extensions:
+                return
+            if time.monotonic() - self.failed_at < RETRY_SECONDS:
+                raise self.failure
+            try:
+                _bring_up(app)
+            except OperationalError as failure:
+                self.failure, self.failed_at = failure, time.monotonic()
+                raise
+            del app.extensions[_UNREACHED]
+            app.logger.info("the database answers again; the schema is at revision %s", SCHEMA_REVISION)
+
+
+def ensure_reached() -> None:
+    """Raise OperationalError (answered 503) while a database that was unreachable at start still is."""
+    unreached = current_app.extensions.get(_UNREACHED)
+    if unreached is not None:
+        unreached.bring_up(current_app._get_current_object())
+
+
 def init_app(app: Flask) -> None:
     """Give the app its engine and the database commands, and bring an empty or older schema up to date.
 
     So the embedded default needs no setup step: a fresh SQLite file gets its tables here. A web
-    worker on a current database pays one query for this, and never imports Alembic.
+    worker on a current database pays one query for this, and never imports Alembic. A database
+    that cannot be reached does not stop the start: the app answers 503 (and ``/readyz`` says
+    not ready) until it can, rather than the workers exiting and gunicorn with them.
     """
-    engine = app.extensions[_EXTENSION] = _make_engine(app.config["DATABASE_URL"])
-    with engine.connect() as connection:
-        current = schema_revision(connection) == SCHEMA_REVISION
-    if not current:
-        with app.app_context():
-            app.extensions[_STARTED_AT] = upgrade_db()
+    app.extensions[_EXTENSION] = _make_engine(app.config["DATABASE_URL"])
+    try:
+        _bring_up(app)
+    except OperationalError as failure:
+        app.logger.warning("the database cannot be reached; answering 503 until it can", exc_info=True)
+        app.extensions[_UNREACHED] = _Unreached(failure)
+    app.before_request(_reached)
     app.cli.add_command(init_db_command)
     app.cli.add_command(new_migration_command)
+
+
+def _reached() -> None:
+    if request.blueprint != "ops":  # the probes say for themselves
+        ensure_reached()

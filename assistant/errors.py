@@ -4,9 +4,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from flask import Flask, Response, current_app, jsonify, request
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge, TooManyRequests
 
 from .evidence.facts import EvidenceError, OverLimit
+
+#: Seconds a client is asked to wait while the database is unavailable.
+DATABASE_RETRY_AFTER = 5
 
 
 class ApiError(Exception):
@@ -25,6 +29,16 @@ def error_response(status: int, code: str, message: str, headers: Mapping[str, s
     response = jsonify(error={"code": code, "message": message})
     response.status_code = status
     response.headers.update(headers or {})
+    response.own_retry_after = response.headers.get("Retry-After")  # type: ignore[attr-defined]
+    return response
+
+
+def _keep_retry_after(response: Response) -> Response:
+    """Flask-Limiter sets every API response's Retry-After to when its window resets; a refusal that says
+    when to try again (a busy database, a cap) keeps its own figure. Runs after the limiter's hook."""
+    own = getattr(response, "own_retry_after", None)
+    if own is not None:
+        response.headers["Retry-After"] = own
     return response
 
 
@@ -56,6 +70,16 @@ def _http_error(error: HTTPException) -> Response:
     return error_response(error.code or 500, code, message, headers)
 
 
+def _database_error(error: DBAPIError) -> Response:
+    """A database that does not answer, or cannot write, is a wait for the client: 503 with Retry-After."""
+    if not isinstance(error, (OperationalError, InterfaceError)) and not error.connection_invalidated:
+        return _unexpected(error)
+    current_app.logger.warning("database unavailable on %s %s: %s", request.method, request.path,
+                               str(error.orig or error).splitlines()[0][:300])
+    return error_response(503, "database_unavailable", "the database cannot be reached or written just now; "
+                          f"try again in {DATABASE_RETRY_AFTER} s", {"Retry-After": str(DATABASE_RETRY_AFTER)})
+
+
 def _unexpected(error: Exception) -> Response:
     current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(500, "internal_error", "something went wrong on our side; the details were logged")
@@ -66,4 +90,6 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(EvidenceError, _evidence_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(DBAPIError, _database_error)
     app.register_error_handler(Exception, _unexpected)
+    app.after_request(_keep_retry_after)  # registered before security's limiter, so it runs after it

@@ -71,17 +71,24 @@ def metrics() -> Response:
 
 
 def _check(probe: Any) -> str:
-    """``ok``, what the probe returned, or the failure in one line (the probe is for operators, who need the reason)."""
+    """``ok``, what the probe returned, or the kind of failure; the reason goes to the log, since a failure's
+    text names hosts, databases and users, and the probe answers anyone who asks."""
     try:
         found = probe()
-    except Exception as failure:  # noqa: BLE001 - any failure means not ready, and says why
-        return f"{type(failure).__name__}: {failure}".splitlines()[0][:300]
+    except Exception as failure:  # noqa: BLE001 - any failure means not ready
+        current_app.logger.warning("readiness: %s failed: %s", probe.__name__.strip("_"),
+                                   f"{type(failure).__name__}: {failure}".splitlines()[0][:300])
+        return f"unavailable ({type(failure).__name__}; the reason is in the service's log)"
     return found or "ok"
 
 
 def _database() -> None:
-    with db.get_engine().connect() as connection:
-        connection.execute(text("SELECT 1"))
+    """The database takes a write: a row changed, then rolled back. ``SELECT 1`` also passes on a database that
+    refuses writes (a read-only file, a replica, a full disk), where every turn would fail."""
+    db.ensure_reached()
+    with db.get_engine().connect() as connection, connection.begin() as transaction:
+        connection.execute(text("UPDATE alembic_version SET version_num = version_num"))
+        transaction.rollback()
 
 
 def _broker() -> None:

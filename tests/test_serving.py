@@ -6,12 +6,13 @@ import json
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from benchmarks.loopback import Gunicorn, free_port
+from benchmarks.loopback import Gunicorn, free_port, gunicorn
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSISTANT = Path(sys.executable).with_name("assistant")
@@ -63,3 +64,16 @@ def test_the_deploy_config_file_is_the_same_settings():
     from_file = settings("deploy/gunicorn.conf.py")
     assert from_file == settings("python:assistant.serving")
     assert "worker_class                       = assistant.web_worker.Worker" in from_file
+
+
+def test_a_server_whose_database_is_unreachable_starts_and_says_it_is_not_ready(tmp_path):
+    environ = {"ASSISTANT_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/secretdb",
+               "ASSISTANT_REPRO_BACKEND": "off"}
+    with gunicorn(environ, tmp_path / "gunicorn.log", workers=2) as server:  # the master did not exit
+        with pytest.raises(urllib.error.HTTPError) as not_ready:
+            get(f"{server.url}/readyz")
+        assert not_ready.value.code == 503 and b"127.0.0.1" not in not_ready.value.read()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            get(f"{server.url}/api/v1/conversations")
+        assert refused.value.code == 503 and refused.value.headers["Retry-After"] == "5"
+        assert server.process.poll() is None and len(server.workers()) == 2
