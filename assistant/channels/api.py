@@ -5,6 +5,7 @@ import functools
 import json
 import re
 from pathlib import Path
+from urllib.parse import parse_qsl
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request, url_for
@@ -16,7 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import conversations, security
 from ..errors import ApiError, error_response
-from ..evidence.metrics import decode_text
+from ..evidence.metrics import decode_text, looks_binary
 from ..repro import reproductions
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -90,7 +91,7 @@ def parse_json(text: str | bytes, field: str | None = None) -> Any:
     """JSON the client sent, as the body or in a form ``field``; refused with a message saying where it breaks."""
     code, subject = ("bad_input", f"{field}:") if field else ("bad_json", "the body is")
     try:
-        value = json.loads(text)
+        value = json.loads(decode_text(text) if isinstance(text, bytes) else text)  # UTF-16 or Latin-1 too
     except ValueError as exc:
         raise ApiError(400, code, f"{subject} not valid JSON: {exc}") from None
     except RecursionError:
@@ -150,29 +151,35 @@ def json_body() -> Any:
 def _form_body() -> tuple[dict[str, Any], dict[str, Any]]:
     """Form fields, any of which may be an uploaded file: the fields to validate, and the uploads that bypass it.
 
-    ``dataset`` and ``training`` hold JSON text; a ``sample`` file goes to the parsers as bytes; a
-    ``metrics`` file is decoded whatever its encoding.
+    ``dataset`` and ``training`` hold JSON text; a ``sample`` file goes to the parsers as bytes. Text is
+    read whatever its encoding (UTF-8, UTF-16 as PowerShell's ``>`` writes it, Latin-1), in files and
+    in URL-encoded fields alike; only binary data is refused.
     """
-    fields: dict[str, Any] = request.form.to_dict()
+    fields: dict[str, Any] = _urlencoded_fields() if request.mimetype == FORM_TYPES[1] else request.form.to_dict()
     uploads: dict[str, Any] = {}
     for name, upload in request.files.items():
         content = upload.read()
         if name == "sample":
             uploads["sample"] = content
             continue
-        if name == "metrics":  # a log in UTF-16 (PowerShell's >) or Latin-1 is read too; what cannot be, the reply says
-            fields[name] = decode_text(content)
+        fields[name] = decode_text(content)
+        if name == "metrics":  # what cannot be read of a log, the reply says
             if upload.filename:
                 uploads["metrics_filename"] = upload.filename
-            continue
-        try:
-            fields[name] = content.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise ApiError(400, "bad_input", f"{name}: the uploaded file is not UTF-8 text") from None
+        elif looks_binary(fields[name]):
+            raise ApiError(400, "bad_input", f"{name}: the uploaded file is not text")
     for name in ("dataset", "training"):
         if name in fields:
             fields[name] = parse_json(fields[name], name)
     return fields, uploads
+
+
+def _urlencoded_fields() -> dict[str, str]:
+    """A URL-encoded form's fields, each decoded from its bytes: ``pr%E9cision`` from a Latin-1 terminal is
+    "précision", where reading every field as UTF-8 made it "pr\ufffdcision"."""
+    # Latin-1 maps each byte to one character and back, so every field's bytes come through as sent.
+    pairs = parse_qsl(request.get_data().decode("latin-1"), keep_blank_values=True, encoding="latin-1")
+    return {key: decode_text(value.encode("latin-1")) for key, value in pairs}
 
 
 def conversation_not_found(conversation_id: str) -> ApiError:

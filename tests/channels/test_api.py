@@ -83,6 +83,21 @@ def test_multipart_upload(client):
     assert user["dataset"] == DATASET and user["sample_bytes"] > 0
 
 
+@pytest.mark.parametrize("request_kwargs", [
+    pytest.param(lambda: {"data": "symptom=la%20pr%E9cision%20reste%20%E0%2050%25", "content_type":
+                          "application/x-www-form-urlencoded"}, id="url-encoded-latin-1"),
+    pytest.param(lambda: {"data": {"symptom": (io.BytesIO("la précision reste à 50%".encode("latin-1")), "s.txt")},
+                          "content_type": "multipart/form-data"}, id="latin-1-file"),
+    pytest.param(lambda: {"data": {"symptom": (io.BytesIO("la précision reste à 50%".encode("utf-16")), "s.txt")},
+                          "content_type": "multipart/form-data"}, id="utf-16-file"),
+    pytest.param(lambda: {"data": '{"symptom": "la précision reste à 50%"}'.encode("latin-1"),
+                          "content_type": "application/json"}, id="latin-1-json"),
+])
+def test_words_in_latin_1_or_utf_16_are_read_as_written(client, request_kwargs):
+    conversation = client.post(API, **request_kwargs()).get_json()["id"]
+    assert client.get(f"{API}/{conversation}").get_json()["title"] == "la précision reste à 50%"
+
+
 def test_json_nan_literals_are_accepted(client):
     body = json.dumps({"symptom": "loss is nan", "metrics": {"loss": [0.7, 2.5, float("nan")]}})
     assert "NaN" in body
@@ -151,8 +166,9 @@ BAD_STARTS = [
                  id="plain-text"),
     pytest.param(lambda: {"data": {"symptom": "x", "metrics": (io.BytesIO(b"x" * (50 * 1024 * 1024)), "huge.csv")},
                   "content_type": "multipart/form-data"}, 413, "request_entity_too_large", "bytes", id="50MB-upload"),
-    pytest.param(lambda: {"data": {"symptom": "x", "dataset": (io.BytesIO(b"\xff\xfe\x00bad"), "d.json")},
-                  "content_type": "multipart/form-data"}, 400, "bad_input", "dataset: the uploaded file is not UTF-8",
+    pytest.param(lambda: {"data": {"symptom": "x", "dataset": (io.BytesIO(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"),
+                                                               "d.json")},
+                  "content_type": "multipart/form-data"}, 400, "bad_input", "dataset: the uploaded file is not text",
                  id="binary-upload"),
     pytest.param(lambda: {"data": {"symptom": "x", "training": "{lr: 1}"}, "content_type": "multipart/form-data"}, 400,
                  "bad_input", "training: not valid JSON", id="form-training-not-json"),

@@ -179,6 +179,22 @@ def test_attached_files_are_sorted_by_kind(site, open_page, tmp_path):
     expect(page.locator(".turn.assistant svg.panel").first).to_be_visible()
 
 
+def test_a_history_with_any_separator_or_in_utf_16_is_not_taken_for_a_data_sample(site, open_page, tmp_path):
+    app, url = site
+    page = open_page(url)
+    data = Path(__file__).resolve().parents[1] / "evidence" / "data"
+    (tmp_path / "history_utf16.csv").write_bytes((data / "csvlogger_semicolon.csv").read_text().encode("utf-16"))
+    (tmp_path / "rows.csv").write_text("x1;x2;label\n0.1;0.2;0\n0.3;0.1;1\n")
+    files = [data / "csvlogger_semicolon.csv", data / "csvlogger_tab.tsv", tmp_path / "history_utf16.csv",
+             tmp_path / "rows.csv"]
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Attach files").click()
+    chooser.value.set_files([str(path) for path in files])
+    for name in ("csvlogger_semicolon.csv", "csvlogger_tab.tsv", "history_utf16.csv"):
+        expect(page.get_by_label(f"Send {name} as")).to_have_value("metrics")
+    expect(page.get_by_label("Send rows.csv as")).to_have_value("sample")
+
+
 def test_copy_a_snippet(site, open_page):
     app, url = site
     conversation = seed(app, symptom="loss becomes nan", metrics=NAN_CSV)

@@ -59,15 +59,19 @@ function announce(message) {
 
 // --- attachments ---------------------------------------------------------------------------
 
-/** Guess what a file is from its name and first line: a history, a dataset summary or a data sample. */
+/**
+ * Guess what a file is from its name and first line: a history, a dataset summary or a data sample.
+ * The first line may be separated by commas, semicolons (CSVLogger(separator=";")), tabs or bars, and
+ * the file may be UTF-16 (PowerShell's >), which reads here as its characters with NULs between them.
+ */
 async function guessRole(file) {
-  const head = (await file.slice(0, 4096).text()).trimStart();
+  const head = (await file.slice(0, 4096).text()).replace(/\u0000/g, "").replace(/^[\uFEFF\uFFFD]+/, "").trimStart();
   const firstLine = head.split(/\r?\n/, 1)[0].toLowerCase();
   if (/\.json$/i.test(file.name) || head.startsWith("{") || head.startsWith("[")) {
     return /"(val_)?loss"/.test(head) || head.startsWith("[") ? "metrics" : "dataset";
   }
   if (/\.(csv|tsv)$/i.test(file.name)) {
-    return /(^|[,\t])(epoch|step|wall time|loss|train_loss)([,\t]|$)/.test(firstLine) ? "metrics" : "sample";
+    return /(^|[,;\t|])"?(epoch|step|wall time|loss|train_loss)"?([,;\t|]|$)/.test(firstLine) ? "metrics" : "sample";
   }
   return "metrics";
 }
