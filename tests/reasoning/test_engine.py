@@ -159,3 +159,14 @@ def test_hypothetical_answers_keep_the_words_part_of_every_score():
         changed = {k for k in trial.keys() | values.keys() if trial.get(k) != values.get(k)}
         assert scoring.changed(kb, trial, changed).words == scoring.words
         assert scoring.changed(kb, trial, changed).scores(kb) == pytest_approx(_Scoring.of(kb, trial).scores(kb))
+
+
+def test_a_model_systematically_wrong_with_integer_labels_asks_which_labels_there_are():
+    """Labels numbered from 1 overflow a softmax of K units: the class counts would show it, so they are asked."""
+    diagnosis, facts = run(symptom="Accuracy is always 0",
+                           training={"loss": "sparse_categorical_crossentropy", "output_activation": "softmax",
+                                     "output_units": 5, "optimizer": "adam"},
+                           dataset={"task": "multiclass_classification", "n_classes": 5, "label_format": "integer"})
+    assert "class_counts" in [q.fact for q in diagnosis.questions]
+    facts.update(gather(shipped_kb(), facts={"class_counts": {"1": 511, "2": 510, "3": 417, "4": 401, "5": 386}}).facts)
+    assert diagnose(KB, facts).beliefs[0].cause.id == "label_encoding_mismatch"
