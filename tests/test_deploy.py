@@ -85,7 +85,7 @@ def assert_entry_point(command: list[str]) -> None:
 
 def test_compose_has_the_scale_out_services(compose):
     services = compose["services"]
-    assert set(services) == {"postgres", "redis", "migrate", "web", "worker"}
+    assert set(services) == {"postgres", "redis", "migrate", "web", "worker", "proxy"}
     for name in ("migrate", "web", "worker"):
         assert_entry_point(services[name]["command"])
         build = services[name]["build"]
@@ -96,6 +96,21 @@ def test_compose_has_the_scale_out_services(compose):
     assert services["migrate"]["command"][1] == "init-db"  # the schema comes from a command, once
     assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert "ml" not in services["web"]["build"]["args"]["EXTRAS"].split(",")  # no TensorFlow on web machines
+
+
+def test_nginx_in_front_buffers_for_the_web_machines_and_they_trust_it(compose):
+    proxy, web = compose["services"]["proxy"], compose["services"]["web"]
+    mount, target, _ = proxy["volumes"][0].split(":")
+    assert (DEPLOY / mount).resolve() == DEPLOY / "nginx.conf" and target == "/etc/nginx/nginx.conf"
+    assert proxy["depends_on"] == {"web": {"condition": "service_healthy"}}
+    assert "ports" not in web and web["environment"]["ASSISTANT_TRUSTED_PROXIES"] == "1"
+    settings = dict(re.findall(r"^\s*([a-z_]+)\s+([^;{]+);", (DEPLOY / "nginx.conf").read_text(), re.MULTILINE))
+    from assistant import create_app
+
+    limit = create_app({"TESTING": True, "DATABASE_URL": "sqlite://"}).config["MAX_CONTENT_LENGTH"]
+    assert settings["client_max_body_size"] == f"{limit // 2**20}m"  # nginx refuses what the app would
+    assert settings["proxy_request_buffering"] == settings["proxy_buffering"] == "on"
+    assert settings["client_header_timeout"] == "10s" and settings["proxy_pass"] == "http://web"
 
 
 def test_every_compose_setting_is_one_the_app_or_gunicorn_reads(compose):
