@@ -72,3 +72,33 @@ def test_errors_are_one_line_each(files):
     for result in (unreachable, refused, not_json, missing):
         assert "Traceback" not in result.output
         assert isinstance(result.exception, SystemExit)  # click's own exit, not an error escaping
+
+
+def reply(*args: str, tmp_path) -> Result:
+    env = {"ASSISTANT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite'}"}
+    return CliRunner().invoke(main, ["reply", *args], env=env)
+
+
+def test_reply_answers_the_questions_with_facts_and_words(files):
+    started = json.loads(run(str(files / "training.log"), "-s", "loss turns nan", "--json", tmp_path=files).output)
+    asked = [question["fact"] for question in started["reply"]["questions"]]
+    assert "learning_rate" in asked or "optimizer" in asked, asked
+    answered = reply(started["id"], "I use adam", "--fact", "learning_rate=0.5", "--fact", "batch_size = 32",
+                     "--json", tmp_path=files)
+    assert answered.exit_code == 0, answered.output
+    assert json.loads(answered.output)["reply"]["causes"][0]["id"] == "learning_rate_too_high"
+    printed = reply(started["id"], "--fact", "optimizer=adam", tmp_path=files)
+    assert printed.exit_code == 0 and printed.output.startswith("What I see: ")
+    assert f"conversation {started['id']}" in printed.output
+
+
+def test_reply_refusals_are_one_line(files):
+    started = json.loads(run(str(files / "training.log"), "-s", "loss turns nan", "--json", tmp_path=files).output)
+    nothing = reply(started["id"], tmp_path=files)
+    assert nothing.exit_code == 2 and "give an answer in words, or --fact KEY=VALUE" in nothing.output
+    malformed = reply(started["id"], "--fact", "learning_rate", tmp_path=files)
+    assert malformed.exit_code == 2 and "'learning_rate' is not KEY=VALUE" in malformed.output
+    refused = reply(started["id"], "--fact", "learning_rate=fast", tmp_path=files)
+    assert refused.exit_code == 1 and refused.output.startswith("Error: facts.learning_rate: expected a number")
+    missing = reply("conv-" + "0" * 32, "--fact", "learning_rate=0.1", tmp_path=files)
+    assert missing.exit_code == 1 and "no conversation conv-" in missing.output
