@@ -95,7 +95,7 @@ def test_foreign_keys_are_on_again_after_migrating_sqlite(tmp_path):
 
 # --- outages: 503 with Retry-After while the database cannot be reached or written, recovery without a restart
 
-START = {"symptom": "loss is nan after epoch 3"}
+TURN = {"symptom": "loss is nan after epoch 3"}
 
 
 def test_a_database_unreachable_at_start_answers_503_then_serves_once_it_is_there(tmp_path, monkeypatch):
@@ -103,12 +103,12 @@ def test_a_database_unreachable_at_start_answers_503_then_serves_once_it_is_ther
     folder = tmp_path / "not-yet"
     with app_factory(DATABASE_URL=f"sqlite:///{folder / 'assistant.sqlite'}") as make:
         client = make().test_client()  # starts, rather than failing as the database cannot be opened
-        refused = client.post("/api/v1/conversations", json=START)
+        refused = client.post("/api/v1/conversations", json=TURN)
         assert refused.status_code == 503 and refused.headers["Retry-After"] == "5"
         assert refused.get_json()["error"]["code"] == "database_unavailable"
         assert client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 503
         folder.mkdir()  # the database can be reached now: same process, no restart
-        assert client.post("/api/v1/conversations", json=START).status_code == 201
+        assert client.post("/api/v1/conversations", json=TURN).status_code == 201
         assert client.get("/readyz").get_json()["status"] == "ready"
 
 
@@ -128,7 +128,7 @@ def test_a_sqlite_file_read_only_for_a_while_is_written_again_as_soon_as_it_can_
     with app_factory(DATABASE_URL=f"sqlite:///{path}") as make:
         app = make()
         client = app.test_client()
-        assert client.post("/api/v1/conversations", json=START).status_code == 201
+        assert client.post("/api/v1/conversations", json=TURN).status_code == 201
         with app.app_context():
             db.get_engine().dispose()  # the next connections open the file as it is now
         files = [str(file) for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
@@ -136,10 +136,10 @@ def test_a_sqlite_file_read_only_for_a_while_is_written_again_as_soon_as_it_can_
         subprocess.run(["chattr", "+i", *files], check=True)
         try:
             for _ in range(3):
-                refused = client.post("/api/v1/conversations", json=START)
+                refused = client.post("/api/v1/conversations", json=TURN)
                 assert refused.status_code == 503 and refused.headers["Retry-After"] == "5"
             assert client.get("/readyz").status_code == 503
         finally:
             subprocess.run(["chattr", "-i", *files], check=True)
-        assert client.post("/api/v1/conversations", json=START).status_code == 201  # at once, no restart
+        assert client.post("/api/v1/conversations", json=TURN).status_code == 201  # at once, no restart
         assert client.get("/readyz").status_code == 200
