@@ -133,7 +133,8 @@ def test_a_sqlite_file_read_only_for_a_while_is_written_again_as_soon_as_it_can_
             db.get_engine().dispose()  # the next connections open the file as it is now
         files = [str(file) for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
                  if file.exists()]
-        subprocess.run(["chattr", "+i", *files], check=True)
+        if subprocess.run(["chattr", "+i", *files], capture_output=True).returncode != 0:
+            pytest.skip("chattr +i needs root (CAP_LINUX_IMMUTABLE) and a file system that has the flag")
         try:
             for _ in range(3):
                 refused = client.post("/api/v1/conversations", json=TURN)
