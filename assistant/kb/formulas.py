@@ -78,6 +78,8 @@ def library(keras_get: Callable[[str, str | None, str], Any], thresholds: Mappin
         "family": lambda loss: keras_get("losses", loss, "family"),
         "squashing": lambda activation: bool(keras_get("activations", activation, "squashing")),
         "keras_default": lambda argument: keras_get("arguments", argument, "default"),
+        "usual_rate": lambda optimizer: (keras_get("optimizers", optimizer, "usual_learning_rate")
+                                         or keras_get("optimizers", optimizer, "default_learning_rate")),
         "ln_classes": lambda loss: uniform_classes(loss, thresholds["uniform_tolerance"]),
     }
 

@@ -26,8 +26,6 @@ from ..kb.words import FACT as WORDS
 MAX_QUESTIONS = 3
 #: A line of evidence quotes at most this many of the user's own sentences or lines of code.
 QUOTED = 2
-#: Causes whose questions are considered: the leaders only.
-LEADERS = 6
 #: Causes a reply shows: the leaders, and any other above this confidence.
 SHOWN = 3
 ALSO_SHOWN_ABOVE = 0.15
@@ -259,9 +257,10 @@ def _gain(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring: _Sco
 
 def _questions(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring: _Scoring,
                probs: dict[str, float], declined: Collection[str]) -> list[Question]:
-    leaders = sorted(probs, key=probs.get, reverse=True)[:LEADERS]
-    candidates = sorted({f for cid in leaders for f in kb.asks.get(cid, ())}
-                        - set(facts.values()) - set(declined))
+    # Every cause's questions, not only the leaders': when little is known the leaders are the
+    # commonest causes, and the answer that would lift a rarer one (the optimizer, once the
+    # learning rate is known) is worth as much as any.
+    candidates = sorted(set().union(*kb.asks.values()) - set(facts.values()) - set(declined))
     questions = []
     for name in candidates:
         answers = kb.answers.get(name, [])

@@ -48,6 +48,13 @@ def test_a_nan_the_user_reports_stands_in_until_a_training_loss_was_read():
     assert "loss_is_nan" not in derive(shipped_kb(), {"symptom_loss_nan": True, "epochs_run": 6, "loss_first": 2.0})
 
 
+def test_a_learning_rate_is_judged_against_the_one_its_optimizer_is_meant_for():
+    assert derive(shipped_kb(), {"learning_rate": 0.001, "optimizer": "adadelta"})["learning_rate_ratio"] == 0.001
+    assert derive(shipped_kb(), {"learning_rate": 0.001, "optimizer": "adam"})["learning_rate_ratio"] == 1
+    assert derive(shipped_kb(), {"learning_rate": 0.1, "optimizer": "sgd"})["learning_rate_ratio"] == 10
+    assert derive(shipped_kb(), {"learning_rate": 0.01})["learning_rate_ratio"] == 10  # Adam's rate when not said
+
+
 def test_extreme_values_far_from_the_mean_are_measured_in_standard_deviations():
     out = derive(shipped_kb(), {"feature_min": -1e6, "feature_max": 1e6, "feature_mean": 0.0, "feature_std": 35352.6})
     assert out["feature_extreme_z"] == pytest.approx(28.29, rel=1e-3)

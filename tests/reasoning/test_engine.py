@@ -170,3 +170,14 @@ def test_a_model_systematically_wrong_with_integer_labels_asks_which_labels_ther
     assert "class_counts" in [q.fact for q in diagnosis.questions]
     facts.update(gather(shipped_kb(), facts={"class_counts": {"1": 511, "2": 510, "3": 417, "4": 401, "5": 386}}).facts)
     assert diagnose(KB, facts).beliefs[0].cause.id == "label_encoding_mismatch"
+
+
+def test_a_question_that_would_lift_a_rarer_cause_is_asked_when_little_is_known():
+    """Learning rate 0.001 is Adam's; for Adadelta it is a thousandth of the usual, so the optimizer is worth asking."""
+    diagnosis, facts = run(symptom="Model accuracy is too low", training={"learning_rate": 0.001},
+                           dataset={"task": "multiclass_classification", "n_classes": 10})
+    assert "optimizer" in [q.fact for q in diagnosis.questions]
+    facts.update(gather(shipped_kb(), facts={"optimizer": "adadelta"}).facts)
+    after = diagnose(KB, facts).beliefs[0]
+    assert after.cause.id == "learning_rate_too_low"
+    assert any("meant to run at" in line for line in after.evidence)
