@@ -1381,8 +1381,8 @@ class _Reader:
             if layer.kind == "dropout":
                 rate = self._arguments(layer.call, "dropout", layer=True).get("rate")
                 value = self._number(rate, layer.piece)
-                if value is not None and 0 <= value < 1:
-                    rates.append((float(value), f"you wrote {_brief(layer.piece, layer.call, keep=(rate,))}"))
+                if value is not None and value >= 0:  # Keras 2 capped a rate of 1 or more at 1: every unit dropped
+                    rates.append((min(float(value), 1.0), f"you wrote {_brief(layer.piece, layer.call, keep=(rate,))}"))
         if rates:
             found["dropout"] = _Found(*max(rates, key=lambda r: r[0]))
         elif whole:

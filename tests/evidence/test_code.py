@@ -905,3 +905,8 @@ def test_inputs_written_out_in_the_code_give_the_number_of_examples():
 def test_a_list_of_arrays_is_a_multi_input_model_not_two_examples():
     text = "```\nmodel.compile(loss='mse', optimizer='adam')\nmodel.fit([images, metadata], y, epochs=10)\n```"
     assert "n_samples" not in read(text)
+
+
+def test_a_dropout_rate_of_one_or_more_drops_every_unit():
+    text = "```\nmodel.add(Dense(64, activation='relu'))\nmodel.add(Dropout(256))\nmodel.add(Dense(1, activation='sigmoid'))\n```"
+    assert read(text)["dropout"] == (1.0, "you wrote Dropout(256)")

@@ -83,6 +83,9 @@ CASE_SYMPTOMS = {
 
 #: The way people put it on forums and in chat.
 FORUM = {
+    "Dropout makes performance worse.": {"symptom_regularization_hurts": True},
+    "turning off dropout makes all my results better": {"symptom_regularization_hurts": True},
+    "I had `Dropout(256)` instead of `Dense(256)`": {"symptom_regularization_hurts": True},
     "then only loss decreased val_loss frozen between 24 and 25":
         {"symptom_gap": True, "symptom_constant_metrics": None, "symptom_frozen_weights": None, "symptom_loss_flat": None},
     "val loss is stuck while training loss goes down": {"symptom_gap": True, "symptom_loss_flat": None},
@@ -171,6 +174,7 @@ FORUM = {
 
 #: Words that must not be read as the symptom they mention.
 NEGATIVES = {
+    "I added Dropout(0.5) and it did not help": {"symptom_regularization_hurts"},
     "the loss decreased and so did the val loss": {"symptom_gap", "symptom_loss_flat"},
     "I use logistic regression as a baseline": {"symptom_linear_task"},
     "I do not think that this is an overfitting problem": {"symptom_val_worse"},
