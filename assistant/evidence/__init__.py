@@ -82,14 +82,18 @@ def gather(kb: KnowledgeBase, *, symptom: str | None = None, text: str | None = 
     # pasted code states, and both before the mappings the client sends.
     if symptom:
         said = symptom_facts(kb, symptom)
-        found += said + _absent(kb, "symptom", said, "your message") + stated_facts(kb, symptom) + _code_facts(kb, symptom)
+        stated = stated_facts(kb, symptom) + _code_facts(kb, symptom)
+        limits.check(stated, "symptom")
+        found += said + _absent(kb, "symptom", said, "your message") + stated
         if kb.words is not None:  # what the learned text model reads in the words, for the reasoning to weigh
             found.append(Fact(words.FACT, kb.words.probabilities(symptom), "your message"))
     if text:
         answered = answer_facts(kb, text, list(asked))
         read = {fact.key for fact in answered}
-        found += [fact for fact in stated_facts(kb, text, source="your answer") if fact.key not in read]
-        found += answered + _code_facts(kb, text)
+        said = [fact for fact in stated_facts(kb, text, source="your answer") if fact.key not in read]
+        said += answered + _code_facts(kb, text)
+        limits.check(said, "text")
+        found += said
     if metrics is not None and metrics != "":
         pasted = isinstance(metrics, (str, bytes, bytearray))  # a log or file as the user has it, not a client's JSON
         try:
@@ -110,11 +114,14 @@ def gather(kb: KnowledgeBase, *, symptom: str | None = None, text: str | None = 
     if sample is not None:
         from .sample import summarize_sample  # pandas: loaded only by the workers that are sent a data sample
 
-        found += contract_facts(kb, summarize_sample(sample), source=SAMPLE, field="sample")
+        summarized = contract_facts(kb, summarize_sample(sample), source=SAMPLE, field="sample")
+        limits.check(summarized, "sample")
+        found += summarized
     for field, mapping, source in (("dataset", dataset, DATASET),
                                    ("training", training, TRAINING),
                                    ("facts", facts, "your answer")):
         if mapping:
-            found += contract_facts(kb, mapping, source=source, field=field)
-    limits.check(found)
+            given = contract_facts(kb, mapping, source=source, field=field)
+            limits.check(given, field)
+            found += given
     return Evidence(found, history_json)

@@ -23,16 +23,23 @@ MAXIMA: dict[str, int] = {
     "total_params": 10_000_000_000_000,
     "trainable_params": 10_000_000_000_000,
 }
+#: The inputs that are mappings of facts: a refusal names the key inside them.
+MAPPINGS = frozenset({"dataset", "training", "facts", "sample"})
 #: The class counts of a dataset summary hold at most as many classes as ``n_classes`` may be.
 CLASS_COUNTS_KEY = "class_counts"
 
 
-def check(facts: Iterable[Fact]) -> None:
-    """Raise OverLimit naming the first fact whose count is above its maximum, and where it came from."""
+def check(facts: Iterable[Fact], field: str) -> None:
+    """Raise OverLimit naming the first fact whose count is above its maximum, and the input it came from.
+
+    ``field`` is that input (``symptom``, ``training``, ...): the error names it, as every refusal of
+    a turn names the input at fault (``training.n_classes``; the words themselves for what prose said).
+    """
     for fact in facts:
         value = len(fact.value) if fact.key == CLASS_COUNTS_KEY and isinstance(fact.value, dict) else fact.value
         limit = MAXIMA["n_classes"] if fact.key == CLASS_COUNTS_KEY else MAXIMA.get(fact.key)
         if limit is not None and isinstance(value, (int, float)) and not isinstance(value, bool) and value > limit:
             what = f"{value:,} classes" if fact.key == CLASS_COUNTS_KEY else f"{value:,}"
-            raise OverLimit(f"{fact.key}: {what} (from {fact.source}) is more than {limit:,}, the most this service "
-                            "works with", field=fact.key)
+            named = field in MAPPINGS  # the field names the key; in words, the message does
+            raise OverLimit(f"{'' if named else fact.key + ': '}{what} (from {fact.source}) is more than {limit:,}, "
+                            "the most this service works with", field=f"{field}.{fact.key}" if named else field)
