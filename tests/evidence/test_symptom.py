@@ -83,6 +83,9 @@ CASE_SYMPTOMS = {
 
 #: The way people put it on forums and in chat.
 FORUM = {
+    "My Agent was always going straight.": {"symptom_same_class": True},
+    "I am not getting any mask. all file is blank": {"symptom_same_class": True},
+    "the predicted images are all black": {"symptom_same_class": True},
     "Dropout makes performance worse.": {"symptom_regularization_hurts": True},
     "turning off dropout makes all my results better": {"symptom_regularization_hurts": True},
     "I had `Dropout(256)` instead of `Dense(256)`": {"symptom_regularization_hurts": True},
@@ -174,6 +177,7 @@ FORUM = {
 
 #: Words that must not be read as the symptom they mention.
 NEGATIVES = {
+    "I was always going to use Adam": {"symptom_same_class"},
     "I added Dropout(0.5) and it did not help": {"symptom_regularization_hurts"},
     "the loss decreased and so did the val loss": {"symptom_gap", "symptom_loss_flat"},
     "I use logistic regression as a baseline": {"symptom_linear_task"},
