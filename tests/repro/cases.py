@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from assistant.repro import FINISHED, store
+
 DATA = Path(__file__).with_name("data")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,3 +88,12 @@ def celery_worker(settings: dict, log: Path) -> Iterator[subprocess.Popen]:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
+
+
+def finished(app, conversation_id: str, run_id: str):
+    """A wait_for check: the run once it has finished, else None."""
+    def check():
+        with app.app_context():
+            run = store.find(run_id, conversation_id, None)
+        return run if run["status"] in FINISHED else None
+    return check

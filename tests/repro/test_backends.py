@@ -7,11 +7,11 @@ import pytest
 import redis
 
 from assistant import conversations
-from assistant.repro import EXTENSION, FINISHED, backends, store
+from assistant.repro import EXTENSION, backends, store
 from assistant.repro.experiments import Experiment
 from assistant.repro.spec import build, run_names
 from tests.helpers import shipped_kb
-from tests.repro.cases import TINY, model_json, wait_for, worker_pids
+from tests.repro.cases import TINY, finished, model_json, wait_for, worker_pids
 from tests.repro.cases import celery_worker as start_celery_worker
 
 NAMES = run_names(shipped_kb().keras)
@@ -24,14 +24,6 @@ def start_run(app, request=TINY):
         conversation_id, _ = conversations.start(None, request)
         run = app.extensions[EXTENSION].start(conversation_id, None)
     return conversation_id, run["id"]
-
-
-def finished(app, conversation_id, run_id):
-    def check():
-        with app.app_context():
-            run = store.find(run_id, conversation_id, None)
-        return run if run["status"] in FINISHED else None
-    return check
 
 
 def test_a_run_trains_in_a_worker_process_and_concludes(run_app):

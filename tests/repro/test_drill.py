@@ -17,8 +17,8 @@ import pytest
 import redis
 
 from assistant import conversations
-from assistant.repro import EXTENSION, FINISHED, store
-from tests.repro.cases import ROOT, TINY, celery_worker, wait_for, worker_pids
+from assistant.repro import EXTENSION, store
+from tests.repro.cases import ROOT, TINY, celery_worker, finished, wait_for, worker_pids
 
 pytestmark = [pytest.mark.tf, pytest.mark.services]
 
@@ -34,14 +34,6 @@ def training(app, conversation_id, run_id):
         with app.app_context():
             run = store.find(run_id, conversation_id, None)
         return run if run["status"] == "running" and run["progress"]["epoch"] > 0 else None
-    return check
-
-
-def finished(app, conversation_id, run_id):
-    def check():
-        with app.app_context():
-            run = store.find(run_id, conversation_id, None)
-        return run if run["status"] in FINISHED else None
     return check
 
 
