@@ -6,7 +6,7 @@ module only evaluates them, in the order the knowledge base compiled them in.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from ..kb import KnowledgeBase
 from ..kb.formulas import evaluate
@@ -24,3 +24,29 @@ def derive(kb: KnowledgeBase, values: Mapping[str, Any]) -> dict[str, Any]:
         if value is not None:
             out[derivation.name] = scope[derivation.name] = value
     return out
+
+
+def rederive(kb: KnowledgeBase, values: Mapping[str, Any], established: Collection[str],
+             changed: Collection[str]) -> tuple[dict[str, Any], set[str]]:
+    """``values`` (known and derived) after the facts ``changed`` took new values, and every name whose value changed.
+
+    Only the formulas that read a changed name, directly or through another formula, are worked
+    out again: the same result as :func:`derive` over the known facts, at a fraction of the cost
+    when one hypothetical answer is tried after another. ``established`` facts are never derived.
+    """
+    formulas = kb.formulas
+    scope = {**formulas.blank, **values}
+    out = dict(values)
+    dirty = set(changed)
+    for derivation in formulas.derivations:
+        if derivation.name in established or not (derivation.reads & dirty or dirty.intersection(derivation.needs)):
+            continue
+        value = evaluate(derivation, scope, formulas.functions)
+        if value != out.get(derivation.name):
+            scope[derivation.name] = value
+            if value is None:
+                del out[derivation.name]
+            else:
+                out[derivation.name] = value
+            dirty.add(derivation.name)
+    return out, dirty

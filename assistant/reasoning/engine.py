@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import compress
 from typing import Any, Collection, Mapping
 
 from ..evidence import SETTINGS
-from ..evidence.derive import derive
+from ..evidence.derive import derive, rederive
 from ..evidence.facts import Facts
 from ..kb import Cause, KnowledgeBase, Rule, Tree
 from ..kb.conditions import NOT_OBSERVED, Condition, facts_in
@@ -153,8 +154,9 @@ class _Scoring:
                    {tid: _tree_scores(kb, values, tid, readings) for tid in kb.trees}, _words(kb, values))
 
     def changed(self, kb: KnowledgeBase, values: Mapping[str, Any], keys: set[str]) -> "_Scoring":
-        hits = [rule.test(values) is True if names & keys else hit
-                for (_, _, rule, names), hit in zip(kb.rules, self.hits)]
+        hits = list(self.hits)
+        for i in {i for key in keys for i in _rules_reading(kb).get(key, ())}:
+            hits[i] = kb.rules[i][2].test(values) is True
         trees = {tid: _tree_scores(kb, values, tid) if kb.trees[tid].reads & keys else weights
                  for tid, weights in self.trees.items()}
         return _Scoring(hits, trees, _words(kb, values) if WORDS in keys else self.words)
@@ -168,12 +170,21 @@ class _Scoring:
         for weights in self.trees.values():
             for cid, w in weights.items():
                 scores[cid] += w
-        for (cid, weight, _, _), hit in zip(kb.rules, self.hits):
-            if hit:
-                scores[cid] += weight
+        for cid, weight, _, _ in compress(kb.rules, self.hits):
+            scores[cid] += weight
         for cid, w in self.words.items():
             scores[cid] += w
         return scores
+
+
+@cache
+def _rules_reading(kb: KnowledgeBase) -> dict[str, tuple[int, ...]]:
+    """The rules (by position) that read each fact: what a hypothetical answer must test again."""
+    index: dict[str, list[int]] = {}
+    for i, (_, _, _, names) in enumerate(kb.rules):
+        for name in names:
+            index.setdefault(name, []).append(i)
+    return {name: tuple(rules) for name, rules in index.items()}
 
 
 def _words(kb: KnowledgeBase, values: Mapping[str, Any]) -> dict[str, float]:
@@ -244,11 +255,9 @@ def _gain(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring: _Sco
           name: str, answers: list[Any]) -> float:
     """The expected drop in the entropy over causes once ``name`` is known to be one of ``answers``."""
     outcomes = []
+    established = {fact.key for fact in facts}
     for answer in answers:
-        trial = facts.values()
-        trial[name] = answer
-        trial.update(derive(kb, trial))
-        changed = {k for k in trial.keys() | values.keys() if trial.get(k) != values.get(k)}
+        trial, changed = rederive(kb, {**values, name: answer}, established | {name}, {name})
         outcomes.append(scoring.changed(kb, trial, changed).scores(kb))
     temperature = kb.thresholds["confidence_temperature"]
     likely = _answer_odds(scoring.scores(kb), outcomes, probs, temperature)

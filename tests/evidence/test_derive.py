@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.evidence.derive import derive
+from assistant.evidence.derive import derive, rederive
 from tests.helpers import shipped_kb
 
 
@@ -88,3 +88,23 @@ def test_labels_outside_zero_one_do_not_fit_binary_crossentropy():
 
 def test_known_values_are_never_overwritten():
     assert "imbalance_ratio" not in derive(shipped_kb(), {"class_counts": {"0": 1, "1": 9}, "imbalance_ratio": 2.0})
+
+
+@pytest.mark.parametrize("known", [
+    {},
+    {"n_samples": 300, "batch_size": 32, "epochs": 5, "task": "multiclass_classification", "loss_last": 1e-8,
+     "accuracy_last": 0.3, "optimizer": "adam", "learning_rate": 0.01, "output_units": 3},
+    {"class_counts": {"1": 50, "2": 50}, "loss": "sparse_categorical_crossentropy", "symptom_loss_nan": True},
+])
+def test_working_out_again_only_what_an_answer_touches_gives_what_deriving_from_scratch_gives(known):
+    kb = shipped_kb()
+    values = {**known, **derive(kb, known)}
+    for name, answers in kb.answers.items():
+        for answer in answers:
+            if name in known:
+                continue
+            fresh = {**known, name: answer}
+            fresh.update(derive(kb, fresh))
+            again, changed = rederive(kb, {**values, name: answer}, set(known) | {name}, {name})
+            assert again == fresh, name
+            assert changed >= {k for k in fresh.keys() | values.keys() if fresh.get(k) != values.get(k)}
