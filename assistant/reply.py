@@ -19,7 +19,6 @@ import jinja2
 from .evidence.derive import derive
 from .kb import KnowledgeBase
 from .kb.check import sample_values
-from .kb.model import head
 from .reasoning.engine import Belief, Diagnosis
 
 
@@ -49,31 +48,6 @@ def _environment(directory: str) -> jinja2.Environment:
     return env
 
 
-def _regression(kb: KnowledgeBase, v: dict[str, Any]) -> bool:
-    """A regression task, as the user said or as their loss shows."""
-    return v.get("task") == "regression" or (
-        v.get("task") is None and kb.keras.get("losses", v.get("loss"), "family") == "regression")
-
-
-def _n_classes(v: dict[str, Any]) -> int | None:
-    counts = v.get("class_counts")
-    return v.get("n_classes") or (len(counts) if isinstance(counts, dict) and counts else None)
-
-
-def _fresh_head(kb: KnowledgeBase, v: dict[str, Any]) -> dict[str, Any]:
-    """The output layer, loss and metrics that fit the task and the labels' encoding (keras.yaml ``heads``)."""
-    k = _n_classes(v)
-    binary = v.get("task") == "binary_classification" or k == 2 or (k is None and v.get("output_units") == 1)
-    return head(kb.keras.tables["heads"], regression=_regression(kb, v), binary=binary,
-                one_hot=v.get("label_format") == "one_hot", classes=k or v.get("output_units"))
-
-
-def _loss_for(kb: KnowledgeBase, units: int, v: dict[str, Any]) -> str:
-    """The Keras loss that fits an output layer of ``units`` units and the labels' encoding."""
-    return head(kb.keras.tables["heads"], regression=_regression(kb, v), binary=units == 1,
-                one_hot=units != 1 and v.get("label_format") == "one_hot", classes=units)["loss"]
-
-
 def _class_weight(counts: Any) -> dict[int, float] | None:
     """scikit-learn's "balanced" weights, n / (k * count), from the user's class counts.
 
@@ -93,47 +67,46 @@ def _class_weight(counts: Any) -> dict[int, float] | None:
 def snippet_context(kb: KnowledgeBase, values: dict[str, Any]) -> dict[str, Any]:
     """The names every snippet template may use, derived from what the conversation knows.
 
-    What the conversation does not know, a snippet reads from the user's session where it can
-    (an unknown optimizer or learning rate comes from ``model.optimizer``), and otherwise it
-    falls back to Keras's usual defaults.
+    What the conversation does not know, a snippet reads from the user's session (the task and
+    the labels from ``y_train`` and the output layer, the optimizer and its learning rate from
+    ``model.optimizer``); the Keras tables it needs for that come from ``keras.yaml``.
     """
     lr = values.get("learning_rate") or 0.001
     epochs = int(values.get("epochs") or values.get("epochs_run") or 20)
-    regression = _regression(kb, values)
     optimizer = values.get("optimizer")
-    fresh = _fresh_head(kb, values)
-    units = values.get("output_units") or fresh["units"]
+    usual = kb.keras.get("optimizers", optimizer, "default_learning_rate")
+    known_rate = "learning_rate" in values and usual is not None
     hidden = values.get("hidden_activation")
+    losses = kb.keras.tables["losses"]
     return {
         "values": values,
-        "regression": regression,
-        "metrics": list(fresh["metrics"]),
         # The user's optimizer, rebuilt with a new learning rate (see _macros.j2's `optimizer`).
         "optimizer_class": kb.keras.get("optimizers", optimizer, "class"),
         "momentum": values.get("momentum") if kb.keras.get("optimizers", optimizer, "momentum") else None,
         "learning_rate_known": "learning_rate" in values,
         "learning_rate": lr,
-        "lower_learning_rate": lr / 10,
-        "higher_learning_rate": min(lr * 10, 0.01) if lr < 0.01 else lr,
+        # A rate that fixes: a tenth (ten times) of the user's, but at most (at least) the usual
+        # rate of their optimizer; None when the snippet works it out in the session.
+        "lower_learning_rate": min(lr / 10, usual) if known_rate else None,
+        "higher_learning_rate": max(lr * 10, usual) if known_rate else None,
+        "usual_rates": {entry["class"]: entry["default_learning_rate"] for entry in kb.keras.tables["optimizers"].values()
+                        if "class" in entry and "default_learning_rate" in entry},
         "batch_size": values.get("batch_size") or 32,
         "epochs": epochs,
         "more_epochs": max(epochs * 5, 50),
         # EarlyStopping waits about a tenth of the run for an improvement, within 3..20 epochs.
         "patience": max(3, min(20, epochs // 10)),
         "monitor": "val_loss",
-        # The user's own output layer (as far as known), and the loss that fits it and the labels.
-        "output_units": units,
         "output_activation": values.get("output_activation"),
-        "fitting_loss": _loss_for(kb, units, values),
-        "from_logits": not regression and (values.get("from_logits") is True
-                                           or values.get("output_activation") == "linear"),
-        "loss_classes": {name: entry["class"] for name, entry in kb.keras.tables["losses"].items() if "class" in entry},
-        # The output layer and loss of a model the snippet builds afresh.
-        "fresh_units": fresh["units"],
-        "fresh_activation": fresh["activation"],
-        "fresh_loss": _loss_for(kb, fresh["units"], values),
+        # Keras's losses by any name a compiled model reports (without "_"), their families and
+        # classes, and what fits each kind of labels: a snippet reads the task with them.
+        "loss_names": {name.replace("_", ""): canon for canon, entry in losses.items()
+                       for name in (canon, *entry.get("aliases", ()))},
+        "loss_families": {canon: entry["family"] for canon, entry in losses.items()},
+        "loss_classes": {name: entry["class"] for name, entry in losses.items() if "class" in entry},
+        "heads": {kind: {key: entry[key] for key in ("units", "activation", "loss")}
+                  for kind, entry in kb.keras.tables["heads"].items()},
         "class_weight": _class_weight(values.get("class_counts")),
-        "n_classes": _n_classes(values),
         "l2": values.get("l2") or 0.0,
         "dropout": values.get("dropout") or 0.0,
         "n_hidden_layers": values.get("n_hidden_layers"),

@@ -28,7 +28,7 @@ def test_snippet_uses_the_users_learning_rate():
     reply = reply_for(symptom="loss is nan", metrics={"loss": [1.2, float("nan")]},
                       training={"optimizer": "rmsprop", "learning_rate": 0.5})
     code = next(c for c in reply["causes"] if c["id"] == "learning_rate_too_high")["snippet"]["code"]
-    assert "RMSprop(learning_rate=0.05" in code
+    assert "RMSprop(learning_rate=0.001, clipnorm=1)" in code  # the usual rate for RMSprop, not a tenth of 0.5
     ast.parse(code)
 
 
@@ -88,7 +88,7 @@ def test_a_template_using_an_undefined_name_fails_kb_check_naming_file_and_line(
 
     _replace(kb_copy / "snippets" / "overfitting.py.j2", "patience={{ patience | py }}", "patience={{ patiense | py }}")
     (problem,) = knowledge_problems(kb_copy)[:-1]
-    assert problem == ("snippets/overfitting.py.j2:7: 'patiense' is undefined (UndefinedError), "
+    assert problem == ("snippets/overfitting.py.j2:12: 'patiense' is undefined (UndefinedError), "
                        "with every sample conversation")
     assert "patiense" in line_named(kb_copy, problem)
 
@@ -101,7 +101,7 @@ def test_a_name_undefined_in_one_conversation_only_is_caught_for_it(kb_copy):
     _replace(kb_copy / "snippets" / "class_imbalance.py.j2", "class_weight = {{ class_weight | py }}",
              "class_weight = {{ clas_weight | py }}")
     (problem,) = problems(load(kb_copy))
-    assert problem.startswith("snippets/class_imbalance.py.j2:24: 'clas_weight' is undefined (UndefinedError), with ")
+    assert problem.startswith("snippets/class_imbalance.py.j2:26: 'clas_weight' is undefined (UndefinedError), with ")
     assert "every fact known" in problem and "nothing known" not in problem
 
 
@@ -110,7 +110,7 @@ def test_a_template_syntax_error_fails_at_its_line(kb_copy):
 
     _replace(kb_copy / "snippets" / "overfitting.py.j2", "epochs={{ epochs | py }}", "epochs={{ epochs | py }")
     (problem,) = knowledge_problems(kb_copy)[:-1]
-    assert problem.startswith("snippets/overfitting.py.j2:8: ") and "(TemplateSyntaxError)" in problem
+    assert problem.startswith("snippets/overfitting.py.j2:13: ") and "(TemplateSyntaxError)" in problem
 
 
 def test_a_mistake_in_the_shared_macros_names_the_macro_file(kb_copy):
@@ -119,7 +119,7 @@ def test_a_mistake_in_the_shared_macros_names_the_macro_file(kb_copy):
 
     _replace(kb_copy / "snippets" / "_macros.j2", "momentum={{ momentum | py }}", "momentum={{ momentun | py }}")
     found = problems(load(kb_copy))
-    assert found and all(p.startswith("snippets/_macros.j2:9: 'momentun' is undefined (UndefinedError, rendering ")
+    assert found and all(p.startswith("snippets/_macros.j2:12: 'momentun' is undefined (UndefinedError, rendering ")
                          for p in found), found
 
 

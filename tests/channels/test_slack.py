@@ -145,7 +145,8 @@ def test_mention_is_answered_in_its_thread(slack_app, slack_client, slack_api):
     assert reply.args["channel"] == CHANNEL and reply.args["thread_ts"] == "1700000000.000100"
     assert reply.headers["authorization"] == f"Bearer {TOKEN}"
     assert reply.args["blocks"][0]["text"]["text"] == "*Most likely causes*"
-    assert "```" in json.dumps(reply.args["blocks"])  # the top snippet, as a code block
+    shown = json.dumps(reply.args["blocks"])
+    assert "```" in shown or "follows as the file" in shown  # the top snippet, as a code block or a file
     assert {"answer-0", blocks.DONT_KNOW, blocks.FIXED}.issubset(b["action_id"] for b in buttons(reply))
     offered = blocks.VALIDATE in [b["action_id"] for b in buttons(reply)]
     assert offered is (slack_app.extensions[repro.EXTENSION] is not None)  # only where runs exist
@@ -308,11 +309,15 @@ def validate_and_wait(slack_client, slack_api, event, timeout=15):
     """Click "Validate with a short run" under the reply to ``event``; the verdict message and the uploaded plot."""
     send_event(slack_client, event)
     (reply,) = slack_api.wait_for("chat.postMessage", 1)
+    # A long snippet under the reply is uploaded as a file first; the plot is the last upload.
+    snippets = 1 if "follows as the file" in json.dumps(reply.args["blocks"]) else 0
+    if snippets:
+        slack_api.wait_for("files.completeUploadExternal", 1, timeout=timeout)
     assert click(slack_client, reply, button(reply, blocks.VALIDATE)).status_code == 200
     _, started, verdict = slack_api.wait_for("chat.postMessage", 3, timeout=timeout)
     assert started.args["text"].startswith(f"<@{USER}> started a short run")
-    (upload,) = slack_api.wait_for("files.completeUploadExternal", timeout=timeout)
-    (plot,) = [call for call in slack_api.calls if call.method.startswith("upload/")]
+    *_, upload = slack_api.wait_for("files.completeUploadExternal", snippets + 1, timeout=timeout)
+    *_, plot = [call for call in slack_api.calls if call.method.startswith("upload/")]
     return verdict, upload, plot
 
 

@@ -33,7 +33,7 @@ def test_in_process_prints_the_causes_readably(files):
     assert result.output.startswith("What I see: ")
     assert "\n\n1. Learning rate too high (" in result.output
     assert "   - loss became nan at epoch 3\n" in result.output
-    assert "```python\nimport keras\n" in result.output and "learning_rate=0.05" in result.output
+    assert "```python\nimport keras\n" in result.output and "learning_rate=0.001" in result.output
     assert "conversation conv-" in result.output
 
 
