@@ -18,7 +18,7 @@ from . import alarms, db, kb
 from .evidence import gather
 from .evidence.facts import Fact, Facts, OverLimit
 from .reasoning.engine import Diagnosis, diagnose
-from .reply import render
+from .reply import render, render_cause
 
 #: How often a turn is answered again after another turn on the same conversation was stored first.
 ATTEMPTS = 3
@@ -197,6 +197,16 @@ def add_epoch(conversation_id: str, owner: str | None, logs: dict[str, Any], *,
 
     start = None if title is None else replace(Conversation.new(owner, title), id=conversation_id)
     return _advance(conversation_id, owner, step, start=start)
+
+
+def cause(conversation_id: str, owner: str | None, cause_id: str) -> dict[str, Any] | None:
+    """One cause of the knowledge base as this conversation's facts weigh it, listed in the last reply
+    or not; None when the owner has no such conversation."""
+    conversation = load(conversation_id, owner)
+    if conversation is None:
+        return None
+    knowledge = kb.current()
+    return render_cause(knowledge, diagnose(knowledge, conversation.facts, declined=conversation.declined), cause_id)
 
 
 def live_reply(conversation_id: str, owner: str | None) -> dict[str, Any] | None:

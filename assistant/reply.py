@@ -135,6 +135,14 @@ def _cause_json(kb: KnowledgeBase, belief: Belief, values: dict[str, Any]) -> di
     }
 
 
+def render_cause(kb: KnowledgeBase, diagnosis: Diagnosis, cause_id: str) -> dict[str, Any] | None:
+    """One cause as it stands in a diagnosis, shown or not: its evidence, its rank and its filled snippet."""
+    for rank, belief in enumerate(diagnosis.beliefs, 1):
+        if belief.cause.id == cause_id:
+            return {**_cause_json(kb, belief, diagnosis.values), "rank": rank}
+    return None
+
+
 def _markdown(diagnosis: Diagnosis, causes: list[dict[str, Any]], questions: list[dict[str, Any]]) -> str:
     lines = []
     if diagnosis.readings:

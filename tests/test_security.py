@@ -87,6 +87,7 @@ CROSS_OWNER = {
     "api.get_conversation": [("get", "{c}", None, 404)],
     "api.add_turn": [("post", "{c}/turns", {"text": "it was 0.1", "facts": {"learning_rate": 0.1}}, 404)],
     "api.add_feedback": [("post", "{c}/feedback", {"cause": "overfitting", "verdict": "fixed"}, 404)],
+    "api.get_cause": [("get", "{c}/causes/overfitting", None, 404)],
     "api.add_epoch": [("post", "{c}/epochs", {"epoch": 1, "loss": 0.4}, 404)],
     "api.start_reproduction": [("post", "{c}/reproductions", {}, 404)],
     "api.list_reproductions": [("get", "{c}/reproductions", None, 200)],

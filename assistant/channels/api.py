@@ -15,7 +15,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .. import conversations, security
+from .. import conversations, kb, security
 from ..errors import ApiError, error_response
 from ..evidence.metrics import decode_text, looks_binary
 from ..repro import reproductions
@@ -236,6 +236,16 @@ def add_turn(conversation_id: str) -> dict[str, Any]:
     if reply is None:
         raise conversation_not_found(conversation_id)
     return {"id": conversation_id, "reply": reply}
+
+
+@bp.get("/conversations/<conversation_id>/causes/<cause_id>")
+def get_cause(conversation_id: str, cause_id: str) -> dict[str, Any]:
+    if cause_id not in kb.current().causes:
+        raise ApiError(404, "not_found", f"no cause {cause_id}")
+    found = conversations.cause(conversation_id, g.owner, cause_id)
+    if found is None:
+        raise conversation_not_found(conversation_id)
+    return found
 
 
 @bp.post("/conversations/<conversation_id>/feedback")
