@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from datetime import datetime, timezone
+from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
 
@@ -52,15 +53,36 @@ def _begin() -> None:
     g.request_started = time.perf_counter()
 
 
+def stream_outcome() -> dict[str, str]:
+    """Hold the current request's log line until its streamed response closes, and return where the stream
+    writes how it ended (``ended``: ``completed``, ``idle``, ``limit``, ``shutdown``; ``closed`` until it says,
+    so a client gone or a write failed first reads so). A line written at the start says 200 for a stream
+    that is later cut, and times it to its headers."""
+    g.stream_outcome = {"ended": "closed"}
+    return g.stream_outcome
+
+
 def _end(response: Response) -> Response:
-    """Hand the id back and log the request; for a stream, its time is the time to the headers."""
+    """Hand the id back and log the request, a stream once it has ended (:func:`stream_outcome`)."""
     response.headers[HEADER] = g.request_id
-    if request.blueprint != "ops":  # probes and scrapes every few seconds from every balancer would drown the rest
-        log.info("%s %s %s", request.method, request.path, response.status_code, extra={"fields": {
-            "method": request.method, "path": request.path, "status": response.status_code,
-            "duration_ms": round(elapsed() * 1000, 2), "remote_addr": request.remote_addr,
-        }})
+    if request.blueprint == "ops":  # probes and scrapes every few seconds from every balancer would drown the rest
+        return response
+    fields = {"method": request.method, "path": request.path, "status": response.status_code,
+              "remote_addr": request.remote_addr}
+    outcome = g.get("stream_outcome")
+    if outcome is None:
+        _log(fields, elapsed())
+    else:  # the request's context is gone at the close: keep what the line needs
+        fields["request_id"], started = g.request_id, g.request_started
+        response.call_on_close(lambda: _log({**fields, "stream_ended": outcome["ended"]},
+                                            time.perf_counter() - started))
     return response
+
+
+def _log(fields: dict[str, Any], seconds: float) -> None:
+    ended = f" ({fields['stream_ended']})" if "stream_ended" in fields else ""
+    log.info("%s %s %s%s", fields["method"], fields["path"], fields["status"], ended,
+             extra={"fields": {**fields, "duration_ms": round(seconds * 1000, 2)}})
 
 
 def init_app(app: Flask) -> None:

@@ -8,11 +8,16 @@ gets ``HEAD_TIMEOUT`` seconds for it and is then closed. A thread serving a requ
 on a silent client after ``IO_TIMEOUT`` seconds (a body sent slowly, a response not read).
 ``GET /healthz`` is answered by the event loop itself, so busy threads cannot block liveness.
 A buffering proxy in front (deploy/nginx.conf) does the same and more; these hold without one.
+
+When the worker begins to stop (SIGTERM: a shutdown, or a reload retiring the old workers; a
+restart after ``max_requests``), it sets :data:`STOPPING`, so that responses that would outlast the
+grace period (progress streams) end with a word to the client instead of being cut.
 """
 from __future__ import annotations
 
 import errno
 import selectors
+import threading
 import time
 from functools import partial
 from typing import Any
@@ -29,10 +34,23 @@ MAX_HEAD = 64 * 1024
 LIVE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 16\r\nConnection: close\r\n\r\n" \
        b'{"status":"ok"}\n'
 HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+#: Set once this process's worker stops being alive; never set outside gunicorn.
+STOPPING = threading.Event()
 
 
 class Worker(ThreadWorker):
     """gthread, except that a thread gets a connection only with a whole request head, and liveness needs none."""
+
+    @property
+    def alive(self) -> bool:
+        return self._alive
+
+    @alive.setter
+    def alive(self, alive: bool) -> None:
+        """gunicorn stops a worker by this flag, whatever the reason, so :data:`STOPPING` follows it."""
+        self._alive = alive
+        if not alive:
+            STOPPING.set()
 
     def accept(self, listener: Any) -> None:
         try:

@@ -5,6 +5,7 @@ themselves are :mod:`assistant.repro`'s business.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -12,9 +13,10 @@ from typing import Any
 
 from flask import Response, current_app, g, request, stream_with_context, url_for
 
-from .. import security
+from .. import logs, security
 from ..errors import ApiError
 from ..repro import FINISHED, IncompleteFacts, Reproductions, RunsUnavailable, SpecError, reproductions
+from ..web_worker import STOPPING
 from . import caps
 from .api import FORM_TYPES, bp, conversation_not_found, json_body, parse_json, validated
 
@@ -117,33 +119,53 @@ def reproduction_events(conversation_id: str, run_id: str) -> Response:
     """Server-sent events: ``progress`` while the run changes, then one ``done``, ``failed`` or ``cancelled``.
 
     An open stream holds a web thread, so a caller may hold only a few (:mod:`.caps`), and a stream
-    ends after ``STREAM_IDLE_SECONDS`` without a change or ``STREAM_SECONDS`` in all; a client
-    follows on by opening it again, as an EventSource does by itself.
+    ends after ``STREAM_IDLE_SECONDS`` without a change, after ``STREAM_SECONDS`` in all, or as soon as
+    its worker process begins to stop; it then ends with a ``reconnect`` event (and ``retry``) rather
+    than being cut, and a client follows on by opening it again, as an EventSource does by itself.
+    Each event carries the whole run, and its ``id`` names the run's state: a stream opened with
+    ``Last-Event-ID`` sends the run only once it differs from that state, and a finished run whose
+    end the client has seen is answered ``204``, which stops an EventSource from opening it again.
+    The request's log line is written when the stream ends, and says how (:func:`assistant.logs.stream_outcome`).
     """
     runs, owner, config = _runs(), g.owner, current_app.config
-    _found(runs.get(conversation_id, run_id, owner), run_id)
+    run = _found(runs.get(conversation_id, run_id, owner), run_id)
+    last = request.headers.get("Last-Event-ID")
+    if run["status"] in FINISHED and last == _state_id(run):
+        return Response(status=204)
     slots, caller = caps.streams(), security.caller()
     slots.take(caller)
+    outcome = logs.stream_outcome()
     ends, idle = time.monotonic() + config["STREAM_SECONDS"], config["STREAM_IDLE_SECONDS"]
 
     def stream() -> Iterator[str]:
-        seen, changed, spoke, retry = None, time.monotonic(), time.monotonic(), f"retry: {RECONNECT_MS}\n"
+        seen, changed, spoke = last, time.monotonic(), time.monotonic()
+        yield f"retry: {RECONNECT_MS}\n\n"  # at once: the headers go with the first bytes, even when nothing changed
         while True:
             run = _found(runs.get(conversation_id, run_id, owner), run_id)
-            state, now = (run["status"], run["progress"]), time.monotonic()
+            state, now = _state_id(run), time.monotonic()
             if state != seen:
                 seen, changed, spoke = state, now, now
                 name = run["status"] if run["status"] in FINISHED else "progress"
-                yield f"{retry}event: {name}\ndata: {json.dumps(run)}\n\n"
-                retry = ""
-            if run["status"] in FINISHED or now - changed > idle or now > ends:
+                yield f"id: {state}\nevent: {name}\ndata: {json.dumps(run)}\n\n"
+            ended = ("completed" if run["status"] in FINISHED else "shutdown" if STOPPING.is_set()
+                     else "idle" if now - changed > idle else "limit" if now > ends else None)
+            if ended is not None:
+                if ended != "completed":
+                    yield f"event: reconnect\nretry: {RECONNECT_MS}\ndata: {json.dumps({'reason': ended})}\n\n"
+                outcome["ended"] = ended  # only once the last event was taken: a client gone before it is "closed"
                 return
             if now - spoke > KEEP_ALIVE:
                 spoke = now
                 yield ": still running\n\n"
-            time.sleep(EVENT_POLL)
+            STOPPING.wait(EVENT_POLL)
 
     response = Response(stream_with_context(stream()), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     response.call_on_close(lambda: slots.give_back(caller))
     return response
+
+
+def _state_id(run: dict[str, Any]) -> str:
+    """An event's id: what the client has seen of the run, its status and progress (the rest changes with them)."""
+    state = json.dumps([run["status"], run["progress"]], sort_keys=True)
+    return hashlib.sha256(state.encode()).hexdigest()[:16]

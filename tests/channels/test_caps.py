@@ -67,7 +67,8 @@ def test_a_stream_ends_when_the_run_does_not_change(parked):
     began = time.monotonic()
     body = client.get(started["links"]["events"], headers=ALICE).get_data(as_text=True)
     assert 1 <= time.monotonic() - began < 5
-    assert body.startswith("retry: 5000\nevent: progress\n") and body.count("event:") == 1
+    assert body.startswith("retry: 5000\n\nid: ") and body.count("event: progress\n") == 1
+    assert body.endswith('event: reconnect\nretry: 5000\ndata: {"reason": "idle"}\n\n')
 
 
 def test_a_caller_may_have_only_a_few_runs_queued_or_running(parked):

@@ -16,11 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def events(body: str) -> list[tuple[str, dict]]:
-    """(event, data) pairs of a server-sent event stream."""
+    """(event, data) pairs of a server-sent event stream (blocks that only set ``retry`` are none)."""
     found = []
     for block in body.strip().split("\n\n"):
         fields = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
-        if fields:
+        if "event" in fields:
             found.append((fields["event"], json.loads(fields["data"])))
     return found
 
