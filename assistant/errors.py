@@ -34,11 +34,14 @@ def error_response(status: int, code: str, message: str, headers: Mapping[str, s
 
 
 def _keep_retry_after(response: Response) -> Response:
-    """Flask-Limiter sets every API response's Retry-After to when its window resets; a refusal that says
-    when to try again (a busy database, a cap) keeps its own figure. Runs after the limiter's hook."""
+    """Flask-Limiter sets every API response's Retry-After to when its window resets, 200s included; only a
+    refusal tells the client to wait. One that says when (a busy database, a cap) keeps its own figure, the
+    rate limit's own 429 the limiter's, and any other answer none. Runs after the limiter's hook."""
     own = getattr(response, "own_retry_after", None)
     if own is not None:
         response.headers["Retry-After"] = own
+    elif response.status_code != 429:
+        response.headers.pop("Retry-After", None)
     return response
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import click
 from flask import Flask, Response, current_app, g, request
-from flask_limiter import Limiter
+from flask_limiter import Limit, Limiter
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .errors import ApiError
@@ -28,7 +28,7 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: ``Sec-Fetch-Site`` of a request made by a page of this origin, or by the person themselves.
 OWN_SITE = frozenset({"same-origin", "none"})
 DEFAULTS = {
-    # Per API token; per client address where the service takes requests without tokens.
+    # Per API token, over all API requests together; per client address where the service takes requests without tokens.
     "RATELIMIT_DEFAULT": "600 per minute",
     # memory:// counts in each worker process apart; a redis:// URL shares the counts between all machines.
     "RATELIMIT_STORAGE_URI": "memory://",
@@ -120,6 +120,9 @@ def init_app(app: Flask) -> None:
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     app.before_request(_refuse_cross_site)
-    Limiter(caller, app=app, default_limits_exempt_when=lambda: request.blueprint != "api")
+    # One count per caller across the whole API: Flask-Limiter's default limits count each endpoint apart.
+    per_caller = Limit(limit_provider=lambda: current_app.config["RATELIMIT_DEFAULT"], scope="api", shared=True,
+                       finalized=False)
+    Limiter(caller, app=app, default_limits=[per_caller], default_limits_exempt_when=lambda: request.blueprint != "api")
     app.after_request(_harden)
     app.cli.add_command(new_token_command)

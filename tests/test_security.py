@@ -142,6 +142,32 @@ def test_each_token_has_its_own_allowance(make_app):
     assert client.get("/healthz").status_code == 200 and client.get("/").status_code == 200  # only the API counts
 
 
+def test_a_tokens_allowance_counts_its_requests_to_every_endpoint_together(make_app):
+    """One count per token over the whole API, as the README says (Flask-Limiter's default counts each endpoint)."""
+    client = make_app(API_TOKENS=["alice-token", "bob-token"], RATELIMIT_DEFAULT="3 per minute").test_client()
+    conversation = client.post(f"{API}/conversations", json=START, headers=ALICE).get_json()["id"]
+    assert client.get(f"{API}/conversations/{conversation}", headers=ALICE).status_code == 200
+    assert client.get(f"{API}/openapi.json", headers=ALICE).status_code == 200
+    assert_error(client.get(f"{API}/conversations", headers=ALICE), 429, "too_many_requests")  # a fourth endpoint
+    assert client.get(f"{API}/conversations", headers=BOB).status_code == 200
+
+
+def test_only_a_refusal_says_when_to_retry(make_app):
+    """Flask-Limiter would put Retry-After on every API answer, 200s too; only refusals keep one, each its own."""
+    app = park_runs(make_app(API_TOKENS=["alice-token"], RATELIMIT_DEFAULT="4 per minute", RUNS_PER_CALLER=0))
+    client = app.test_client()
+    answered = client.get(f"{API}/conversations", headers=ALICE)
+    assert answered.status_code == 200 and "Retry-After" not in answered.headers
+    assert answered.headers["X-RateLimit-Remaining"] == "3"  # the limit's own headers stay
+    missing = client.get(f"{API}/conversations/conv-missing", headers=ALICE)
+    assert missing.status_code == 404 and "Retry-After" not in missing.headers
+    conversation = client.post(f"{API}/conversations", json=START, headers=ALICE).get_json()["id"]
+    capped = client.post(f"{API}/conversations/{conversation}/reproductions", headers=ALICE)
+    assert capped.status_code == 429 and capped.headers["Retry-After"] == "30"  # a cap's own figure, not the window's
+    limited = client.get(f"{API}/conversations", headers=ALICE)
+    assert limited.status_code == 429 and 0 < int(limited.headers["Retry-After"]) <= 60
+
+
 def test_without_tokens_each_address_has_its_own_allowance(make_app):
     client = make_app(RATELIMIT_DEFAULT="2 per minute").test_client()
     here, there = {"REMOTE_ADDR": "10.1.1.1"}, {"REMOTE_ADDR": "10.2.2.2"}
