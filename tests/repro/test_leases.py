@@ -150,6 +150,6 @@ def test_a_broker_that_refuses_the_task_is_a_503_and_no_run_stays_queued(make_ap
     conversation = client.post(API, json=TINY).get_json()["id"]
     response = client.post(f"{API}/{conversation}/reproductions")
     assert "try again in 30 s" in assert_error(response, 503, "runs_unavailable")
-    assert int(response.headers["Retry-After"]) >= 30  # the rate limit may name a later time of its own
+    assert response.headers["Retry-After"] == "30"
     (run,) = client.get(f"{API}/{conversation}/reproductions").get_json()["reproductions"]
     assert run["status"] == "failed" and run["error"].startswith("the run queue cannot be reached")
