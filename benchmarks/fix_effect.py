@@ -1,6 +1,6 @@
 """What each cause's snippet achieves on a short run that has that cause's fault.
 
-    .venv/bin/python benchmarks/fix_effect.py [--epochs 10] [--samples 400] [--task binary] [cause ...]
+    .venv/bin/python benchmarks/fix_effect.py [--epochs 30] [--samples 400] [--task binary] [cause ...]
 
 For each cause, the session of the snippet tests (``tests/test_snippets.py``: a small compiled
 Keras model and its data, with the fault set up) is trained as the user trained it, for a few
@@ -67,7 +67,7 @@ def _shown(scores: dict[str, float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("causes", nargs="*", help="causes to run (default: all)")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=30, help="for the faulty run and for the fix each")
     parser.add_argument("--samples", type=int, default=400, help="training examples (a quarter more validate)")
     parser.add_argument("--task", default="binary", choices=sorted(snippets.TASKS))
     args = parser.parse_args()
