@@ -64,7 +64,7 @@ def _http_error(error: HTTPException) -> Response:
     elif isinstance(error, RequestEntityTooLarge):
         limit = current_app.config["MAX_CONTENT_LENGTH"]
         message = "the request is too large" + (f"; this service accepts at most {limit} bytes" if limit else "")
-    elif isinstance(error, TooManyRequests):  # the rate limit's description is the limit, e.g. "600 per 1 minute"
+    elif isinstance(error, TooManyRequests):  # the rate limit's description is the limit, e.g. "3000 per 1 minute"
         message = f"too many requests; this service takes {error.description} from each caller, try again shortly"
     else:
         message = error.description or error.name

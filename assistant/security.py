@@ -29,7 +29,9 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 OWN_SITE = frozenset({"same-origin", "none"})
 DEFAULTS = {
     # Per API token, over all API requests together; per client address where the service takes requests without tokens.
-    "RATELIMIT_DEFAULT": "600 per minute",
+    # A notebook that plays a few hundred conversations in a loop (2-4 requests each, in well under a minute) stays
+    # below it; what costs much (progress streams, runs, large inputs) has caps and limits of its own.
+    "RATELIMIT_DEFAULT": "3000 per minute",
     # memory:// counts in each worker process apart; a redis:// URL shares the counts between all machines.
     "RATELIMIT_STORAGE_URI": "memory://",
     # When that Redis is unreachable, each process counts on its own until it answers again, rather than failing.

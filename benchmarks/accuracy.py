@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results, cases_out = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        client = create_app({"DATABASE_URL": f"sqlite:///{tmp}/accuracy.sqlite"}).test_client()
+        client = create_app({"DATABASE_URL": f"sqlite:///{tmp}/accuracy.sqlite", "RATELIMIT_ENABLED": False}).test_client()
         for name in args.sets or SETS:
             if not SETS[name].is_dir():
                 print(f"\n== {name}: skipped ({SETS[name]} is not there)")
