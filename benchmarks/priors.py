@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/priors.py [--shrink 0.3] [--write]
 
 A cause's prior is ``shrink × ln((n + 1) / (mean + 1))``: n is the number of labelled real
-threads whose settled cause it is, in the corpus's dev split and ``../shared/cases-realworld``
-(never the test split), and mean is n averaged over the causes. The logarithm makes it log-odds
+threads whose settled cause it is, among the cases ``assistant kb learn-words`` learns from (the
+corpus's dev split and ``../shared/cases-realworld``; a test split is refused), and mean is n
+averaged over the causes. The logarithm makes it log-odds
 against the average cause; ``shrink`` keeps a base rate from outweighing one piece of evidence
 (at 0.3 the commonest cause leads the rarest by about 1, a weak rule's weight). Prints the table;
 ``--write`` puts the values into ``knowledge/causes/*.yaml``, where review reads them.
@@ -12,28 +13,26 @@ against the average cause; ``shrink`` keeps a base rate from outweighing one pie
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from assistant.kb.learn_words import DEFAULT_CASES, read_cases  # noqa: E402
+
 CAUSES = ROOT / "knowledge" / "causes"
-LABELLED = (ROOT / "benchmarks" / "cases" / "realworld" / "dev", ROOT.parent / "shared" / "cases-realworld")
 PRIOR = re.compile(r"^prior: .*$", re.M)
 COMMENT = ("# How often real threads turn out to have this cause, as log-odds against the average cause\n"
            "# (benchmarks/priors.py, from the labelled dev and shared real-world threads); evidence moves it.\n")
 
 
 def counts() -> Counter[str]:
-    seen: Counter[str] = Counter()
-    for directory in LABELLED:
-        for path in sorted(directory.glob("*.json")):
-            case = json.loads(path.read_text(encoding="utf-8"))
-            if "expected" in case:
-                seen[case["expected"]["primary"]] += 1
-    return seen
+    """How many labelled threads settled on each cause."""
+    return Counter(case["expected"]["primary"] for case, _ in read_cases(DEFAULT_CASES))
 
 
 def priors(seen: Counter[str], causes: list[str], shrink: float) -> dict[str, float]:

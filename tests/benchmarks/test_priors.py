@@ -32,5 +32,5 @@ def test_writing_replaces_the_prior_or_adds_it_before_the_snippet(tmp_path: Path
 
 
 def test_the_counts_come_from_labelled_threads_and_never_from_the_test_split():
-    assert all("test" not in directory.parts[-1] for directory in priors.LABELLED)
+    assert all("test" not in directory.parts[-1] for directory in priors.DEFAULT_CASES)
     assert sum(priors.counts().values()) > 100
