@@ -1206,8 +1206,7 @@ class _Reader:
             made = made.args[0]
         if not isinstance(made, ast.List | ast.Tuple) or len(made.elts) < 2 or not all(map(_numbers, made.elts)):
             return None  # a list of arrays is a multi-input model's inputs, not examples
-        quote = _text(where, made)
-        return _Found(len(made.elts), f"your inputs are written out: {quote if len(quote) <= MAX_QUOTE else quote[:MAX_QUOTE] + '…'}")
+        return _Found(len(made.elts), f"your inputs are written out: {_quote(where, made)}")
 
     @staticmethod
     def _defaults_apply(event: _Event) -> bool:
@@ -1400,11 +1399,7 @@ class _Reader:
             found["l2"] = _Found(*max(factors, key=lambda f: f[0]))
         elif whole:
             found["l2"] = _Found(0.0, "your model code has no kernel_regularizer")
-        norms = [layer for layer in layers if layer.kind == "batch_norm"]
-        if norms:
-            found["batch_norm"] = _Found(True, f"you wrote {_brief(norms[0].piece, norms[0].call)}")
-        elif whole:
-            found["batch_norm"] = _Found(False, "your model code has no BatchNormalization layer")
+        found.update(_present(layers, "batch_norm", "batch_norm", "BatchNormalization", whole))
         return found
 
     def _l2(self, expr: ast.expr, piece: Piece) -> float | None:
@@ -1442,11 +1437,7 @@ class _Reader:
                                                 f"{'' if len(these) == 1 else 's'}: {names}")
             elif whole:
                 found[key] = _Found(0, f"your model code has no {noun} layer")
-        embeddings = [layer for layer in layers if layer.kind == "embedding"]
-        if embeddings:
-            found["code_embedding"] = _Found(True, f"you wrote {_brief(embeddings[0].piece, embeddings[0].call)}")
-        elif whole:
-            found["code_embedding"] = _Found(False, "your model code has no Embedding layer")
+        found.update(_present(layers, "embedding", "code_embedding", "Embedding", whole))
         return found
 
     def _features(self, model: _Model, layers: list[_Layer | None]) -> dict[str, _Found]:
@@ -1729,6 +1720,14 @@ def _walk_calls(stmt: ast.stmt) -> list[ast.Call]:
     for root in roots:
         calls += [node for node in ast.walk(root) if isinstance(node, ast.Call)]
     return calls
+
+
+def _present(layers: list[_Layer], kind: str, key: str, name: str, whole: bool) -> dict[str, _Found]:
+    """Whether the model has a layer of a kind, quoting the first; its absence only when the code shows the whole model."""
+    first = next((layer for layer in layers if layer.kind == kind), None)
+    if first is not None:
+        return {key: _Found(True, f"you wrote {_brief(first.piece, first.call)}")}
+    return {key: _Found(False, f"your model code has no {name} layer")} if whole else {}
 
 
 def _numbers(expr: ast.expr) -> bool:
