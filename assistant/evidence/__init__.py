@@ -82,8 +82,7 @@ def gather(kb: KnowledgeBase, *, symptom: str | None = None, text: str | None = 
     # pasted code states, and both before the mappings the client sends.
     if symptom:
         said = symptom_facts(kb, symptom)
-        stated = stated_facts(kb, symptom) + _code_facts(kb, symptom)
-        limits.check(stated, "symptom")
+        stated = limits.checked(stated_facts(kb, symptom) + _code_facts(kb, symptom), "symptom")
         found += said + _absent(kb, "symptom", said, "your message") + stated
         if kb.words is not None:  # what the learned text model reads in the words, for the reasoning to weigh
             found.append(Fact(words.FACT, kb.words.probabilities(symptom), "your message"))
@@ -91,9 +90,7 @@ def gather(kb: KnowledgeBase, *, symptom: str | None = None, text: str | None = 
         answered = answer_facts(kb, text, list(asked))
         read = {fact.key for fact in answered}
         said = [fact for fact in stated_facts(kb, text, source="your answer") if fact.key not in read]
-        said += answered + _code_facts(kb, text)
-        limits.check(said, "text")
-        found += said
+        found += limits.checked(said + answered + _code_facts(kb, text), "text")
     if metrics is not None and metrics != "":
         pasted = isinstance(metrics, (str, bytes, bytearray))  # a log or file as the user has it, not a client's JSON
         try:
@@ -114,14 +111,10 @@ def gather(kb: KnowledgeBase, *, symptom: str | None = None, text: str | None = 
     if sample is not None:
         from .sample import summarize_sample  # pandas: loaded only by the workers that are sent a data sample
 
-        summarized = contract_facts(kb, summarize_sample(sample), source=SAMPLE, field="sample")
-        limits.check(summarized, "sample")
-        found += summarized
+        found += limits.checked(contract_facts(kb, summarize_sample(sample), source=SAMPLE, field="sample"), "sample")
     for field, mapping, source in (("dataset", dataset, DATASET),
                                    ("training", training, TRAINING),
                                    ("facts", facts, "your answer")):
         if mapping:
-            given = contract_facts(kb, mapping, source=source, field=field)
-            limits.check(given, field)
-            found += given
+            found += limits.checked(contract_facts(kb, mapping, source=source, field=field), field)
     return Evidence(found, history_json)

@@ -8,8 +8,6 @@ model; the API document states the same maxima (a test keeps them equal).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from .facts import Fact, OverLimit
 
 MAXIMA: dict[str, int] = {
@@ -29,8 +27,8 @@ MAPPINGS = frozenset({"dataset", "training", "facts", "sample"})
 CLASS_COUNTS_KEY = "class_counts"
 
 
-def check(facts: Iterable[Fact], field: str) -> None:
-    """Raise OverLimit naming the first fact whose count is above its maximum, and the input it came from.
+def checked(facts: list[Fact], field: str) -> list[Fact]:
+    """The facts of one input, once none has a count above its maximum; else OverLimit naming it and the input.
 
     ``field`` is that input (``symptom``, ``training``, ...): the error names it, as every refusal of
     a turn names the input at fault (``training.n_classes``; the words themselves for what prose said).
@@ -43,3 +41,4 @@ def check(facts: Iterable[Fact], field: str) -> None:
             named = field in MAPPINGS  # the field names the key; in words, the message does
             raise OverLimit(f"{'' if named else fact.key + ': '}{what} (from {fact.source}) is more than {limit:,}, "
                             "the most this service works with", field=f"{field}.{fact.key}" if named else field)
+    return facts

@@ -21,11 +21,12 @@ def test_the_api_document_states_the_same_maxima():
 ])
 def test_a_count_over_its_maximum_is_refused_naming_it_and_its_input(fact, field, named):
     with pytest.raises(OverLimit) as refused:
-        limits.check([Fact("learning_rate", 1e9, "x"), fact], field.split(".")[0])
+        limits.checked([Fact("learning_rate", 1e9, "x"), fact], field.split(".")[0])
     assert refused.value.described() == named + ", the most this service works with"
     assert refused.value.field == field and refused.value.status == 422
 
 
 def test_counts_at_their_maxima_and_other_facts_pass():
-    limits.check([Fact(key, limit, "x") for key, limit in limits.MAXIMA.items()]
-                 + [Fact("loss_is_nan", True, "x"), Fact("class_counts", {"0": 10**9}, "x")], "training")
+    facts = ([Fact(key, limit, "x") for key, limit in limits.MAXIMA.items()]
+             + [Fact("loss_is_nan", True, "x"), Fact("class_counts", {"0": 10**9}, "x")])
+    assert limits.checked(facts, "training") == facts
