@@ -46,7 +46,7 @@ RETRY_SECONDS = 2.0
 _INIT_LOCK = 0x4B455241  # "KERA"
 #: The newest migration in assistant/migrations/versions. The app's start compares the database
 #: with it in plain SQL, so a current database costs no Alembic import; a test keeps it Alembic's head.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -129,6 +129,8 @@ slack_threads = Table(
     Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
+    # The Slack user who asked: their replies in the thread are turns; anyone else's need a mention.
+    Column("asker", String(32)),
 
 # A validation run started from Slack whose verdict is still to be posted in its thread. The web
 # process watching it holds a lease it renews; when the lease runs out (the process stopped),
