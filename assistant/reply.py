@@ -6,7 +6,6 @@ typed can become code in a snippet.
 """
 from __future__ import annotations
 
-import ast
 import json
 import math
 import traceback
@@ -17,7 +16,7 @@ from typing import Any
 import jinja2
 
 from .evidence.derive import derive
-from .kb import KnowledgeBase
+from .kb import KnowledgeBase, syntax
 from .kb.check import sample_values
 from .reasoning.engine import Belief, Diagnosis
 
@@ -235,7 +234,7 @@ def _snippet_problem(name: str, values: dict[str, Any], kb: KnowledgeBase) -> tu
         via = f", rendering {name}.py.j2" if file and file != f"{name}.py.j2" else ""
         return f"{where}: {message} ({type(exc).__name__}{via})", ""
     try:
-        ast.parse(code)
+        syntax.parse(code)
     except SyntaxError as exc:
         shown = (exc.text or "").strip()
         return (f"snippets/{name}.py.j2: renders code that is not Python: {exc.msg} in line {exc.lineno} of the "

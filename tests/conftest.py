@@ -18,6 +18,11 @@ from sqlalchemy import create_engine, func, select, text
 from assistant import db
 from tests.helpers import app_factory, serving
 
+# Apps built here do not sweep for lost runs in a thread of their own unless a test asks
+# (``REPRO_SWEEP=True``): a sweep thread outlives its test and logs, every few seconds, that the
+# test's database is gone.
+os.environ.setdefault("ASSISTANT_REPRO_SWEEP", "false")
+
 POSTGRES_URL = os.environ.get("ASSISTANT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
+from ..kb import syntax
 from ..kb.model import Keras
 from .facts import Fact
 
@@ -350,7 +351,7 @@ def _parse(src: str) -> tuple[str, ast.Module, bool] | None:
         attempts.append((closed, True))
     for candidate, repaired in attempts:
         try:
-            return candidate, ast.parse(candidate), repaired
+            return candidate, syntax.parse(candidate), repaired
         except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
             continue
     return None

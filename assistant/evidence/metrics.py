@@ -19,7 +19,6 @@ a few thousand floats need neither its import time nor its memory.  Python reprs
 """
 from __future__ import annotations
 
-import ast
 import codecs
 import csv
 import io
@@ -30,6 +29,7 @@ import re
 import warnings
 from dataclasses import dataclass, replace
 
+from ..kb import syntax
 from .facts import EvidenceError
 
 #: Longer histories are refused rather than read.
@@ -618,7 +618,7 @@ def _python_literal(text: str) -> object | None:
     try:
         with warnings.catch_warnings():  # "invalid decimal literal" and the like: the text is no literal, not a fault
             warnings.simplefilter("ignore", SyntaxWarning)
-            value = ast.literal_eval(sanitised)
+            value = syntax.literal_eval(sanitised)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return None
     return value if isinstance(value, (dict, list)) else None

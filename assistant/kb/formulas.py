@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from types import CodeType
 from typing import Any, Callable, Iterable, Mapping
 
+from . import syntax
+
 #: Syntax a formula may use: arithmetic, comparisons, boolean logic, conditionals, literals, calls.
 ALLOWED = (ast.Expression, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare, ast.IfExp, ast.Call, ast.Name,
            ast.Load, ast.Constant, ast.List, ast.Tuple, ast.Subscript, ast.Slice, ast.And, ast.Or, ast.Not,
@@ -87,7 +89,7 @@ def library(keras_get: Callable[[str, str | None, str], Any], thresholds: Mappin
 def compile_formula(name: str, formula: str, needs: Iterable[str], known: set[str]) -> Derivation:
     """Check a formula's syntax and names against what exists, and compile it."""
     try:
-        tree = ast.parse(" ".join(formula.split()), mode="eval")
+        tree = syntax.parse(" ".join(formula.split()), mode="eval")
     except SyntaxError as exc:
         raise FormulaError(f"{name}: not an expression: {exc.msg}") from None
     for node in ast.walk(tree):
