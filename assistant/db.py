@@ -29,6 +29,7 @@ from sqlalchemy import (
     create_engine,
     event,
     inspect,
+    select,
     text,
 )
 from sqlalchemy.engine import Connection, Engine
@@ -189,6 +190,15 @@ reproductions = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Index("ix_reproductions_status_leased_until", "status", "leased_until"),
 )
+
+
+def stored_feedback(connection: Connection) -> list[Any]:
+    """Every feedback report with its conversation's title and facts, oldest first: what ``kb fit`` learns from."""
+    f, c = feedback.c, conversations.c
+    return connection.execute(
+        select(f.conversation_id, f.cause_id, f.verdict, f.comment, f.created_at, c.title, c.facts)
+        .join(conversations, c.id == f.conversation_id).order_by(f.id)
+    ).all()
 
 
 def now() -> datetime:

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import click
 from flask import Flask
+from flask.cli import ScriptInfo
 
-from . import alarms, evidence, kb, reply
+from . import alarms, db, evidence, kb, reply
+from .kb import feedback, learned, report
 from .kb.check import check, unproduced
 from .reasoning import sentences
 from .repro import experiments, verdict
@@ -82,7 +84,8 @@ def check_command(directory: str) -> None:
     click.echo(f"knowledge base OK: {len(knowledge.causes)} causes, {len(knowledge.trees)} trees, "
                f"{len(knowledge.facts)} facts, {len(knowledge.snippets)} snippet templates"
                + (f"; learned text model: {len(words.terms)} terms from {words.cases} threads, weight {words.weight:g}"
-                  if words is not None else ""))
+                  if words is not None else "")
+               + (f"; {learned.summary(knowledge.corrections)}" if knowledge.corrections is not None else ""))
 
 
 @kb_command.command("learn-words")
@@ -102,3 +105,74 @@ def learn_words_command(cases: tuple[str, ...], directory: str, write: bool) -> 
         learn_words.run(cases, directory, write, say=click.echo)
     except (learn_words.Refused, kb.KnowledgeError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _app_knowledge(info: ScriptInfo, directory: str | None) -> str:
+    """The knowledge base to use: the one named, else the app's ``KNOWLEDGE_DIR``."""
+    return directory or info.load_app().config["KNOWLEDGE_DIR"]
+
+
+def _stored_feedback(info: ScriptInfo) -> list[feedback.Report]:
+    """The feedback of the app's database (``ASSISTANT_DATABASE_URL``)."""
+    with info.load_app().app_context(), db.get_engine().connect() as connection:
+        return feedback.stored(connection)
+
+
+_DIRECTORY = click.option("--directory", type=click.Path(exists=True, file_okay=False),
+                          help="The knowledge base  [default: the app's KNOWLEDGE_DIR]")
+
+
+@kb_command.command("fit")
+@click.option("--cases", "cases", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="A folder of labelled cases (the corpus format); repeatable. A test split is only scored. "
+                   "Default, without --feedback: the corpus dev split and ../shared/cases-realworld.")
+@click.option("--feedback", "use_feedback", is_flag=True,
+              help="Learn from the feedback stored in the app's database (ASSISTANT_DATABASE_URL).")
+@_DIRECTORY
+@click.option("--write", is_flag=True,
+              help="Store the corrections in learned/weights.yaml, unless they are worse on held-out folds.")
+@click.pass_obj
+def fit_command(info: ScriptInfo, cases: tuple[str, ...], use_feedback: bool, directory: str | None,
+                write: bool) -> None:
+    """Fit corrections to the rule and tree-leaf weights from labelled cases and feedback, and measure them."""
+    from .kb import fit  # scikit-learn: only this command loads it, never the web tier
+
+    reports = _stored_feedback(info) if use_feedback else None
+    try:
+        fit.run(cases, reports, _app_knowledge(info, directory), write, say=click.echo)
+    except (fit.Refused, kb.KnowledgeError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@kb_command.command("report")
+@_DIRECTORY
+@click.pass_obj
+def report_command(info: ScriptInfo, directory: str | None) -> None:
+    """Per cause, how often feedback confirmed or rejected it, and the rules that held where the top cause was rejected."""
+    knowledge = load_checked(_app_knowledge(info, directory))
+    for line in report.lines(report.summarise(knowledge, _stored_feedback(info))):
+        click.echo(line)
+
+
+@kb_command.command("export-feedback")
+@click.argument("output", type=click.File("w", encoding="utf-8"), default="-")
+@click.option("--with-text", is_flag=True, help="Include what users wrote: titles, quoting notes, comments.")
+@click.pass_obj
+def export_feedback_command(info: ScriptInfo, output, with_text: bool) -> None:
+    """Write the database's feedback to OUTPUT (default: standard output) as JSON lines: facts and labels."""
+    with info.load_app().app_context(), db.get_engine().connect() as connection:
+        count = feedback.export(connection, output, with_text=with_text)
+    click.echo(f"exported feedback on {count} conversation(s)", err=True)
+
+
+@kb_command.command("import-feedback")
+@click.argument("source", type=click.File("r", encoding="utf-8"))
+@click.pass_obj
+def import_feedback_command(info: ScriptInfo, source) -> None:
+    """Store the conversations and feedback of an export (JSON lines) in the database; ones already here are skipped."""
+    try:
+        with info.load_app().app_context(), db.get_engine().begin() as connection:
+            added, skipped = feedback.import_lines(connection, source)
+    except feedback.BadLine as exc:
+        raise click.ClickException(f"{source.name}: {exc}") from None
+    click.echo(f"imported {added} conversation(s) with their feedback; {skipped} already here")

@@ -143,12 +143,15 @@ def in_test_split(path: Path) -> bool:
     return TEST_SPLIT in (part.lower() for part in path.resolve().parts)
 
 
-def read_cases(directories: Iterable[Path]) -> list[tuple[dict[str, Any], Path]]:
-    """Every labelled case (``request.symptom``, ``expected.primary``) of the folders, each once."""
+def read_cases(directories: Iterable[Path], *, held_out: bool = False) -> list[tuple[dict[str, Any], Path]]:
+    """Every labelled case (``request.symptom``, ``expected.primary``) of the folders, each once.
+
+    A test split is refused unless the cases are ``held_out``: read to be scored, never learned from.
+    """
     found, ids, texts = [], set(), set()
     for directory in directories:
         directory = Path(directory)
-        if in_test_split(directory):
+        if in_test_split(directory) and not held_out:
             raise Refused(f"{directory} is a test split: held-out cases are never learned from")
         if not directory.is_dir():
             raise Refused(f"{directory} is not a folder of cases")
@@ -168,8 +171,8 @@ def read_cases(directories: Iterable[Path]) -> list[tuple[dict[str, Any], Path]]
     return found
 
 
-def first_reply_scores(kb: KnowledgeBase, request: dict[str, Any]) -> dict[str, float]:
-    """Each cause's score at the first reply, from the knowledge base's own evidence only."""
+def first_reply_facts(kb: KnowledgeBase, request: dict[str, Any]) -> Facts:
+    """What the service knows at the first reply to a case's request."""
     inputs = {key: request[key] for key in ("symptom", "metrics", "dataset", "training") if request.get(key)}
     try:
         found = gather(kb, **inputs).facts
@@ -177,7 +180,12 @@ def first_reply_scores(kb: KnowledgeBase, request: dict[str, Any]) -> dict[str, 
         found = gather(kb, symptom=inputs["symptom"]).facts
     facts = Facts()
     facts.update(found)
-    return engine._Scoring.of(kb, engine._all_values(kb, facts)).scores(kb)
+    return facts
+
+
+def first_reply_scores(kb: KnowledgeBase, request: dict[str, Any]) -> dict[str, float]:
+    """Each cause's score at the first reply, from the knowledge base's own evidence only."""
+    return engine._Scoring.of(kb, engine._all_values(kb, first_reply_facts(kb, request))).scores(kb)
 
 
 def labelled(kb: KnowledgeBase, raw: Sequence[tuple[dict[str, Any], Path]]) -> list[Case]:

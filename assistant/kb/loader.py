@@ -16,6 +16,7 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from . import learned as learned_weights
 from .conditions import compile_condition, facts_in, references
 from .formulas import Derivation, FormulaError, compile_formula, library
 from .model import Alarm, Branch, Catalog, Cause, Formulas, Keras, KnowledgeBase, Rule, Spec, Tree, frozen
@@ -170,8 +171,11 @@ def _inputs_read(formulas: Formulas, askable: set[str]):
     return inputs
 
 
-def load(directory: Path | str = DEFAULT_DIR) -> KnowledgeBase:
-    """Read, schema-validate and compile every knowledge file; raises KnowledgeError on the first bad file."""
+def load(directory: Path | str = DEFAULT_DIR, *, learned: bool = True) -> KnowledgeBase:
+    """Read, schema-validate and compile every knowledge file; raises KnowledgeError on the first bad file.
+
+    ``learned=False`` leaves out the learned weights, for the fit that replaces them.
+    """
     directory = Path(directory)
     facts = _validated(directory, "facts.yaml", "facts.schema.json")["facts"]
     causes = {}
@@ -184,6 +188,13 @@ def load(directory: Path | str = DEFAULT_DIR) -> KnowledgeBase:
         tree = tree_of(_validated(directory, f"trees/{path.name}", "tree.schema.json"))
         _named_after(path, tree.id)
         trees[tree.id] = tree
+    corrections = _corrections(directory) if learned else None
+    if corrections is not None:
+        try:
+            causes, trees = learned_weights.apply(corrections, causes, trees)
+        except learned_weights.Stale as exc:
+            raise KnowledgeError(f"{learned_weights.PATH}: {exc}: fit again (assistant kb fit --write) "
+                                 "or delete the file") from None
     snippets = {p.name.removesuffix(".py.j2"): p.read_text(encoding="utf-8")
                 for p in sorted((directory / "snippets").glob("*.py.j2"))}
     experiments = _validated(directory, "experiments.yaml", "experiments.schema.json")
@@ -218,7 +229,14 @@ def load(directory: Path | str = DEFAULT_DIR) -> KnowledgeBase:
                          formulas=formulas, asks=frozen(asks), rules=rules, answers=frozen(answers), phrases=phrases,
                          alarms=tuple(Alarm(**entry) for entry in
                                       _validated(directory, "alarms.yaml", "alarms.schema.json")["alarms"]),
-                         places=where, words=_words(directory, causes))
+                         places=where, words=_words(directory, causes), corrections=corrections)
+
+
+def _corrections(directory: Path) -> dict[str, Any] | None:
+    """The learned weight corrections when ``learned/weights.yaml`` is there, schema-checked."""
+    if not (directory / learned_weights.PATH).is_file():
+        return None
+    return _validated(directory, learned_weights.PATH, learned_weights.SCHEMA)
 
 
 def _words(directory: Path, causes: Mapping[str, Cause]) -> Words | None:

@@ -350,6 +350,8 @@ class KnowledgeBase:
     places: Places = Places()
     #: The learned text model (``learned/words.json``), when there is one: one more source of evidence.
     words: Words | None = None
+    #: The learned weight corrections (``learned/weights.yaml``) already applied to the rules and leaves, if any.
+    corrections: Mapping[str, Any] | None = None
 
     def askable(self, name: str) -> bool:
         return self.facts.get(name, {}).get("kind") == "input"

@@ -13,12 +13,12 @@ import math
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import compress
-from typing import Any, Collection, Mapping
+from typing import Any, Collection, Iterator, Mapping
 
 from ..evidence import SETTINGS
 from ..evidence.derive import derive, rederive
 from ..evidence.facts import Facts
-from ..kb import Cause, KnowledgeBase, Rule, Tree
+from ..kb import Branch, Cause, KnowledgeBase, Rule, Tree
 from ..kb.conditions import NOT_OBSERVED, Condition, facts_in
 from ..kb.words import FACT as WORDS
 
@@ -93,22 +93,28 @@ def _cite(cond: Condition, facts: Facts) -> list[str]:
     return notes
 
 
-def _tree_weights(tree: Tree, values: Mapping[str, Any], out: dict[str, float],
-                  readings: list[tuple[float, str]] | None) -> None:
-    """Walk a tree's branches; a branch whose test is unknown takes half of what is left, the next ones the rest."""
+def _reached(tree: Tree, values: Mapping[str, Any]) -> Iterator[tuple[int, Branch, float]]:
+    """A tree's branches reached, with the share each takes: one whose test is unknown takes half of what is left."""
     share = 1.0
-    for branch in tree.branches:
+    for i, branch in enumerate(tree.branches):
         result = True if branch.test is None else branch.test(values)
         if result is False:
             continue
         taken = share if result else share / 2
+        yield i, branch, taken
+        if result:
+            return
+        share -= taken
+
+
+def _tree_weights(tree: Tree, values: Mapping[str, Any], out: dict[str, float],
+                  readings: list[tuple[float, str]] | None) -> None:
+    """Add the weights of the leaves a tree reaches, each by its share."""
+    for _, branch, taken in _reached(tree, values):
         for cause, weight in branch.weigh.items():
             out[cause] = out.get(cause, 0.0) + taken * weight
         if branch.says and readings is not None:
             readings.append((taken, branch.says))
-        if result:
-            return
-        share -= taken
 
 
 class _Observed(dict):
@@ -126,6 +132,14 @@ class _Observed(dict):
         if key in self:
             return self[key]
         return None if self.kb.askable(key) else NOT_OBSERVED
+
+
+def leaves(kb: KnowledgeBase, values: Mapping[str, Any]) -> Iterator[tuple[str, int, float]]:
+    """Every tree's leaves the facts reach, as (tree, branch's position, share): what a leaf's weights counted by."""
+    for tree_id, tree in kb.trees.items():
+        if tree.applies is None or tree.applies(values):
+            for i, _, taken in _reached(tree, _Observed(values, kb)):
+                yield tree_id, i, taken
 
 
 def _tree_scores(kb: KnowledgeBase, values: Mapping[str, Any], tree_id: str,

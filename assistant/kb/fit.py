@@ -1,0 +1,425 @@
+"""``assistant kb fit``: corrections to the rule and tree-leaf weights, learned from labelled cases and feedback.
+
+An example is what the knowledge base knew in one conversation (a labelled case at its first
+reply, or a stored conversation someone gave feedback on) and a label: the right cause, or a cause
+that did not help. A cause's score is the engine's own (:mod:`assistant.reasoning.engine`, hand
+weights) plus a correction for each rule of it that held and each leaf weight of it reached (by the
+leaf's share); confidences are the engine's softmax. The corrections maximise the likelihood of the
+labels (``P(right)``, ``1 - P(rejected)``) less an L2 penalty on the corrections: the hand weights
+are the prior, so a few reports move them little and many move them more.
+
+scikit-learn's ``LogisticRegression`` takes neither an offset (the hand scores) nor features of
+their own per class, so this same L2-penalised logistic likelihood is minimised with SciPy's
+L-BFGS-B (the solver ``LogisticRegression`` uses), whose bounds keep every learned weight on the side
+of zero it was written on; scikit-learn splits the folds. The penalty is chosen by cross-validated
+log-loss on the examples fitted on, and that choice and the fit are scored in an outer
+cross-validation against the hand weights: a fit that makes those held-out figures worse is not
+written. Cases of a test split are only ever scored.
+
+scikit-learn, SciPy and NumPy are imported here only; nothing the web tier loads imports this module.
+"""
+from __future__ import annotations
+
+import datetime
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import sklearn
+import yaml
+from scipy.optimize import minimize
+from sklearn.model_selection import KFold
+
+from ..evidence.facts import Facts
+from ..reasoning import engine
+from . import learned, load
+from .feedback import Report
+from .learn_words import DEFAULT_CASES, Refused, _relative, first_reply_facts, in_test_split, read_cases
+from .model import KnowledgeBase
+
+#: The penalties cross-validation chooses among (the L2 strength on the corrections, in log-odds).
+PENALTIES = (1.0, 3.0, 10.0, 30.0, 100.0)
+FOLDS = 5
+SEED = 0
+#: With fewer examples (or conversations) than this no cross-validation is run: the strongest penalty is taken.
+MIN_TO_CHOOSE = 2 * FOLDS
+#: Equal-width confidence bins of the expected calibration error (as benchmarks/accuracy.py).
+BINS = 10
+#: A learned weight that moves less than this from the hand one is not written.
+CHANGED = 0.01
+#: A held-out figure worse by more than this (rounding) refuses the fit.
+TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled conversation, as the fit sees it."""
+
+    id: str
+    #: Examples of one conversation share a fold.
+    group: str
+    #: "case" (a labelled case) or "report" (feedback).
+    kind: str
+    cause: str
+    #: True: ``cause`` is the right one; False: it did not help.
+    fixed: bool
+    right: frozenset[str]
+    facts: Facts
+    #: Each cause's score with the hand weights, in the order of :attr:`Parameters.causes`.
+    base: np.ndarray
+    #: How much each parameter counted (a rule 0 or 1, a leaf weight its leaf's share).
+    held: np.ndarray
+
+
+class Parameters:
+    """The knowledge base's rule and leaf weights as the fit's parameters, and what each held in."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+        self.causes = list(kb.causes)
+        index = {cid: k for k, cid in enumerate(self.causes)}
+        where = {id(rule): (cause.id, kind, n) for cause in kb.causes.values()
+                 for kind in ("supports", "contradicts") for n, rule in enumerate(getattr(cause, kind))}
+        #: Per rule: (cause, kind, position), the rule, its signed weight.
+        self.rules = [(where[id(rule)], rule, signed) for _, signed, rule, _ in kb.rules]
+        #: Per leaf weight: (tree, branch position, cause), its weight.
+        self.leaves = [((tid, i, cause), weight) for tid, tree in kb.trees.items()
+                       for i, branch in enumerate(tree.branches) for cause, weight in branch.weigh.items()
+                       if cause in index]
+        self._leaf_at: dict[tuple[str, int], list[int]] = {}
+        for j, ((tid, i, _), _) in enumerate(self.leaves, len(self.rules)):
+            self._leaf_at.setdefault((tid, i), []).append(j)
+        owners = [index[cid] for (cid, _, _), _, _ in self.rules] + [index[c] for (_, _, c), _ in self.leaves]
+        self.owner = np.zeros((len(owners), len(self.causes)))
+        self.owner[np.arange(len(owners)), owners] = 1.0
+        hand = np.array([signed for _, _, signed in self.rules] + [w for _, w in self.leaves])
+        #: The hand weights, signed as they count (a contradicting rule's negative).
+        self.hand = hand
+        # A learned weight stays on its side of zero and within the schema's ten.
+        self.bounds = [(-h, 10 - h) if h > 0 else (-10 - h, -h) if h < 0 else (-10, 10) for h in hand]
+        self.temperature = kb.thresholds["confidence_temperature"]
+
+    def example(self, ident: str, group: str, kind: str, cause: str, fixed: bool, right: frozenset[str],
+                facts: Facts) -> Example:
+        values = engine._all_values(self.kb, facts)
+        scoring = engine._Scoring.of(self.kb, values)
+        scores = scoring.scores(self.kb)
+        held = np.zeros(len(self.owner))
+        held[:len(self.rules)] = scoring.hits
+        for tid, i, share in engine.leaves(self.kb, values):
+            for j in self._leaf_at.get((tid, i), ()):
+                held[j] += share
+        return Example(ident, group, kind, cause, fixed, right, facts,
+                       np.array([scores[c] for c in self.causes]), held)
+
+
+# --- the likelihood -------------------------------------------------------------------------------
+
+@dataclass
+class Data:
+    """Examples as arrays."""
+
+    base: np.ndarray
+    held: np.ndarray
+    label: np.ndarray
+    fixed: np.ndarray
+
+    @classmethod
+    def of(cls, examples: Sequence[Example], causes: list[str]) -> "Data":
+        index = {c: k for k, c in enumerate(causes)}
+        return cls(np.array([e.base for e in examples]), np.array([e.held for e in examples]),
+                   np.array([index[e.cause] for e in examples]), np.array([e.fixed for e in examples]))
+
+
+def scores(params: Parameters, data: Data, correction: np.ndarray) -> np.ndarray:
+    """Every cause's score in every example, the corrections added."""
+    return data.base + (data.held * correction) @ params.owner
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _likelihood(params: Parameters, found: np.ndarray, data: Data) -> tuple[np.ndarray, np.ndarray]:
+    """Each example's negative log-likelihood under scores ``found``, and its gradient with respect to them."""
+    probs = _softmax(found / params.temperature)
+    rows = np.arange(len(data.label))
+    p = np.clip(probs[rows, data.label], 1e-12, 1 - 1e-12)
+    onehot = np.zeros_like(probs)
+    onehot[rows, data.label] = 1.0
+    losses = np.where(data.fixed, -np.log(p), -np.log(1 - p))
+    grad = np.where(data.fixed[:, None], probs - onehot, (p / (1 - p))[:, None] * (onehot - probs))
+    return losses, grad / params.temperature
+
+
+def fit(params: Parameters, data: Data, penalty: float) -> np.ndarray:
+    """The corrections of least penalised negative log-likelihood."""
+    def objective(correction: np.ndarray) -> tuple[float, np.ndarray]:
+        losses, grad = _likelihood(params, scores(params, data, correction), data)
+        gradient = ((grad @ params.owner.T) * data.held).sum(axis=0) + penalty * correction
+        return float(losses.sum() + penalty / 2 * correction @ correction), gradient
+
+    start = np.zeros(len(params.owner))
+    return minimize(objective, start, jac=True, method="L-BFGS-B", bounds=params.bounds).x
+
+
+# --- folds and figures ----------------------------------------------------------------------------
+
+def _folds(examples: Sequence[Example]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K folds over the conversations, so that reports on one conversation are held out together."""
+    groups = list(dict.fromkeys(e.group for e in examples))
+    of = np.array([groups.index(e.group) for e in examples])
+    return [(np.flatnonzero(np.isin(of, train)), np.flatnonzero(np.isin(of, held)))
+            for train, held in KFold(min(FOLDS, len(groups)), shuffle=True, random_state=SEED).split(groups)]
+
+
+def _subset(data: Data, rows: np.ndarray) -> Data:
+    return Data(data.base[rows], data.held[rows], data.label[rows], data.fixed[rows])
+
+
+def _held_out_loss(params: Parameters, data: Data, train: np.ndarray, held: np.ndarray, penalty: float) -> float:
+    part = _subset(data, held)
+    return float(_likelihood(params, scores(params, part, fit(params, _subset(data, train), penalty)), part)[0].sum())
+
+
+def choose(params: Parameters, examples: Sequence[Example]) -> float:
+    """The penalty of least cross-validated log-loss (the strongest when there are too few conversations to tell)."""
+    if len({e.group for e in examples}) < MIN_TO_CHOOSE:
+        return max(PENALTIES)
+    data, folds = Data.of(examples, params.causes), _folds(examples)
+    loss = {penalty: sum(_held_out_loss(params, data, train, held, penalty) for train, held in folds)
+            for penalty in PENALTIES}
+    return min(PENALTIES, key=lambda penalty: (loss[penalty], -penalty))
+
+
+@dataclass
+class Figures:
+    """How well scores rank and how honest the confidence is, over examples with a right cause."""
+
+    top1: float | None
+    top3: float | None
+    #: Expected calibration error of the top cause's confidence as the engine reports it (calibrated).
+    ece: float | None
+    #: Mean negative log-likelihood of every label, rejections too.
+    log_loss: float
+    ranked: int
+
+    def __str__(self) -> str:
+        def shown(value: float | None) -> str:
+            return "  n/a" if value is None else f"{value:.3f}"
+
+        return (f"top-1 {shown(self.top1)}  top-3 {shown(self.top3)}  ECE {shown(self.ece)}  "
+                f"log-loss {self.log_loss:.3f}  ({self.ranked} with a right cause)")
+
+    def worse(self, before: "Figures") -> list[str]:
+        """The figures in which this is worse than ``before``."""
+        pairs = (("top-1", self.top1, before.top1, 1), ("top-3", self.top3, before.top3, 1),
+                 ("ECE", self.ece, before.ece, -1), ("log-loss", self.log_loss, before.log_loss, -1))
+        return [name for name, now, then, up in pairs
+                if now is not None and then is not None and (now - then) * up < -TOLERANCE]
+
+    def rounded(self) -> dict[str, float | int | None]:
+        return {"top1": _round(self.top1), "top3": _round(self.top3), "ece": _round(self.ece),
+                "log_loss": _round(self.log_loss), "ranked": self.ranked}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def calibration_error(pairs: Sequence[tuple[float, bool]]) -> float:
+    """Expected calibration error of (confidence, right) pairs over equal-width bins."""
+    bins: dict[int, list[tuple[float, bool]]] = {}
+    for confidence, hit in pairs:
+        bins.setdefault(min(int(confidence * BINS), BINS - 1), []).append((confidence, hit))
+    return sum(len(b) / len(pairs) * abs(sum(c for c, _ in b) / len(b) - sum(h for _, h in b) / len(b))
+               for b in bins.values())
+
+
+def figures(params: Parameters, examples: Sequence[Example], found: np.ndarray) -> Figures:
+    """The figures of scores ``found`` (one row per example)."""
+    losses, _ = _likelihood(params, found, Data.of(examples, params.causes))
+    probs = _softmax(found / params.temperature)
+    hits1, hits3, pairs = 0, 0, []
+    for example, row, score in zip(examples, probs, found):
+        if not example.fixed:
+            continue
+        order = [params.causes[k] for k in np.argsort(-score, kind="stable")]  # ties: by id, as the engine
+        confidence = engine._calibrated(params.kb, dict(zip(params.causes, map(float, row))), example.facts)
+        hits1 += order[0] in example.right
+        hits3 += any(c in example.right for c in order[:3])
+        pairs.append((confidence[order[0]], order[0] in example.right))
+    n = len(pairs)
+    return Figures(hits1 / n if n else None, hits3 / n if n else None, calibration_error(pairs) if n else None,
+                   float(losses.mean()) if len(losses) else math.nan, n)
+
+
+# --- the examples -------------------------------------------------------------------------------
+
+def case_examples(params: Parameters, directories: Sequence[Path], *, held_out: bool = False) -> list[Example]:
+    """The labelled cases of the folders at their first reply (a test split only when ``held_out``)."""
+    examples = []
+    for case, path in read_cases(directories, held_out=held_out):
+        expected, ident = case["expected"], case.get("id", path.stem)
+        if expected.get("primary") not in params.kb.causes:
+            raise Refused(f"{path}: expected.primary {expected.get('primary')!r} is no cause of the knowledge base")
+        examples.append(params.example(ident, ident, "case", expected["primary"], True,
+                                       frozenset({expected["primary"], *expected.get("acceptable", ())}),
+                                       first_reply_facts(params.kb, case["request"])))
+    return examples
+
+
+def report_examples(params: Parameters, reports: Sequence[Report], say: Callable[[str], None]) -> list[Example]:
+    """The feedback reports on causes this knowledge base has, with their conversation's facts."""
+    examples, unknown = [], 0
+    for n, report in enumerate(reports):
+        if report.cause not in params.kb.causes:
+            unknown += 1
+            continue
+        examples.append(params.example(f"{report.conversation}#{n}", report.conversation, "report", report.cause,
+                                       report.fixed, frozenset({report.cause}) if report.fixed else frozenset(),
+                                       Facts.from_list(report.facts)))
+    if unknown:
+        say(f"  {unknown} report(s) name a cause this knowledge base does not have: left out")
+    return examples
+
+
+# --- the command --------------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    """What a fit found: the corrections fitted on every example, and the figures before and after."""
+
+    params: Parameters
+    examples: list[Example]
+    penalty: float
+    correction: np.ndarray
+    held_out: tuple[Figures, Figures]
+    test: tuple[Figures, Figures] | None
+
+    @property
+    def worse(self) -> list[str]:
+        return self.held_out[1].worse(self.held_out[0])
+
+
+def held_out(params: Parameters, examples: Sequence[Example], say: Callable[[str], None]) -> tuple[Figures, Figures]:
+    """Hand and learned figures on held-out folds, the penalty chosen within each fold's training part."""
+    data = Data.of(examples, params.causes)
+    after = np.array(data.base)
+    for n, (train, held) in enumerate(_folds(examples), 1):
+        inner = [examples[i] for i in train]
+        penalty = choose(params, inner)
+        after[held] = scores(params, _subset(data, held), fit(params, _subset(data, train), penalty))
+        say(f"  fold {n}: penalty {penalty:g}")
+    return figures(params, examples, data.base), figures(params, examples, after)
+
+
+def learn(kb: KnowledgeBase, cases: Sequence[Path], reports: Sequence[Report],
+          say: Callable[[str], None] = print) -> Outcome:
+    """Fit the corrections on the cases (a test split: only scored) and reports, and measure them."""
+    params = Parameters(kb)
+    train = [Path(d) for d in cases if not in_test_split(Path(d))]
+    tests = [Path(d) for d in cases if in_test_split(Path(d))]
+    examples = case_examples(params, train) + report_examples(params, reports, say)
+    if len({e.group for e in examples}) < 2:
+        raise Refused(f"{len(examples)} labelled example(s): too few to learn from")
+    say(f"{sum(e.kind == 'case' for e in examples)} labelled case(s) and {sum(e.kind == 'report' for e in examples)} "
+        f"feedback report(s) to fit on")
+    say(f"held out ({min(FOLDS, len({e.group for e in examples}))} folds; the penalty chosen inside each):")
+    before_after = held_out(params, examples, say)
+    penalty = choose(params, examples)
+    correction = fit(params, Data.of(examples, params.causes), penalty)
+    test = None
+    if tests:
+        scored = case_examples(params, tests, held_out=True)
+        data = Data.of(scored, params.causes)
+        test = (figures(params, scored, data.base), figures(params, scored, scores(params, data, correction)))
+    return Outcome(params, examples, penalty, correction, before_after, test)
+
+
+def export(outcome: Outcome, sources: Sequence[str]) -> dict:
+    """The weights that moved, as the content of ``learned/weights.yaml``."""
+    params, examples = outcome.params, outcome.examples
+    kinds = np.array([e.kind for e in examples])
+    held = np.array([e.held for e in examples]) > 0
+    behind = {"cases": held[kinds == "case"].sum(axis=0), "reports": held[kinds == "report"].sum(axis=0)}
+    rules, leaves = [], []
+    for j, change in enumerate(outcome.correction):
+        if abs(change) < CHANGED:
+            continue
+        counts = {key: int(counted[j]) for key, counted in behind.items()}
+        learned_weight = round(float(abs(params.hand[j] + change)) if j < len(params.rules)
+                               else float(params.hand[j] + change), 3)
+        if j < len(params.rules):
+            (cause, kind, n), rule, _ = params.rules[j]
+            rules.append({"cause": cause, "kind": kind, "index": n, "says": rule.says, "when": rule.when,
+                          "weight": rule.weight, "learned": learned_weight, **counts})
+        else:
+            (tree, i, cause), weight = params.leaves[j - len(params.rules)]
+            leaves.append({"tree": tree, "leaf": params.kb.trees[tree].branches[i].leaf, "cause": cause,
+                           "weight": weight, "learned": learned_weight, **counts})
+    evaluation = {"held_out": {"hand": outcome.held_out[0].rounded(), "learned": outcome.held_out[1].rounded()}}
+    if outcome.test is not None:
+        evaluation["test"] = {"hand": outcome.test[0].rounded(), "learned": outcome.test[1].rounded()}
+    return {
+        "about": ("Corrections to the hand-set weights of rules and tree leaves, written by `assistant kb fit --write`; "
+                  "do not edit by hand. The loader uses `learned` in place of `weight`; cases and reports count "
+                  "the labelled cases and feedback reports in which the rule or leaf held."),
+        "fitted": {"date": datetime.date.today().isoformat(), "cases": int((kinds == "case").sum()),
+                   "reports": int((kinds == "report").sum()), "from": list(sources), "penalty": outcome.penalty,
+                   "scikit_learn": sklearn.__version__},
+        "evaluation": evaluation,
+        "rules": rules,
+        "leaves": leaves,
+    }
+
+
+class _Flow(dict):
+    """A rule's condition, written on one line as in the cause files."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(_Flow, lambda dumper, value: dumper.represent_mapping("tag:yaml.org,2002:map", value,
+                                                                              flow_style=True))
+
+
+def dumps(data: dict) -> str:
+    """The file's text: block YAML, each rule's condition on one line."""
+    for rule in data["rules"]:
+        rule["when"] = _Flow(rule["when"])
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
+
+
+def run(cases: Sequence[str | Path], feedback: Sequence[Report] | None, knowledge: str | Path, write: bool,
+        say: Callable[[str], None] = print) -> Outcome:
+    """The command: fit, print the figures, and write the file when asked and when held-out figures are no worse."""
+    kb = load(knowledge, learned=False)  # the hand weights: a new fit replaces the old corrections
+    directories = [Path(d) for d in cases] or ([] if feedback is not None else list(DEFAULT_CASES))
+    outcome = learn(kb, directories, feedback or (), say)
+    say(f"  hand     {outcome.held_out[0]}")
+    say(f"  learned  {outcome.held_out[1]}")
+    if outcome.test is not None:
+        say(f"test ({', '.join(str(d) for d in directories if in_test_split(d))}; never fitted on):")
+        say(f"  hand     {outcome.test[0]}")
+        say(f"  learned  {outcome.test[1]}")
+    sources = [_relative(d) for d in directories if not in_test_split(d)] + (["feedback"] if feedback else [])
+    data = export(outcome, sources)
+    say(f"penalty {outcome.penalty:g} (chosen on every example): {len(data['rules'])} rule and {len(data['leaves'])} "
+        f"leaf weight(s) move by {CHANGED} or more")
+    target = Path(knowledge) / learned.PATH
+    if outcome.worse:
+        message = f"the learned weights are worse on held-out folds ({', '.join(outcome.worse)})"
+        if write:
+            raise Refused(f"{message}: {target} not written")
+        say(f"{message}: --write would refuse")
+    elif write:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(dumps(data), encoding="utf-8")
+        say(f"wrote {target}")
+    return outcome
