@@ -9,7 +9,7 @@ from flask.cli import ScriptInfo
 
 from . import create_app, db, security
 from .channels import slack
-from .client.command import diagnose_command, reply_command
+from .client.command import diagnose_command, feedback_command, reply_command
 from .knowledge import kb_command
 
 
@@ -54,3 +54,4 @@ main.add_command(kb_command)
 main.add_command(slack.socket_command)
 main.add_command(diagnose_command)
 main.add_command(reply_command)
+main.add_command(feedback_command)

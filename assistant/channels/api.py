@@ -251,6 +251,8 @@ def get_cause(conversation_id: str, cause_id: str) -> dict[str, Any]:
 @bp.post("/conversations/<conversation_id>/feedback")
 def add_feedback(conversation_id: str) -> tuple[dict[str, Any], int]:
     body = validated("FeedbackRequest", json_body())
+    if body["cause"] not in kb.current().causes:  # any cause the assistant knows, ranked in a reply or not
+        raise ApiError(400, "bad_input", f"cause: no cause {body['cause']!r}")
     stored = conversations.add_feedback(conversation_id, g.owner, **body)
     if stored is None:
         raise conversation_not_found(conversation_id)

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 API = "/api/v1"
 #: The symptom a live run's conversation starts with when the user gives none.
 LIVE_SYMPTOM = "Watching this training run for problems as it trains"
+#: What feedback says of a cause: fixing it fixed the model, or it did not help.
+VERDICTS = ("fixed", "not_helpful")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +74,18 @@ class Client:
         if not body:
             raise InputError("reply: give an answer, facts or evidence")
         return Diagnosis(self._send("POST", f"/conversations/{conversation_id}/turns", body), self)
+
+    def feedback(self, conversation: str | Diagnosis, cause: str, verdict: str,
+                 comment: str | None = None) -> dict[str, Any]:
+        """Say whether fixing ``cause`` (any cause id, ranked or not) fixed the model: ``fixed`` or ``not_helpful``.
+
+        The knowledge base learns from it (``assistant kb fit --feedback``). Returns the stored feedback.
+        """
+        if verdict not in VERDICTS:
+            raise InputError(f"verdict: {verdict!r} is not one of {', '.join(VERDICTS)}")
+        conversation_id = conversation.id if isinstance(conversation, Diagnosis) else conversation
+        body = {"cause": cause, "verdict": verdict, **({"comment": comment} if comment else {})}
+        return self._send("POST", f"/conversations/{conversation_id}/feedback", body)
 
     def send_epoch(self, conversation_id: str, logs: dict[str, Any]) -> Diagnosis:
         """Add one epoch of a live run (Keras's logs with its 0-based ``epoch``); the diagnosis of the run so far."""

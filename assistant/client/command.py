@@ -10,7 +10,7 @@ from typing import Any
 import click
 from flask.cli import ScriptInfo
 
-from .client import Client
+from .client import VERDICTS, Client
 from .display import Diagnosis
 from .errors import ClientError
 
@@ -44,10 +44,15 @@ def _service_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def _client(info: ScriptInfo, url: str | None, token: str | None, timeout: float) -> Client:
+    """The service at ``url``, or this process's app (its database) without one."""
+    return Client(url, token=token, timeout=timeout) if url else Client.in_process(info.load_app(), token=token)
+
+
 def _answer(info: ScriptInfo, url: str | None, token: str | None, timeout: float, as_json: bool,
             ask: Callable[[Client], Diagnosis]) -> None:
     """Ask the service (or this process's app) and print its reply; a refusal is one line, never a traceback."""
-    client = Client(url, token=token, timeout=timeout) if url else Client.in_process(info.load_app(), token=token)
+    client = _client(info, url, token, timeout)
     try:
         diagnosis = ask(client)
     except ClientError as error:
@@ -96,3 +101,20 @@ def reply_command(info: ScriptInfo, conversation_id: str, text: str | None, fact
     if not text and not facts:
         raise click.UsageError("give an answer in words, or --fact KEY=VALUE for a question's fact")
     _answer(info, url, token, timeout, as_json, lambda client: client.reply(conversation_id, text, facts=facts))
+
+
+@click.command("feedback")
+@click.argument("conversation_id")
+@click.argument("cause")
+@click.argument("verdict", type=click.Choice(VERDICTS))
+@click.option("--comment", help="What happened, in a few words.")
+@_service_options
+@click.pass_obj
+def feedback_command(info: ScriptInfo, conversation_id: str, cause: str, verdict: str, comment: str | None,
+                     url: str | None, token: str | None, timeout: float, as_json: bool) -> None:
+    """Say whether fixing CAUSE (any cause id, listed or not) fixed CONVERSATION_ID's model: fixed or not_helpful."""
+    try:
+        stored = _client(info, url, token, timeout).feedback(conversation_id, cause, verdict, comment)
+    except ClientError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(json.dumps(stored, indent=2) if as_json else f"recorded: {cause} {verdict.replace('_', ' ')}")

@@ -50,6 +50,14 @@ class Diagnosis:
         """Continue the conversation: an answer in words, ``facts=``, or more evidence (see ``Client.reply``)."""
         return self.client.reply(self.id, text, **evidence)
 
+    def fixed_by(self, cause: str, comment: str | None = None) -> dict[str, Any]:
+        """Tell the service that fixing ``cause`` fixed the model; any cause id, listed here or not."""
+        return self.client.feedback(self.id, cause, "fixed", comment)
+
+    def not_helpful(self, cause: str, comment: str | None = None) -> dict[str, Any]:
+        """Tell the service that ``cause`` was not the problem, or its fix did not help."""
+        return self.client.feedback(self.id, cause, "not_helpful", comment)
+
     def __str__(self) -> str:
         return _render(self, markdown=False)
 

@@ -40,15 +40,15 @@ from .learn_words import DEFAULT_CASES, Refused, _relative, first_reply_facts, i
 from .model import KnowledgeBase
 
 #: The penalties cross-validation chooses among (the L2 strength on the corrections, in log-odds).
-PENALTIES = (1.0, 3.0, 10.0, 30.0, 100.0)
+PENALTIES = (3.0, 10.0, 30.0, 100.0, 300.0)
 FOLDS = 5
 SEED = 0
 #: With fewer examples (or conversations) than this no cross-validation is run: the strongest penalty is taken.
 MIN_TO_CHOOSE = 2 * FOLDS
 #: Equal-width confidence bins of the expected calibration error (as benchmarks/accuracy.py).
 BINS = 10
-#: A learned weight that moves less than this from the hand one is not written.
-CHANGED = 0.01
+#: A learned weight that moves less than this from the hand one is not written (nor used).
+CHANGED = 0.05
 #: A held-out figure worse by more than this (rounding) refuses the fit.
 TOLERANCE = 1e-9
 
@@ -331,13 +331,19 @@ def learn(kb: KnowledgeBase, cases: Sequence[Path], reports: Sequence[Report],
     say(f"held out ({min(FOLDS, len({e.group for e in examples}))} folds; the penalty chosen inside each):")
     before_after = held_out(params, examples, say)
     penalty = choose(params, examples)
-    correction = fit(params, Data.of(examples, params.causes), penalty)
+    correction = as_written(params, fit(params, Data.of(examples, params.causes), penalty))
     test = None
     if tests:
         scored = case_examples(params, tests, held_out=True)
         data = Data.of(scored, params.causes)
         test = (figures(params, scored, data.base), figures(params, scored, scores(params, data, correction)))
     return Outcome(params, examples, penalty, correction, before_after, test)
+
+
+def as_written(params: Parameters, correction: np.ndarray) -> np.ndarray:
+    """The corrections as the file holds them: weights rounded to 3 decimals, moves under CHANGED left out."""
+    moved = np.round(params.hand + correction, 3) - params.hand
+    return np.where(np.abs(moved) >= CHANGED, moved, 0.0)
 
 
 def export(outcome: Outcome, sources: Sequence[str]) -> dict:
@@ -347,20 +353,18 @@ def export(outcome: Outcome, sources: Sequence[str]) -> dict:
     held = np.array([e.held for e in examples]) > 0
     behind = {"cases": held[kinds == "case"].sum(axis=0), "reports": held[kinds == "report"].sum(axis=0)}
     rules, leaves = [], []
-    for j, change in enumerate(outcome.correction):
-        if abs(change) < CHANGED:
-            continue
+    for j in np.flatnonzero(outcome.correction):
         counts = {key: int(counted[j]) for key, counted in behind.items()}
-        learned_weight = round(float(abs(params.hand[j] + change)) if j < len(params.rules)
-                               else float(params.hand[j] + change), 3)
+        signed = round(float(params.hand[j] + outcome.correction[j]), 3)
         if j < len(params.rules):
             (cause, kind, n), rule, _ = params.rules[j]
-            rules.append({"cause": cause, "kind": kind, "index": n, "says": rule.says, "when": rule.when,
-                          "weight": rule.weight, "learned": learned_weight, **counts})
+            said = {"says": rule.says} if rule.says else {}
+            rules.append({"cause": cause, "kind": kind, "index": int(n), **said, "when": rule.when,
+                          "weight": rule.weight, "learned": abs(signed), **counts})
         else:
             (tree, i, cause), weight = params.leaves[j - len(params.rules)]
             leaves.append({"tree": tree, "leaf": params.kb.trees[tree].branches[i].leaf, "cause": cause,
-                           "weight": weight, "learned": learned_weight, **counts})
+                           "weight": weight, "learned": signed, **counts})
     evaluation = {"held_out": {"hand": outcome.held_out[0].rounded(), "learned": outcome.held_out[1].rounded()}}
     if outcome.test is not None:
         evaluation["test"] = {"hand": outcome.test[0].rounded(), "learned": outcome.test[1].rounded()}

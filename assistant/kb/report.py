@@ -2,10 +2,11 @@
 
 Per cause, how often feedback confirmed it ("fixed") and rejected it ("not helpful"); and, for
 the conversations whose top cause (as the knowledge base ranks their facts now) was rejected, which
-rules held there: the evidence that led the ranking astray, or the rule a missing cause lacks.
+supporting rules held there: the evidence that led the ranking astray.
 """
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -24,16 +25,16 @@ class Summary:
     rejected: Counter[str] = field(default_factory=Counter)
     #: Rejected top cause → conversations.
     rejected_at_top: Counter[str] = field(default_factory=Counter)
-    #: Rejected top cause → (cause, kind, position, sentence or condition) of a rule that held → conversations.
-    held: dict[str, Counter[tuple[str, str, int, str]]] = field(default_factory=dict)
+    #: Rejected top cause → (cause, position, sentence or condition) of a supporting rule that held → conversations.
+    held: dict[str, Counter[tuple[str, int, str]]] = field(default_factory=dict)
     unknown: int = 0
 
 
 def summarise(kb: KnowledgeBase, reports: Sequence[Report]) -> Summary:
     """Count the reports, diagnosing each conversation a rejected report was given on once."""
     summary = Summary()
-    where = {id(rule): (cause.id, kind, n, rule.says or str(rule.when)) for cause in kb.causes.values()
-             for kind in ("supports", "contradicts") for n, rule in enumerate(getattr(cause, kind))}
+    where = {id(rule): (cause.id, n, rule.says or json.dumps(rule.when)) for cause in kb.causes.values()
+             for n, rule in enumerate(cause.supports)}
     seen: set[tuple[str, str]] = set()
     for report in reports:
         if report.cause not in kb.causes:
@@ -51,7 +52,8 @@ def summarise(kb: KnowledgeBase, reports: Sequence[Report]) -> Summary:
             continue
         summary.rejected_at_top[top] += 1
         counted = summary.held.setdefault(top, Counter())
-        counted.update(where[id(rule)] for (_, _, rule, _), hit in zip(kb.rules, scoring.hits) if hit)
+        counted.update(where[id(rule)] for (_, _, rule, _), hit in zip(kb.rules, scoring.hits)
+                       if hit and id(rule) in where)
     return summary
 
 
@@ -65,9 +67,9 @@ def lines(summary: Summary) -> list[str]:
     if summary.unknown:
         out.append(f"({summary.unknown} report(s) name a cause this knowledge base does not have)")
     for top, count in summary.rejected_at_top.most_common():
-        out += ["", f"{top} ranked first and rejected in {count} conversation(s); the rules that held there:"]
-        out += [f"  {n:>4}  {cause} {kind}[{index}]: {said}"
-                for (cause, kind, index, said), n in sorted(summary.held[top].items(), key=lambda i: (-i[1], i[0]))]
+        out += ["", f"{top} ranked first and rejected in {count} conversation(s); the supporting rules that held there:"]
+        out += [f"  {n:>4}  {cause} supports[{index}]: {said}"
+                for (cause, index, said), n in sorted(summary.held[top].items(), key=lambda i: (-i[1], i[0]))]
     if not causes:
         out.append("no feedback stored")
     return out

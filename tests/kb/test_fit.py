@@ -1,0 +1,102 @@
+"""`assistant kb fit`: feedback given through the API moves the weights, a little for a few reports, and
+the learned file is what the next conversation reasons with; a fit worse on held-out folds is not written."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from assistant.cli import main
+from assistant.kb import fit, learned, load
+
+API = "/api/v1/conversations"
+#: A loss that turns NaN, nothing else known: the learning rate leads, missing values come fourth.
+NAN = {"symptom": "the loss becomes nan after a few epochs", "metrics": {"loss": [2.3, 1.9, "nan", "nan"]}}
+#: The same with a learning rate of 0.5 for Adam: a well-supported rule puts the learning rate first.
+SURE = {**NAN, "training": {"optimizer": "adam", "learning_rate": 0.5}}
+
+
+def _rank(client, request: dict, cause: str) -> int:
+    conversation = client.post(API, json=request).get_json()["id"]
+    return client.get(f"{API}/{conversation}/causes/{cause}").get_json()["rank"]
+
+
+def _report(client, request: dict, cause: str, verdict: str) -> None:
+    conversation = client.post(API, json=request).get_json()["id"]
+    response = client.post(f"{API}/{conversation}/feedback", json={"cause": cause, "verdict": verdict})
+    assert response.status_code == 201, response.get_json()
+
+
+def _kb(*args: str, database_url: str):
+    return CliRunner().invoke(main, ["kb", *args], env={"ASSISTANT_DATABASE_URL": database_url,
+                                                        "ASSISTANT_REPRO_SWEEP": "false"})
+
+
+def test_many_reports_raise_a_cause_and_a_few_contrary_ones_do_not_overturn_a_rule(make_app, database_url, kb_copy):
+    client = make_app().test_client()
+    assert _rank(client, NAN, "missing_values") == 4
+    assert _rank(client, SURE, "learning_rate_too_high") == 1
+    for _ in range(20):
+        _report(client, NAN, "missing_values", "fixed")
+    for _ in range(3):
+        _report(client, SURE, "learning_rate_too_high", "not_helpful")
+
+    result = _kb("fit", "--feedback", "--write", "--directory", str(kb_copy), database_url=database_url)
+    assert result.exit_code == 0, result.output
+    assert "0 labelled case(s) and 23 feedback report(s)" in result.output
+    assert f"wrote {kb_copy / learned.PATH}" in result.output
+
+    written = yaml.safe_load((kb_copy / learned.PATH).read_text(encoding="utf-8"))
+    assert written["fitted"]["reports"] == 23 and written["fitted"]["from"] == ["feedback"]
+    leaf = next(e for e in written["leaves"] if e["leaf"] == "loss_not_finite" and e["cause"] == "missing_values")
+    assert leaf["learned"] > leaf["weight"] and leaf["reports"] == 23 and leaf["cases"] == 0
+
+    learned_client = make_app(KNOWLEDGE_DIR=str(kb_copy)).test_client()
+    assert _rank(learned_client, NAN, "missing_values") < 4
+    assert _rank(learned_client, SURE, "learning_rate_too_high") == 1
+
+
+def test_a_few_reports_move_the_weights_less_than_many(kb_copy):
+    kb = load(kb_copy)
+    params = fit.Parameters(kb)
+    facts = fit.first_reply_facts(kb, NAN)
+
+    def moved(reports: int) -> float:
+        examples = [params.example(str(n), str(n), "report", "missing_values", True, frozenset({"missing_values"}),
+                                   facts) for n in range(reports)]
+        return float(np.abs(fit.fit(params, fit.Data.of(examples, params.causes), max(fit.PENALTIES))).sum())
+
+    assert 0 < moved(3) < moved(30) / 3
+
+
+def test_a_fit_worse_on_held_out_folds_is_not_written(kb_copy, tmp_path, monkeypatch):
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    scenarios = [(cause, s) for path in sorted((kb_copy / "causes").glob("*.yaml"))
+                 for cause in [yaml.safe_load(path.read_text(encoding="utf-8"))]
+                 for s in cause.get("scenarios", ())][:12]
+    for n, (cause, scenario) in enumerate(scenarios):
+        request = {k: scenario[k] for k in ("symptom", "metrics", "dataset", "training") if k in scenario}
+        (cases / f"case-{n}.json").write_text(json.dumps({"id": f"case-{n}", "request": request,
+                                                          "expected": {"primary": cause["id"]}}), encoding="utf-8")
+    # A fit that forgets every weight: the scenarios, which the hand weights rank first, are lost.
+    monkeypatch.setattr(fit, "fit", lambda params, data, penalty: -params.hand)
+
+    result = _kb("fit", "--cases", str(cases), "--write", "--directory", str(kb_copy),
+                 database_url=f"sqlite:///{tmp_path / 'a.sqlite'}")
+    assert result.exit_code == 1
+    assert "worse on held-out folds (top-1" in result.output and "not written" in result.output
+    assert "hand     top-1 1.000" in result.output
+    assert not (kb_copy / learned.PATH).exists()
+
+
+def test_a_test_split_is_only_scored(kb_copy, tmp_path):
+    root = Path(__file__).resolve().parents[2] / "benchmarks" / "cases" / "realworld"
+    params = fit.Parameters(load(kb_copy))
+    with pytest.raises(fit.Refused, match="test split"):
+        fit.case_examples(params, [root / "test"])
+    assert fit.case_examples(params, [root / "test"], held_out=True)
