@@ -1,12 +1,15 @@
 """The live callback: real short Keras runs with a known fault, against the app served on loopback."""
 from __future__ import annotations
 
+import threading
+import time
 import warnings
 
 import numpy as np
 import pytest
 
 from assistant.client import Client, TrainingProblem
+from assistant.client.callback import QUEUE_SIZE
 from tests.helpers import lazy_module, refused_url
 
 pytestmark = pytest.mark.tf
@@ -92,7 +95,10 @@ def test_a_service_that_goes_away_mid_run(served):
 
     class Outage(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 2:  # the service refuses what comes next
+            if epoch == 2:  # once the first two epochs are answered, the service refuses what comes next
+                deadline = time.monotonic() + 30
+                while live_epochs(callback) < 2 and time.monotonic() < deadline:
+                    time.sleep(0.01)
                 app.config["API_TOKENS"] = ["rotated"]
 
     with warnings.catch_warnings(record=True) as caught:
@@ -112,3 +118,59 @@ def test_data_it_cannot_summarise_only_turns_it_off():
     assert [str(w.message) for w in caught] == [
         "keras-troubleshooter: no live diagnosis for this run: x has 256 samples but y has 10: "
         "pass the arrays that fit() trains on, row for row"]
+
+
+def live_epochs(callback) -> int:
+    """How many epochs the service's latest answer to the callback covers."""
+    diagnosis = callback.diagnosis
+    return diagnosis.response["reply"].get("live", {}).get("epochs", 0) if diagnosis is not None else 0
+
+
+class Gate:
+    """WSGI middleware that holds every request until ``open`` is set: a service as slow as a test wants."""
+
+    def __init__(self, app) -> None:
+        self.app, self.open, self.arrived = app, threading.Event(), threading.Semaphore(0)
+
+    def __call__(self, environ, start_response):
+        self.arrived.release()
+        self.open.wait(60)
+        return self.app(environ, start_response)
+
+
+def test_a_slow_service_never_holds_up_an_epoch_and_drops_with_one_warning(served):
+    app, url = served
+    gate = app.wsgi_app = Gate(app.wsgi_app)
+    model, _, _ = regression(learning_rate=0.01)
+    callback = Client(url).callback()
+    callback.set_model(model)
+    epochs = QUEUE_SIZE + 10
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        callback.on_train_begin()
+        assert gate.arrived.acquire(timeout=30), "the conversation is being opened"
+        for epoch in range(epochs):  # while the service holds the first request, every epoch end returns
+            callback.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1)})
+        assert not gate.open.is_set() and callback.diagnosis is None
+        gate.open.set()
+        assert callback.wait(30)
+        callback.on_train_end()
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and messages[0].startswith(
+        f"keras-troubleshooter: the service answers slower than this run trains; epoch {QUEUE_SIZE}'s logs")
+    assert live_epochs(callback) == QUEUE_SIZE, "the epochs that found room were all sent, the rest dropped"
+    assert callback.diagnosis.response["reply"]["live"]["epochs"] == QUEUE_SIZE
+
+
+def test_a_fit_against_a_service_that_never_answers_ends_with_training(served):
+    app, url = served
+    gate = app.wsgi_app = Gate(app.wsgi_app)
+    model, x, y = regression(learning_rate=0.01)
+    callback = Client(url).callback(timeout=0.5)
+    try:
+        history, caught = train(model, x, y, callback)
+    finally:
+        gate.open.set()
+    assert len(history.epoch) == EPOCHS
+    assert [str(w.message) for w in caught] == [
+        f"keras-troubleshooter: no live diagnosis for this run: could not reach the service at {url}: timed out"]
