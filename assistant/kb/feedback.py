@@ -72,8 +72,8 @@ def _lines(text: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]:
         except ValueError as exc:
             raise BadLine(f"line {number}: not JSON: {exc}") from None
         feedback = line.get("feedback") if isinstance(line, dict) else None
-        if (not isinstance(line.get("conversation"), str) or not isinstance(line.get("facts"), list)
-                or not isinstance(feedback, list)
+        if (not isinstance(feedback, list) or not isinstance(line.get("conversation"), str)
+                or not isinstance(line.get("facts"), list)
                 or not all(isinstance(f, dict) and f.get("verdict") in ("fixed", "not_helpful")
                            and isinstance(f.get("cause"), str) for f in feedback)):
             raise BadLine(f"line {number}: not a conversation with facts and feedback (cause, verdict)")
