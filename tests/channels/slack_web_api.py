@@ -108,6 +108,11 @@ class SlackWebApi:
             ts = f"1700000100.{next(self._ts):06d}"
             return {"ok": True, "channel": args["channel"], "ts": ts,
                     "message": {"ts": ts, "text": args.get("text"), "thread_ts": args.get("thread_ts")}}
+        if call.method == "chat.update":
+            return {"ok": True, "channel": args["channel"], "ts": args["ts"], "text": args.get("text")}
+        if call.method == "views.open":
+            view = json.loads(args["view"]) if isinstance(args.get("view"), str) else args.get("view")
+            return {"ok": True, "view": {**view, "id": f"V{next(self._ts)}"}}
         if call.method == "files.getUploadURLExternal":
             file_id = f"FUP{next(self._ts)}"
             return {"ok": True, "file_id": file_id, "upload_url": f"{self.root}/upload/{file_id}"}

@@ -2,7 +2,9 @@
 import hashlib
 import hmac
 import json
+import re
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode
@@ -11,9 +13,10 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from assistant import conversations, db, repro
+from assistant import conversations, db, kb, repro
 from assistant.channels import slack
 from assistant.channels.slack import blocks, store
+from assistant.repro.verdict import ask_for_missing
 from tests.channels.slack_web_api import BOT_USER, TEAM, TOKEN, SlackWebApi
 from tests.helpers import assert_error
 from tests.repro.cases import RUNNABLE_DATASET, RUNNABLE_TRAINING
@@ -22,6 +25,8 @@ MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "slack-manifest.yaml
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 CHANNEL = "C0CHAN"
 USER = "U0USER"
+OTHER = "U0OTHER"
+DM = "D0DIRECT"
 SYMPTOM = "my loss stays at 0.693 and accuracy at 50%"
 FLAT_CSV = "epoch,accuracy,loss,val_accuracy,val_loss\n" + "".join(f"{e},0.5,0.6931,0.5,0.6932\n" for e in range(6))
 NAN_CSV = "epoch,loss,val_loss\n0,0.66,0.64\n1,0.57,0.55\n2,2.94,3.87\n3,nan,nan\n4,nan,nan\n"
@@ -86,23 +91,87 @@ def mention(text=SYMPTOM, ts="1700000000.000100", **event):
             "event_ts": ts, **event}
 
 
-def click(client, reply, action):
-    """Click ``action`` (one of the elements of ``reply``'s blocks) as ``USER``."""
-    payload = {"type": "block_actions", "team": {"id": TEAM}, "user": {"id": USER}, "api_app_id": "A0APP",
-               "token": "unused", "trigger_id": "1.2.3", "channel": {"id": CHANNEL},
-               "container": {"type": "message", "message_ts": reply.response["ts"], "channel_id": CHANNEL},
-               "message": {"type": "message", "ts": reply.response["ts"], "thread_ts": reply.args["thread_ts"],
-                           "text": reply.args["text"], "blocks": reply.args["blocks"]},
-               "actions": [{**action, "block_id": "b1", "action_ts": str(time.time())}]}
+def thread_message(text, ts, user=USER, thread_ts="1700000000.000100", **event):
+    return {"type": "message", "channel_type": "channel", "user": user, "text": text, "ts": ts,
+            "thread_ts": thread_ts, "channel": CHANNEL, **event}
+
+
+def direct_message(text, ts, **event):
+    return {"type": "message", "channel_type": "im", "user": USER, "text": text, "ts": ts, "channel": DM, **event}
+
+
+@dataclass
+class Shown:
+    """A bot message as the thread shows it now: posted, then changed in place by ``chat.update``."""
+
+    ts: str
+    channel: str
+    thread_ts: str
+    text: str
+    blocks: list
+    updates: int
+
+
+WORKING = ("Looking at", "Starting a short run")
+
+
+def answers(api, count, timeout=15):
+    """The first ``count`` turns' messages, each once its placeholder was replaced: as they are shown now."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = []
+        for post in api.received("chat.postMessage"):
+            if not post.args["text"].startswith(WORKING):
+                continue
+            updates = [u for u in api.received("chat.update") if u.args["ts"] == post.response["ts"]]
+            if updates:
+                last = updates[-1].args
+                found.append(Shown(post.response["ts"], post.args["channel"], post.args["thread_ts"], last["text"],
+                                   last["blocks"], len(updates)))
+        if len(found) >= count:
+            return found[:count]
+        assert time.monotonic() < deadline, f"{len(found)} of {count} turns answered: {[c.method for c in api.calls]}"
+        time.sleep(0.02)
+
+
+def click(client, shown, action, user=USER):
+    """Click ``action`` (one of the elements of ``shown``'s blocks) as ``user``."""
+    payload = {"type": "block_actions", "team": {"id": TEAM}, "user": {"id": user}, "api_app_id": "A0APP",
+               "token": "unused", "trigger_id": "1.2.3", "channel": {"id": shown.channel},
+               "container": {"type": "message", "message_ts": shown.ts, "channel_id": shown.channel},
+               "message": {"type": "message", "ts": shown.ts, "thread_ts": shown.thread_ts,
+                           "text": shown.text, "blocks": shown.blocks},
+               "actions": [{**action, "block_id": "b1", "action_ts": repr(time.time())}]}
     return send_form(client, {"payload": json.dumps(payload)})
 
 
-def buttons(call):
-    return [element for block in call.args["blocks"] if block["type"] == "actions" for element in block["elements"]]
+def buttons(shown):
+    return [element for block in shown.blocks if block["type"] == "actions" for element in block["elements"]] + [
+        block["accessory"] for block in shown.blocks if "accessory" in block]
 
 
-def button(call, action_id):
-    return next(element for element in buttons(call) if element["action_id"] == action_id)
+def button(shown, action_id):
+    return next(element for element in buttons(shown) if element["action_id"] == action_id)
+
+
+def visible(args):
+    """Every text a person sees of a posted or updated message: its notification and its blocks' words."""
+    parts = [args.get("text") or ""]
+    for block in args.get("blocks") or []:
+        parts.append(block.get("text", {}).get("text", ""))
+        for element in [*block.get("elements", []), block.get("accessory", {})]:
+            text = element.get("text", "")
+            parts.append(text if isinstance(text, str) else text.get("text", ""))
+    return "\n".join(parts)
+
+
+def internal_ids(api):
+    """Cause ids, fact keys, conversation and run ids that any message posted or updated shows."""
+    knowledge = kb.load(kb.DEFAULT_DIR)
+    names = {name for name in [*knowledge.causes, *knowledge.vocabulary] if "_" in name}
+    shown = "\n".join(visible(call.args) for call in api.calls if call.method in ("chat.postMessage", "chat.update"))
+    words = set(re.findall(r"[\w-]+", shown))
+    return sorted(names & words) + re.findall(r"\b(?:conv|run)-[0-9a-f]{6,}", shown)
 
 
 def stored(app, table):
@@ -111,10 +180,15 @@ def stored(app, table):
 
 
 def transcript(app, thread_ts):
-    """The conversation the bot keeps for a thread of the test channel."""
+    """The conversation the bot keeps for a thread."""
     (link,) = [row for row in stored(app, db.slack_threads) if row["thread_ts"] == thread_ts]
     with app.app_context():
         return conversations.transcript(link["conversation_id"], f"slack:{TEAM}")
+
+
+def close(app):
+    """Wait until the bot has done everything it was sent."""
+    app.extensions[slack.EXTENSION].close()
 
 
 def test_url_verification(slack_client):
@@ -138,45 +212,86 @@ def test_unverified_requests_are_refused(slack_app, slack_client, slack_api, row
     assert slack_api.calls == [] and row_counts() == before
 
 
-def test_mention_is_answered_in_its_thread(slack_app, slack_client, slack_api):
+def test_a_mention_is_answered_in_one_message_that_fits_a_phone(slack_app, slack_client, slack_api):
     response = send_event(slack_client, mention())
     assert response.status_code == 200
-    (reply,) = slack_api.wait_for("chat.postMessage", 1)
-    assert reply.args["channel"] == CHANNEL and reply.args["thread_ts"] == "1700000000.000100"
-    assert reply.headers["authorization"] == f"Bearer {TOKEN}"
-    assert reply.args["blocks"][0]["text"]["text"] == "*Most likely causes*"
-    shown = json.dumps(reply.args["blocks"])
-    assert "```" in shown or "follows as the file" in shown  # the top snippet, as a code block or a file
-    assert {"answer-0", blocks.DONT_KNOW, blocks.FIXED}.issubset(b["action_id"] for b in buttons(reply))
-    offered = blocks.VALIDATE in [b["action_id"] for b in buttons(reply)]
-    assert offered is (slack_app.extensions[repro.EXTENSION] is not None)  # only where runs exist
+    (placeholder,) = slack_api.wait_for("chat.postMessage", 1)
+    assert placeholder.args["text"] == "Looking at that…"
+    assert placeholder.args["channel"] == CHANNEL and placeholder.args["thread_ts"] == "1700000000.000100"
+    assert placeholder.headers["authorization"] == f"Bearer {TOKEN}"
+    (shown,) = answers(slack_api, 1)
+    assert shown.updates == 1 and shown.blocks[0]["text"]["text"].startswith("*What I see:*")
+    assert len(shown.blocks) <= 14 and sum(b["type"] == "actions" for b in shown.blocks) <= 4
     conversation = transcript(slack_app, "1700000000.000100")
+    top = conversation["turns"][1]["body"]["causes"][0]
+    assert shown.text.startswith(f"Most likely {top['title']}: ")  # the notification says why, not a percentage
+    assert any(f"Most likely: {top['title']}" in b.get("text", {}).get("text", "") for b in shown.blocks)
+    assert {"answer-0", blocks.DONT_KNOW, blocks.FIXED, blocks.SHOW_FIX}.issubset(b["action_id"] for b in buttons(shown))
+    offered = blocks.VALIDATE in [b["action_id"] for b in buttons(shown)]
+    assert offered is (slack_app.extensions[repro.EXTENSION] is not None)  # only where runs exist
+    if "follows as a file" in json.dumps(shown.blocks):
+        (upload,) = slack_api.wait_for("files.completeUploadExternal", 1)
+        assert upload.args["thread_ts"] == "1700000000.000100"
+    close(slack_app)
     assert conversation["turns"][0]["body"] == {"symptom": SYMPTOM}
-    assert conversation["turns"][1]["body"]["causes"][0]["title"] in reply.args["text"]
+    assert internal_ids(slack_api) == []
 
 
-def test_a_direct_message_starts_a_conversation_and_channel_chatter_is_ignored(slack_app, slack_client, slack_api):
-    direct = {"type": "message", "channel_type": "im", "user": USER, "text": SYMPTOM, "ts": "1700000000.000200",
-              "channel": "D0DIRECT"}
-    elsewhere = {**direct, "channel_type": "channel", "channel": CHANNEL, "ts": "1700000000.000300",
-                 "thread_ts": "1700000000.000250"}  # a reply in someone else's thread
-    assert send_event(slack_client, direct, event_id="Ev1").status_code == 200
-    assert send_event(slack_client, elsewhere, event_id="Ev2").status_code == 200
-    slack_app.extensions[slack.EXTENSION].close()
-    (reply,) = slack_api.received("chat.postMessage")
-    assert reply.args["channel"] == "D0DIRECT" and reply.args["thread_ts"] == "1700000000.000200"
+def test_a_colleagues_message_in_the_thread_is_not_a_turn_unless_it_mentions_the_bot(slack_app, slack_client,
+                                                                                      slack_api):
+    send_event(slack_client, mention(), event_id="Ev1")
+    answers(slack_api, 1)
+    aside = "have you checked that the labels aren't all one class?"
+    send_event(slack_client, thread_message(aside, "1700000000.000200", user=OTHER), event_id="Ev2")
+    asked = thread_message(f"<@{BOT_USER}> my learning rate is 0.01", "1700000000.000300", user=OTHER)
+    send_event(slack_client, {**asked, "type": "app_mention"}, event_id="Ev3")
+    send_event(slack_client, asked, event_id="Ev4")  # the same message, as a message event too
+    answers(slack_api, 2)
+    close(slack_app)
+    assert len(slack_api.received("chat.postMessage")) == 2
+    conversation = transcript(slack_app, "1700000000.000100")
+    assert [turn["body"].get("text") for turn in conversation["turns"][::2]] == [None, "my learning rate is 0.01"]
+    assert "kernel_initializer" not in conversation["facts"] and conversation["facts"]["learning_rate"] == 0.01
+
+
+def test_an_unreadable_reply_is_said_so_and_not_taken_for_i_dont_know(slack_app, slack_client, slack_api):
+    send_event(slack_client, mention(), event_id="Ev1")
+    answers(slack_api, 1)
+    send_event(slack_client, thread_message("hmm, have you seen this before?", "1700000000.000200"), event_id="Ev2")
+    _, unread = answers(slack_api, 2)
+    assert unread.text.startswith("I couldn't tell which fact that answers — I asked about the learning rate")
+    close(slack_app)
+    conversation = transcript(slack_app, "1700000000.000100")
+    assert len(conversation["turns"]) == 2 and conversation["declined"] == []
+
+
+@pytest.mark.parametrize("typed, fact, value", [("20", "n_features", 20), ("20 features", "n_features", 20),
+                                                ("n_features = 20", "n_features", 20),
+                                                ("lr=0.01", "learning_rate", 0.01), ("adam", "optimizer", "adam")])
+def test_a_typed_answer_answers_the_pending_question(slack_app, slack_client, slack_api, typed, fact, value):
+    send_event(slack_client, mention(), event_id="Ev1")
+    answers(slack_api, 1)
+    with slack_app.app_context():  # the reply asks what a run needs: several questions, two of them numbers
+        link = store.conversation_in(store.Thread(TEAM, CHANNEL, "1700000000.000100"))
+        conversations.add_findings(link, f"slack:{TEAM}", {"reproduction": "requested"}, [],
+                                   ask_for_missing(["optimizer", "loss", "n_features", "n_hidden_layers"]))
+    send_event(slack_client, thread_message(typed, "1700000000.000200"), event_id="Ev2")
+    _, reply = answers(slack_api, 2)
+    assert not reply.text.startswith("I couldn't tell")
+    close(slack_app)
+    conversation = transcript(slack_app, "1700000000.000100")
+    assert conversation["facts"][fact] == value and conversation["declined"] == []
 
 
 def test_a_file_shared_in_the_thread_is_read_as_the_next_turn(slack_app, slack_client, slack_api):
     send_event(slack_client, mention())
-    slack_api.wait_for("chat.postMessage", 1)
+    answers(slack_api, 1)
     shared = slack_api.share("training.log.csv", FLAT_CSV.encode())
-    follow_up = {"type": "message", "subtype": "file_share", "channel_type": "channel", "user": USER,
-                 "text": "here is my CSVLogger file", "ts": "1700000000.000500", "thread_ts": "1700000000.000100",
-                 "channel": CHANNEL, "files": [shared]}
+    follow_up = thread_message("here is my CSVLogger file", "1700000000.000500", subtype="file_share", files=[shared])
     assert send_event(slack_client, follow_up, event_id="Ev2").status_code == 200
-    _, reply = slack_api.wait_for("chat.postMessage", 2)
-    assert reply.args["thread_ts"] == "1700000000.000100"
+    _, reply = answers(slack_api, 2)
+    assert [c.args["text"] for c in slack_api.received("chat.postMessage")][1] == "Looking at your log…"
+    assert reply.thread_ts == "1700000000.000100"
     (download,) = slack_api.received(f"files-pri/{TEAM}/download/training.log.csv")
     assert download.headers["authorization"] == f"Bearer {TOKEN}"
     turns = transcript(slack_app, "1700000000.000100")["turns"]
@@ -187,13 +302,11 @@ def test_a_file_shared_in_the_thread_is_read_as_the_next_turn(slack_app, slack_c
 
 def test_a_thread_stays_its_conversation_after_a_restart(make_slack_app, slack_api):
     send_event(make_slack_app().test_client(), mention())
-    slack_api.wait_for("chat.postMessage", 1)
+    answers(slack_api, 1)
     restarted = make_slack_app()
-    reply_in_thread = {"type": "message", "channel_type": "channel", "user": USER, "text": "learning rate = 0.01",
-                       "ts": "1700000000.000600", "thread_ts": "1700000000.000100", "channel": CHANNEL}
-    send_event(restarted.test_client(), reply_in_thread, event_id="Ev2")
-    _, reply = slack_api.wait_for("chat.postMessage", 2)
-    assert reply.args["thread_ts"] == "1700000000.000100"
+    send_event(restarted.test_client(), thread_message("learning rate = 0.01", "1700000000.000600"), event_id="Ev2")
+    _, reply = answers(slack_api, 2)
+    assert reply.thread_ts == "1700000000.000100"
     conversation = transcript(restarted, "1700000000.000100")
     assert [turn["role"] for turn in conversation["turns"]] == ["user", "assistant"] * 2
     assert conversation["facts"]["learning_rate"] == 0.01
@@ -202,7 +315,8 @@ def test_a_thread_stays_its_conversation_after_a_restart(make_slack_app, slack_a
 def test_a_console_log_pasted_in_a_message_is_read(slack_app, slack_client, slack_api):
     log = "".join(f"Epoch {e}/3\n32/32 - 0s - loss: 0.6931 - accuracy: 0.5000\n" for e in (1, 2, 3))
     send_event(slack_client, mention(f"accuracy is stuck, here is the log:\n```{log}```"))
-    slack_api.wait_for("chat.postMessage", 1)
+    answers(slack_api, 1)
+    assert slack_api.received("chat.postMessage")[0].args["text"] == "Looking at your log…"
     user = transcript(slack_app, "1700000000.000100")["turns"][0]["body"]
     assert user["history"]["loss"] == [0.6931] * 3
 
@@ -210,8 +324,8 @@ def test_a_console_log_pasted_in_a_message_is_read(slack_app, slack_client, slac
 def test_a_file_read_in_part_is_answered_and_what_was_left_out_is_kept(slack_app, slack_client, slack_api):
     shared = slack_api.share("training.log", b"epoch,loss\n0,abc\n1,0.5\n")
     send_event(slack_client, mention(files=[shared], subtype="file_share"))
-    (reply,) = slack_api.wait_for("chat.postMessage", 1)
-    assert reply.args["thread_ts"] == "1700000000.000100"
+    (reply,) = answers(slack_api, 1)
+    assert reply.thread_ts == "1700000000.000100"
     conversation = transcript(slack_app, "1700000000.000100")
     assert conversation["turns"][0]["body"]["history"] == {"epoch": [2], "loss": [0.5]}
     assert conversation["facts"]["history_partial"] is True
@@ -221,36 +335,111 @@ def test_a_file_read_in_part_is_answered_and_what_was_left_out_is_kept(slack_app
 def test_a_file_over_the_upload_limit_is_refused_in_the_thread(slack_app, slack_client, slack_api):
     shared = slack_api.share("huge.log", b"Epoch 1/1\n", size=slack_app.config["MAX_CONTENT_LENGTH"] + 1)
     send_event(slack_client, mention(files=[shared], subtype="file_share"))
-    refusal, reply = slack_api.wait_for("chat.postMessage", 2)
+    (reply,) = answers(slack_api, 1)
+    _, refusal = slack_api.wait_for("chat.postMessage", 2)
     assert refusal.args["thread_ts"] == "1700000000.000100"
     assert refusal.args["text"].startswith("I did not read `huge.log`: it is 10.5 MB and I read files up to 10 MB.")
-    assert reply.args["blocks"][0]["text"]["text"] == "*Most likely causes*"  # the words are still answered
+    assert reply.blocks[0]["text"]["text"].startswith("*What I see:*")  # the words are still answered
     assert not slack_api.received(f"files-pri/{TEAM}/download/huge.log")
 
 
-def test_a_clicked_answer_is_the_next_turn(slack_app, slack_client, slack_api):
+def test_a_clicked_answer_settles_in_place_and_a_double_tap_counts_once(slack_app, slack_client, slack_api):
     send_event(slack_client, mention())
-    (first,) = slack_api.wait_for("chat.postMessage", 1)
-    choice = button(first, "answer-0")
-    assert click(slack_client, first, choice).status_code == 200
-    _, second = slack_api.wait_for("chat.postMessage", 2)
-    assert second.args["thread_ts"] == "1700000000.000100"
+    (first,) = answers(slack_api, 1)
+    choice = button(first, "answer-1")
     answer = json.loads(choice["value"])
-    assert second.args["blocks"][0]["elements"][0]["text"].startswith(f"<@{USER}> answered: {answer['fact']} =")
+    for _ in range(2):
+        assert click(slack_client, first, choice).status_code == 200
+    _, second = answers(slack_api, 2)
+    close(slack_app)
+    assert len([c for c in slack_api.received("chat.postMessage")]) == 2  # one reply for two taps
+    (settled,) = [u for u in slack_api.received("chat.update") if u.args["ts"] == first.ts][1:]
+    said = f"✓ learning rate: *{answer['choice']}* (<@{USER}>)"
+    assert said in visible(settled.args)
+    assert blocks.QUESTION_BLOCK + answer["fact"] not in [b.get("block_id") for b in settled.args["blocks"]]
+    assert len(settled.args["blocks"]) == len(first.blocks)
+    assert second.thread_ts == "1700000000.000100"
+    assert second.blocks[0]["elements"][0]["text"] == f"<@{USER}> answered learning rate: *{answer['choice']}*"
     conversation = transcript(slack_app, "1700000000.000100")
+    assert len(conversation["turns"]) == 4
     assert conversation["turns"][2]["body"] == {"facts": {answer["fact"]: answer["choice"]}}
-    assert answer["fact"] in conversation["facts"]
+    assert internal_ids(slack_api) == []
 
 
-def test_feedback_buttons_are_stored(slack_app, slack_client, slack_api):
+def test_i_dont_know_settles_the_questions(slack_app, slack_client, slack_api):
     send_event(slack_client, mention())
-    (reply,) = slack_api.wait_for("chat.postMessage", 1)
+    (first,) = answers(slack_api, 1)
+    click(slack_client, first, button(first, blocks.DONT_KNOW))
+    answers(slack_api, 2)
+    close(slack_app)
+    settled = [u for u in slack_api.received("chat.update") if u.args["ts"] == first.ts][-1]
+    assert f"✓ <@{USER}> doesn't know these." in visible(settled.args)
+    assert not [b for b in buttons(Shown(first.ts, CHANNEL, "", "", settled.args["blocks"], 0))
+                if b["action_id"].startswith(blocks.ANSWER) or b["action_id"] == blocks.DONT_KNOW]
+    assert transcript(slack_app, "1700000000.000100")["declined"]
+
+
+def test_feedback_is_recorded_once_and_shown_where_its_buttons_were(slack_app, slack_client, slack_api):
+    send_event(slack_client, mention())
+    (reply,) = answers(slack_api, 1)
     fixed = button(reply, blocks.FIXED)
     click(slack_client, reply, fixed)
-    _, thanks = slack_api.wait_for("chat.postMessage", 2)
-    assert thanks.args["text"].startswith(f"Thanks, <@{USER}>: noted that the fix for `{fixed['value']}` worked.")
+    click(slack_client, reply, fixed)  # a double tap, or a tap on a message not yet updated
+    close(slack_app)
     (row,) = stored(slack_app, db.feedback)
     assert (row["cause_id"], row["verdict"]) == (fixed["value"], "fixed")
+    assert len(slack_api.received("chat.postMessage")) == 1  # no thank-you posts: the message says it
+    settled = [u for u in slack_api.received("chat.update") if u.args["ts"] == reply.ts][-1]
+    title = slack_app.extensions[kb.EXTENSION].causes[fixed["value"]].title
+    assert f"✓ Recorded: the fix for *{title}* worked (<@{USER}>)." in visible(settled.args)
+    assert blocks.FIXED not in json.dumps(settled.args["blocks"])
+
+
+def test_show_the_fix_posts_that_cause_and_takes_its_button_off(slack_app, slack_client, slack_api):
+    send_event(slack_client, mention())
+    (reply,) = answers(slack_api, 1)
+    other = button(reply, blocks.SHOW_FIX)
+    click(slack_client, reply, other)
+    click(slack_client, reply, other)
+    _, fix = slack_api.wait_for("chat.postMessage", 2)
+    close(slack_app)
+    assert len(slack_api.received("chat.postMessage")) == 2
+    cause = slack_app.extensions[kb.EXTENSION].causes[other["value"]]
+    assert fix.args["text"] == f"The fix for {cause.title}" and fix.args["thread_ts"] == "1700000000.000100"
+    assert {b["action_id"] for b in buttons(Shown("", CHANNEL, "", "", fix.args["blocks"], 0))} == {
+        blocks.FIXED, blocks.NOT_HELPFUL}
+    settled = [u for u in slack_api.received("chat.update") if u.args["ts"] == reply.ts][-1]
+    assert other["value"] not in [b.get("accessory", {}).get("value") for b in settled.args["blocks"]]
+    assert internal_ids(slack_api) == []
+
+
+def test_a_direct_message_starts_a_conversation_and_channel_chatter_is_ignored(slack_app, slack_client, slack_api):
+    elsewhere = thread_message(SYMPTOM, "1700000000.000300", thread_ts="1700000000.000250")  # someone else's thread
+    assert send_event(slack_client, direct_message(SYMPTOM, "1700000000.000200"), event_id="Ev1").status_code == 200
+    assert send_event(slack_client, elsewhere, event_id="Ev2").status_code == 200
+    close(slack_app)
+    (reply,) = slack_api.received("chat.postMessage")
+    assert reply.args["channel"] == DM and reply.args["thread_ts"] == "1700000000.000200"
+
+
+def test_a_direct_follow_up_continues_the_last_conversation_until_started_over(slack_app, slack_client, slack_api):
+    send_event(slack_client, direct_message(SYMPTOM, "1700000000.000200"), event_id="Ev1")
+    answers(slack_api, 1)
+    send_event(slack_client, direct_message("I use adam with learning rate 0.01", "1700000000.000300"), event_id="Ev2")
+    _, follow_up = answers(slack_api, 2)
+    assert "Continuing our last conversation" in visible({"blocks": follow_up.blocks})
+    conversation = transcript(slack_app, "1700000000.000200")
+    assert transcript(slack_app, "1700000000.000300")["id"] == conversation["id"]
+    assert len(conversation["turns"]) == 4
+    assert (conversation["facts"]["optimizer"], conversation["facts"]["learning_rate"]) == ("adam", 0.01)
+
+    send_event(slack_client, direct_message("start over", "1700000000.000400"), event_id="Ev3")
+    assert slack_api.wait_for("chat.postMessage", 3)[-1].args["text"].startswith("Starting over.")
+    send_event(slack_client, direct_message("loss is nan after epoch 3", "1700000000.000500"), event_id="Ev4")
+    answers(slack_api, 3)
+    close(slack_app)
+    fresh = transcript(slack_app, "1700000000.000500")
+    assert fresh["id"] != conversation["id"] and fresh["turns"][0]["body"] == {"symptom": "loss is nan after epoch 3"}
 
 
 def test_a_retried_event_is_answered_once(slack_app, slack_client, slack_api):
@@ -261,7 +450,7 @@ def test_a_retried_event_is_answered_once(slack_app, slack_client, slack_api):
     # The same message also arrives as a message event, with an event id of its own.
     as_message = {**mention(), "type": "message", "channel_type": "channel"}
     assert send_event(slack_client, as_message, event_id="Ev10").status_code == 200
-    slack_app.extensions[slack.EXTENSION].close()
+    close(slack_app)
     assert len(slack_api.received("chat.postMessage")) == 1
     assert len(stored(slack_app, db.conversations)) == 1
 
@@ -271,64 +460,151 @@ def test_slash_command_answers_in_a_thread_of_its_own(slack_app, slack_client, s
                "user_id": USER, "response_url": slack_api.root + "/respond", "trigger_id": "1.2.3", "token": "x"}
     response = send_form(slack_client, command)
     assert response.status_code == 200 and not response.get_data()
-    parent, reply = slack_api.wait_for("chat.postMessage", 2)
+    (reply,) = answers(slack_api, 1)
+    parent = slack_api.received("chat.postMessage")[0]
     assert parent.args["text"] == f"<@{USER}> asked: {SYMPTOM}" and "thread_ts" not in parent.args
-    assert reply.args["thread_ts"] == parent.response["ts"]
+    assert reply.thread_ts == parent.response["ts"]
+    assert stored(slack_app, db.slack_threads)[0]["asker"] == USER
 
     usage = send_form(slack_client, {**command, "text": "  "})
     assert usage.status_code == 200 and usage.get_data(as_text=True).startswith("Tell me what you see")
-    slack_app.extensions[slack.EXTENSION].close()
+    close(slack_app)
     assert len(slack_api.received("chat.postMessage")) == 2
 
 
+VERDICT = ("**Reproduced.** A 10-epoch run of your setup on 1,000 generated samples shaped like your data shows the "
+           "same problem (loss plateau): the loss stayed at 0.693 in 10 epochs.\n\nWhat each fix changed:\n"
+           + "".join(f"- **Fix {n}**, with learning rate 0.0{n} instead of 1e-05: the loss fell from 0.693 to "
+                     f"0.{n}12 in 10 epochs; your setup: the loss stayed at 0.693. Confirmed: the symptom is gone.\n"
+                     for n in range(1, 4))
+           + "\nChecks:\n- Zeroed inputs (does the model use its inputs?): the loss stayed at 0.693 in 10 epochs.\n"
+           "\n**Verdict:** Learning rate too low. Its fix removed the symptom.\n\n"
+           "_Run notes: assumed batch_size = 32 (Keras' default); held out the last 20% of the rows for validation._")
+
+
 class ImmediateRuns:
-    """Reproduction runs that finish on the second look, with a plot: the calls the bot makes of them."""
+    """Reproduction runs that finish on the third look, with a plot: the calls the bot makes of them."""
 
     def __init__(self):
         self.looks = 0
 
     def start(self, conversation_id, owner):
         self.started = (conversation_id, owner)
-        return {"id": "run-1", "status": "queued"}
+        return {"id": "run-1", "status": "queued", "progress": {"epoch": 0, "epochs": 40}}
 
     def get(self, conversation_id, run_id, owner):
         self.looks += 1
-        if self.looks < 2:
-            return {"id": run_id, "status": "running", "progress": {"epoch": 1, "epochs": 5}}
+        if self.looks < 3:
+            return {"id": run_id, "status": "running", "progress": {"epoch": 10 * self.looks, "epochs": 40}}
         history = {"epoch": [1, 2, 3], "loss": [0.69, 0.69, 0.69], "val_loss": [0.69, 0.69, float("nan")]}
-        return {"id": run_id, "status": "done", "progress": {"epoch": 5, "epochs": 5},
-                "result": {"reproduced": True, "verdict": "The baseline stays at 0.69; the fix learns.",
+        return {"id": run_id, "status": "done", "progress": {"epoch": 40, "epochs": 40},
+                "result": {"reproduced": True, "verdict": VERDICT,
+                           "causes": [{"id": "learning_rate_too_low", "title": "Learning rate too low",
+                                       "confidence": 0.81},
+                                      {"id": "poor_initialization", "title": "Poor weight initialization",
+                                       "confidence": 0.07}],
                            "experiments": [{"name": "baseline", "history": history},
-                                           {"name": "fixed", "history": {"loss": [0.69, 0.4, 0.2]}}]}}
+                                           {"name": "fix:learning_rate_too_low", "history": {"loss": [0.69, 0.4]}}]}}
 
     def plot(self, conversation_id, run_id, owner):
         return PNG
 
 
-def validate_and_wait(slack_client, slack_api, event, timeout=15):
-    """Click "Validate with a short run" under the reply to ``event``; the verdict message and the uploaded plot."""
+def submit(client, view, values, user=USER):
+    """Send the run form ``view`` as Slack would: what it was filled in with, with ``values`` typed over it."""
+    state = {}
+    for block in view["blocks"]:
+        if block["type"] != "input":
+            continue
+        element, key = block["element"], block["block_id"]
+        if key in values:
+            entry = {"type": "plain_text_input", "value": values[key]}
+        elif "initial_option" in element:
+            entry = {"type": "static_select", "selected_option": element["initial_option"]}
+        else:
+            entry = {"type": element["type"], "value": element.get("initial_value")}
+        state[key] = {blocks.RUN_INPUT: entry}
+    payload = {"type": "view_submission", "team": {"id": TEAM}, "user": {"id": user}, "api_app_id": "A0APP",
+               "token": "unused", "trigger_id": "1.2.4",
+               "view": {**view, "id": "V1", "team_id": TEAM, "state": {"values": state}}}
+    return send_form(client, {"payload": json.dumps(payload)})
+
+
+RUNNABLE_ANSWERS = {"task": "binary_classification", "optimizer": "adam", "loss": "binary_crossentropy",
+                    "n_features": "20", "n_hidden_layers": "2", "hidden_activation": "relu",
+                    "output_activation": "sigmoid", "n_classes": "2"}
+
+
+def open_run_form(slack_client, slack_api, event):
+    """Mention, then click "Validate with a short run": the reply and the form it opens."""
     send_event(slack_client, event)
-    (reply,) = slack_api.wait_for("chat.postMessage", 1)
-    # A long snippet under the reply is uploaded as a file first; the plot is the last upload.
-    snippets = 1 if "follows as the file" in json.dumps(reply.args["blocks"]) else 0
-    if snippets:
-        slack_api.wait_for("files.completeUploadExternal", 1, timeout=timeout)
+    (reply,) = answers(slack_api, 1)
     assert click(slack_client, reply, button(reply, blocks.VALIDATE)).status_code == 200
-    _, started, verdict = slack_api.wait_for("chat.postMessage", 3, timeout=timeout)
-    assert started.args["text"].startswith(f"<@{USER}> started a short run")
-    *_, upload = slack_api.wait_for("files.completeUploadExternal", snippets + 1, timeout=timeout)
-    *_, plot = [call for call in slack_api.calls if call.method.startswith("upload/")]
-    return verdict, upload, plot
+    (opened,) = slack_api.wait_for("views.open", 1)
+    assert opened.args["trigger_id"] == "1.2.3"
+    return reply, opened.args["view"]
 
 
-def test_a_validation_run_posts_its_verdict_and_plot(slack_app, slack_client, slack_api):
+def validate_and_wait(slack_client, slack_api, event, values=RUNNABLE_ANSWERS, timeout=15):
+    """Start a run through the form; the run's message as it ended, the plot's upload and the re-ranking."""
+    _, view = open_run_form(slack_client, slack_api, event)
+    assert submit(slack_client, view, values).status_code == 200
+    _, run = answers(slack_api, 2, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while not [c for c in slack_api.received("chat.postMessage") if c.args["text"].startswith("After the run")]:
+        assert time.monotonic() < deadline, [c.method for c in slack_api.calls]
+        time.sleep(0.05)
+    return run
+
+
+def test_the_run_form_asks_every_missing_fact_at_once(slack_app, slack_client, slack_api):
+    slack_app.extensions[repro.EXTENSION] = ImmediateRuns()
+    _, view = open_run_form(slack_client, slack_api, mention(f"{SYMPTOM}. I use adam with learning rate 0.01"))
+    inputs = {b["block_id"]: b for b in view["blocks"] if b["type"] == "input"}
+    required = {key for key, block in inputs.items() if not block["optional"]}
+    assert required == {"task", "loss", "n_features", "n_hidden_layers", "output_activation"}
+    assert inputs["optimizer"]["element"]["initial_option"]["value"] == "adam"  # known: filled in
+    assert inputs["learning_rate"]["element"]["initial_value"] == "0.01"
+    assert inputs["n_features"]["label"]["text"] == "Features" and "_" not in json.dumps(
+        [b["label"]["text"] for b in inputs.values()])
+    assert "Fields left empty are assumed" in view["blocks"][-1]["elements"][0]["text"]
+
+    wrong = submit(slack_client, view, {**RUNNABLE_ANSWERS, "n_features": "twenty"})
+    assert wrong.status_code == 200
+    assert set(wrong.get_json()["errors"]) == {"n_features"} and wrong.get_json()["response_action"] == "errors"
+    close(slack_app)
+    assert len(slack_api.received("chat.postMessage")) == 1  # nothing started
+
+
+def test_a_run_shows_its_progress_in_one_message_that_ends_as_the_whole_verdict(slack_app, slack_client, slack_api):
     slack_app.extensions[repro.EXTENSION] = backend = ImmediateRuns()
-    verdict, upload, plot = validate_and_wait(slack_client, slack_api, mention())
+    run = validate_and_wait(slack_client, slack_api, mention())
+    close(slack_app)
     assert backend.started[1] == f"slack:{TEAM}"
-    assert verdict.args["thread_ts"] == upload.args["thread_ts"] == "1700000000.000100"
-    assert verdict.args["blocks"][0]["text"]["text"] == ("*The short run reproduced the problem.*\n"
-                                                         "The baseline stays at 0.69; the fix learns.")
+    facts = transcript(slack_app, "1700000000.000100")["facts"]
+    assert (facts["n_features"], facts["task"]) == (20, "binary_classification")  # the form's answers, one turn
+    updates = [u.args for u in slack_api.received("chat.update") if u.args["ts"] == run.ts]
+    assert [u["text"] for u in updates[:3]] == [f"<@{USER}> started a short run. Waiting for a worker… I will put the "
+                                                "verdict here.", "Training: 25% done… I will put the verdict here.",
+                                                "Training: 50% done… I will put the verdict here."]
+    shown = visible({"blocks": updates[-1]["blocks"]})  # the notification text is short by design
+    assert updates[-1]["text"].startswith("The short run reproduced the problem. Reproduced. A 10-epoch run")
+    assert "*Reproduced.* A 10-epoch run" in shown and "**" not in shown and "…" not in shown
+    assert shown.count("Confirmed: the symptom is gone.") == 3  # every fix's effect
+    assert "• Zeroed inputs (does the model use its inputs?)" in shown  # the checks
+    assert "assumed batch size = 32" in shown  # the assumptions, in words
+    methods = [c.method for c in slack_api.calls]
+    verdict_at = max(i for i, c in enumerate(slack_api.calls) if c.method == "chat.update" and c.args["ts"] == run.ts)
+    plot_at = methods.index("files.completeUploadExternal", verdict_at)
+    ranking_at = next(i for i, c in enumerate(slack_api.calls)
+                      if c.method == "chat.postMessage" and c.args["text"].startswith("After the run"))
+    assert verdict_at < plot_at < ranking_at  # the verdict, then its plot, then the re-ranking
+    ranking = slack_api.calls[ranking_at]
+    assert "1. Learning rate too low  ·  81%" in visible(ranking.args)
+    *_, plot = [call for call in slack_api.calls if call.method.startswith("upload/")]
     assert plot.body == PNG
+    assert len(slack_api.received("chat.postMessage")) == 3  # the reply, the run, the re-ranking
+    assert internal_ids(slack_api) == []
 
 
 class UnfinishedRuns(ImmediateRuns):
@@ -343,22 +619,21 @@ def test_a_verdict_owed_by_a_stopped_process_is_posted_by_another_once(make_slac
     first = make_slack_app(SLACK_RUN_LEASE_SECONDS=0.3)
     first.extensions[repro.EXTENSION] = UnfinishedRuns()
     client = first.test_client()
-    send_event(client, mention())
-    (reply,) = slack_api.wait_for("chat.postMessage", 1)
-    click(client, reply, button(reply, blocks.VALIDATE))
-    slack_api.wait_for("chat.postMessage", 2)
-    first.extensions[slack.EXTENSION].close()  # the process stops while the run still trains
+    _, view = open_run_form(client, slack_api, mention())
+    submit(client, view, RUNNABLE_ANSWERS)
+    answers(slack_api, 2)
+    close(first)  # the process stops while the run still trains
     assert [row["run_id"] for row in stored(first, db.slack_run_reports)] == ["run-1"]
 
     later = [make_slack_app(SLACK_RUN_LEASE_SECONDS=0.3) for _ in range(2)]  # both sweep for lapsed reports
     for app in later:
         app.extensions[repro.EXTENSION] = ImmediateRuns()
-    *_, verdict = slack_api.wait_for("chat.postMessage", 3, timeout=15)
+    *_, verdict, ranking = slack_api.wait_for("chat.postMessage", 4, timeout=15)
     slack_api.wait_for("files.completeUploadExternal", timeout=15)
     assert verdict.args["thread_ts"] == "1700000000.000100"
-    assert verdict.args["blocks"][0]["text"]["text"].startswith("*The short run reproduced the problem.*")
+    assert verdict.args["blocks"][0]["text"]["text"] == "*The short run reproduced the problem.*"
     time.sleep(1.5)  # several more sweeps of both processes
-    assert [call.method for call in slack_api.calls].count("chat.postMessage") == 3
+    assert [call.method for call in slack_api.calls].count("chat.postMessage") == 4
     assert stored(first, db.slack_run_reports) == []
 
 
@@ -375,9 +650,9 @@ class BrieflyUnreadableRuns(ImmediateRuns):
 def test_a_run_that_cannot_be_read_for_a_while_is_still_reported(make_slack_app, slack_api):
     app = make_slack_app(SLACK_RUN_LEASE_SECONDS=0.3)
     app.extensions[repro.EXTENSION] = BrieflyUnreadableRuns()
-    verdict, upload, _ = validate_and_wait(app.test_client(), slack_api, mention())
-    assert verdict.args["blocks"][0]["text"]["text"].startswith("*The short run reproduced the problem.*")
-    assert upload.args["thread_ts"] == "1700000000.000100"
+    validate_and_wait(app.test_client(), slack_api, mention())
+    verdict = [c for c in slack_api.received("chat.postMessage") if c.args["text"].startswith("The short run")]
+    assert verdict[0].args["blocks"][0]["text"]["text"] == "*The short run reproduced the problem.*"
     deadline = time.monotonic() + 5
     while stored(app, db.slack_run_reports) and time.monotonic() < deadline:  # settled just after the upload
         time.sleep(0.05)
@@ -410,15 +685,6 @@ def test_only_lapsed_reports_are_taken_over_and_each_by_one_holder(slack_app):
         assert store.renew("run-lapsed", holder="c", lease=minute) and store.renew("run-live", holder="a", lease=minute)
 
 
-def test_a_run_that_needs_more_facts_asks_for_them(slack_app, slack_client, slack_api):
-    send_event(slack_client, mention())
-    (reply,) = slack_api.wait_for("chat.postMessage", 1)
-    click(slack_client, reply, button(reply, blocks.VALIDATE))
-    _, asking = slack_api.wait_for("chat.postMessage", 2)
-    assert asking.args["blocks"][0]["elements"][0]["text"].startswith("to build your model I still need: ")
-    assert any(b["action_id"].startswith(blocks.ANSWER) for b in buttons(asking))
-
-
 @pytest.mark.tf
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # one real run is enough
 def test_a_validation_run_in_the_reproduction_workers(slack_client, slack_api):
@@ -426,9 +692,11 @@ def test_a_validation_run_in_the_reproduction_workers(slack_client, slack_api):
     setup = slack_api.share("setup.json", json.dumps({"metrics": NAN_CSV, "training": RUNNABLE_TRAINING,
                                                       "dataset": RUNNABLE_DATASET}).encode())
     event = mention("loss becomes nan", files=[setup], subtype="file_share")
-    verdict, upload, plot = validate_and_wait(slack_client, slack_api, event, timeout=300)
-    assert verdict.args["thread_ts"] == upload.args["thread_ts"] == "1700000000.000100"
+    run = validate_and_wait(slack_client, slack_api, event, values={}, timeout=300)
+    assert run.thread_ts == "1700000000.000100"
+    verdict = [u for u in slack_api.received("chat.update") if u.args["ts"] == run.ts][-1]
     assert verdict.args["text"].startswith(("The short run reproduced the problem.", "The short run is done."))
+    *_, plot = [call for call in slack_api.calls if call.method.startswith("upload/")]
     assert plot.body.startswith(b"\x89PNG")
 
 

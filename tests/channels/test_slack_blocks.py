@@ -3,8 +3,12 @@ import json
 
 import pytest
 
+from assistant import kb
 from assistant.channels.slack import blocks
 from tests.helpers import facts_from, reply_for
+
+
+KB = kb.load(kb.DEFAULT_DIR)
 
 
 def real_reply():
@@ -46,77 +50,119 @@ def assert_within_limits(message):
 
 
 @pytest.mark.parametrize("runs", [True, False])
-def test_a_real_reply(runs):
+def test_a_real_reply_fits_a_phone(runs):
     reply = real_reply()
-    message = blocks.reply_message(reply, runs=runs)
+    message = blocks.reply_message(KB, reply, runs=runs)
     assert_within_limits(message)
+    assert len(message.blocks) <= 14
+    assert sum(b["type"] == "actions" for b in message.blocks) <= 4  # rows of buttons
     top = reply["causes"][0]
-    assert message.text == f"Most likely: {top['title']} ({top['confidence']:.0%})"
+    assert message.text.startswith(f"Most likely {top['title']}: ") and "%" not in message.text  # and why
     code = top["snippet"]["code"].rstrip()
-    if len(blocks.escape(code)) <= blocks.CODE_LIMIT:
+    lines = code.splitlines()
+    if len(lines) <= blocks.CODE_LINES and max(map(len, lines)) <= blocks.CODE_COLUMNS:
         assert message.snippet is None and f"```\n{blocks.escape(code)}\n```" in texts(message)
-    else:  # a snippet that reads the user's session is often long: it follows as a file
+    else:  # too tall or too wide for a phone: it follows as a file
         assert message.snippet.code == code + "\n"
     ids = [e["action_id"] for e in elements(message)]
-    assert ids.count(blocks.FIXED) == ids.count(blocks.NOT_HELPFUL) == len(reply["causes"])
+    assert ids.count(blocks.FIXED) == ids.count(blocks.NOT_HELPFUL) == 1  # under the top cause's fix only
     assert (blocks.VALIDATE in ids) is runs
+    accessories = [b["accessory"] for b in message.blocks if "accessory" in b]
+    assert [a["value"] for a in accessories] == [c["id"] for c in reply["causes"][1:blocks.MAX_CAUSES]]
     first = reply["questions"][0]
     values = [json.loads(e["value"]) for e in elements(message) if e["action_id"].startswith(blocks.ANSWER)]
-    assert values[: len(first["choices"])] == [{"fact": first["fact"], "choice": c} for c in first["choices"]]
+    assert values[: len(first["choices"][:blocks.MAX_CHOICES])] == [
+        {"fact": first["fact"], "choice": c} for c in first["choices"][:blocks.MAX_CHOICES]]
+    if reply["readings"]:
+        assert next(texts(message)).startswith("*What I see:*")
 
 
 def shown(message):
     """How many causes and how many questions with buttons the message shows."""
     ids = [e["action_id"] for e in elements(message)]
-    return ids.count(blocks.FIXED), ids.count(f"{blocks.ANSWER}-0")
+    return 1 + sum("accessory" in b for b in message.blocks), ids.count(f"{blocks.ANSWER}-0")
 
 
 def test_huge_replies_stay_within_slacks_limits():
-    message = blocks.reply_message(huge_reply(), runs=True, note="n" * 5000)
+    message = blocks.reply_message(KB, huge_reply(), runs=True, note="n" * 5000)
     assert_within_limits(message)
     assert "z" * 41 not in json.dumps(message.blocks)  # too long for a button: typed instead
-    assert len([e for e in elements(message) if e["action_id"].startswith(blocks.ANSWER)]) == blocks.MAX_CHOICES
+    answers = [e for e in elements(message) if e["action_id"].startswith(blocks.ANSWER)]
+    assert len(answers) == blocks.MAX_QUESTIONS * blocks.MAX_CHOICES
 
 
-def test_over_the_budget_questions_go_first_then_causes():
+def test_over_the_budget_other_causes_go_first_then_questions(monkeypatch):
     big = huge_reply(code="x = 1\n" * 300)
-    causes, questions = shown(blocks.reply_message(big, runs=True))
-    assert questions == 1 and 1 <= causes < blocks.MAX_CAUSES
-    assert shown(blocks.reply_message({**big, "questions": []}, runs=True)) == (blocks.MAX_CAUSES, 0)
+    assert shown(blocks.reply_message(KB, big, runs=True)) == (blocks.MAX_CAUSES, blocks.MAX_QUESTIONS)
+    monkeypatch.setattr(blocks, "MESSAGE_BUDGET", 5500)
+    assert shown(blocks.reply_message(KB, big, runs=True)) == (1, 2)
+    monkeypatch.setattr(blocks, "MESSAGE_BUDGET", 100)
+    assert shown(blocks.reply_message(KB, big, runs=True)) == (1, 1)  # the top cause and a question always fit
+    monkeypatch.undo()
+    assert shown(blocks.reply_message(KB, {**big, "questions": []}, runs=True)) == (blocks.MAX_CAUSES, 0)
 
 
 def test_a_long_snippet_is_sent_as_a_file():
     code = "x = 1\n" * 2000
-    message = blocks.reply_message(huge_reply(code), runs=False)
+    message = blocks.reply_message(KB, huge_reply(code), runs=False)
     assert message.snippet == blocks.Snippet(f"{'c' * 100}.py", f"Fix: {'T' * (blocks.TITLE_LIMIT - 1)}…", code)
     assert "```" not in json.dumps(message.blocks)
 
 
 def test_a_snippet_with_a_fence_is_sent_as_a_file():
-    message = blocks.reply_message(huge_reply('print("```")\n'), runs=False)
+    message = blocks.reply_message(KB, huge_reply('print("```")\n'), runs=False)
     assert message.snippet.code == 'print("```")\n'
 
 
 def test_user_text_cannot_ping_the_channel():
-    message = blocks.reply_message(huge_reply(), runs=False)
+    message = blocks.reply_message(KB, huge_reply(), runs=False)
     dumped = json.dumps(message.blocks)
     assert "<!channel>" not in dumped and "&lt;!channel&gt;" in dumped
 
 
 def test_no_cause_asks_for_more():
-    message = blocks.reply_message({"text": "", "causes": [], "questions": []}, runs=True)
-    assert message.text == "I need more to go on."
+    message = blocks.reply_message(KB, {"text": "", "causes": [], "questions": []}, runs=True)
+    assert message.text.startswith("I need more to go on")
     assert not elements(message)
 
 
-def test_run_messages():
-    result = {"reproduced": True, "verdict": "Lowering the rate fixes it.",
-              "experiments": [{"name": "baseline"}, {"name": "fixed"}]}
-    done = blocks.run_message({"status": "done", "result": result})
-    assert done.blocks[0]["text"]["text"] == "*The short run reproduced the problem.*\nLowering the rate fixes it."
-    assert done.blocks[1]["elements"][0]["text"] == "Experiments: baseline, fixed"
-    failed = blocks.run_message({"status": "failed", "error": "out of memory"})
+@pytest.mark.parametrize("markdown, slack", [
+    ("**Reproduced.** The loss fell", "*Reproduced.* The loss fell"),
+    ("- **Lower rate**, with learning rate 0.001: ok", "• *Lower rate*, with learning rate 0.001: ok"),
+    ("_Run notes: assumed 32._", "_Run notes: assumed 32._"),
+    ("an *emphasised* word", "an _emphasised_ word"),
+    ("## Checks", "*Checks*"),
+    ("see [the docs](https://keras.io/api/)", "see <https://keras.io/api/|the docs>"),
+    ("a < b & `x**2 < y`", "a &lt; b &amp; `x**2 &lt; y`"),
+    ("```python\nx = a**2  # <ok>\n```", "```\nx = a**2  # &lt;ok&gt;\n```"),
+    ("first\n\n---\n\nsecond", "first\n\n\n\nsecond"),
+])
+def test_markdown_becomes_mrkdwn(markdown, slack):
+    assert blocks.mrkdwn(markdown) == slack
+
+
+def test_a_verdict_is_shown_whole_in_mrkdwn():
+    verdict = ("**Reproduced.** A 10-epoch run of your setup shows the same problem (plateau): the loss stayed at "
+               "0.693 in 10 epochs.\n\nWhat each fix changed:\n"
+               + "".join(f"- **Fix {n}**, with learning_rate {n}: the loss fell from 0.693 to 0.{n}1. Confirmed.\n"
+                         for n in range(60))
+               + "\nChecks:\n- Zeroed inputs (does the model use its inputs?): the loss stayed at 0.693.\n\n"
+               "_Run notes: assumed batch_size = 32 (Keras' default)._")
+    message = blocks.run_message(KB, {"status": "done", "result": {"reproduced": True, "verdict": verdict}})
+    assert_within_limits(message)
+    shown = "\n".join(texts(message))
+    assert "**" not in shown and "…" not in shown
+    assert "*Reproduced.*" in shown and "• *Fix 59*, with learning rate 59" in shown
+    assert "Zeroed inputs" in shown and "assumed batch size = 32" in shown
+    assert message.text.startswith("The short run reproduced the problem. Reproduced. A 10-epoch run")
+    failed = blocks.run_message(KB, {"status": "failed", "error": "out of memory"})
     assert failed.text == "The short run did not finish: out of memory"
+
+
+def test_fact_keys_are_shown_by_their_labels():
+    assert blocks.label(KB, "n_hidden_layers") == "hidden layers"
+    assert blocks.label(KB, "kernel_initializer") == "kernel initializer"
+    assert blocks.humane(KB, "n_features = 20, x_train and learning_rate") == "features = 20, x_train and learning rate"
 
 
 def test_a_button_value_is_never_cut():

@@ -23,8 +23,9 @@ EXTENSION = "assistant.slack"
 STANDARD_SETTINGS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")
 DEFAULTS = {
     "SLACK_API_URL": "https://slack.com/api/",
-    # Threads answering turns at once; each holds a database connection while it works.
-    "SLACK_WORKERS": 4,
+    # Threads answering turns at once. A slow file download holds one, so there are enough that downloads
+    # do not hold up other users' replies (benchmarks/slack_workers.py measures it).
+    "SLACK_WORKERS": 16,
     # How often, and how long, a validation run is waited for.
     "SLACK_RUN_POLL_SECONDS": 5.0,
     "SLACK_RUN_TIMEOUT": 3600.0,

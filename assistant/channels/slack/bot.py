@@ -1,10 +1,14 @@
-"""The Bolt app: mentions, direct messages, ``/troubleshoot`` and button clicks become conversation turns.
+"""The Bolt app: mentions, direct messages, ``/troubleshoot``, button clicks and the run form become conversation turns.
 
 Slack wants an answer within 3 seconds, and a diagnosis can take longer. So every listener
 is split the way Bolt's lazy listeners allow: its ``ack`` function answers Slack at once in
 the request (``process_before_response``), and its lazy function does the work afterwards
 on this bot's own thread pool (``Bot.executor``), inside a Flask app context. Validation
 runs go further: they train in the reproduction workers (see ``runs``).
+
+The bot behaves like a colleague in the thread: it takes a turn only when addressed (a
+mention, a direct message, or a reply from the person who asked), posts one message per turn
+that it fills in when the answer is ready, and settles a clicked button in place.
 """
 from __future__ import annotations
 
@@ -27,7 +31,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from ... import conversations, kb, repro
+from ...evidence import gather
 from ...evidence.facts import EvidenceError
+from ...evidence.inputs import coerce
+from ...evidence.symptom import answer_facts
 from . import EXTENSION, blocks, files, runs, store
 from .store import Thread
 
@@ -37,6 +44,9 @@ log = logging.getLogger(__name__)
 PERSON_SUBTYPES = (None, "file_share", "thread_broadcast")
 #: A pasted Keras console log in a message; it is read as the turn's metrics too.
 CONSOLE_LOG = re.compile(r"^\W*Epoch \d+/\d+", re.MULTILINE)
+#: A direct message that asks for a new conversation instead of continuing the last one.
+START_OVER = re.compile(r"\W*(?:start (?:over|again|afresh)|new (?:problem|conversation|question)|reset)\W*",
+                        re.IGNORECASE)
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 _LINK = re.compile(r"<([^>|]+)(?:\|([^>]*))?>")
 USAGE = "Tell me what you see, e.g. `/troubleshoot my loss stays at 0.69 and accuracy at 50%`."
@@ -79,7 +89,9 @@ def build(flask_app: Flask) -> Bot:
     app.action(re.compile(rf"^{blocks.ANSWER}-\d+$"))(ack=_ack, lazy=[in_app(on_answer)])
     app.action(blocks.DONT_KNOW)(ack=_ack, lazy=[in_app(on_dont_know)])
     app.action(re.compile(f"^({blocks.FIXED}|{blocks.NOT_HELPFUL})$"))(ack=_ack, lazy=[in_app(on_feedback)])
+    app.action(blocks.SHOW_FIX)(ack=_ack, lazy=[in_app(on_show_fix)])
     app.action(blocks.VALIDATE)(ack=_ack, lazy=[in_app(on_validate)])
+    app.view(blocks.RUN_FORM)(ack=in_app(ack_run_form), lazy=[in_app(on_run_form)])
     stopping = threading.Event()
     threading.Thread(target=runs.sweep, args=(flask_app, app.client, stopping), name="slack-run-sweep",
                      daemon=True).start()
@@ -130,16 +142,16 @@ def ack_command(ack: Ack, command: dict[str, Any]) -> None:
 
 def on_mention(event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
     """A mention starts a conversation in its thread, or is the next turn of the thread's conversation."""
-    _take_message(event, context, client, may_start=True)
+    _take_message(event, context, client, mentioned=True)
 
 
 def on_message(event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
-    """A direct message does what a mention does; in a channel, only replies in a conversation's thread count."""
+    """A direct message does what a mention does; in a channel, only replies addressed to the bot count."""
     if event.get("subtype") not in PERSON_SUBTYPES or event.get("bot_id"):
         return
-    direct = event.get("channel_type") == "im"
-    if direct or "thread_ts" in event:
-        _take_message(event, context, client, may_start=direct)
+    if event.get("channel_type") == "im" or "thread_ts" in event:
+        mentioned = bool(context.bot_user_id) and f"<@{context.bot_user_id}" in event.get("text", "")
+        _take_message(event, context, client, mentioned=mentioned)
 
 
 def on_command(command: dict[str, Any], context: BoltContext, client: WebClient, respond: Callable) -> None:
@@ -155,136 +167,288 @@ def on_command(command: dict[str, Any], context: BoltContext, client: WebClient,
                 "or send me a direct message.")
         return
     thread = Thread(_team(context), command["channel_id"], parent["ts"])
-    with _answering(client, thread):
-        _converse(client, thread, None, _owner(context), {"symptom": symptom})
+    with _answering(client, thread, "Looking at that…") as post:
+        _converse(post, None, _owner(context), {"symptom": symptom}, asker=command["user_id"])
 
 
 def on_answer(body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient) -> None:
-    """A clicked choice answers its question: the next turn."""
+    """A clicked choice answers its question: its buttons become the answer, and the reply follows."""
     answer = json.loads(action["value"])
-    note = f"<@{body['user']['id']}> answered: {blocks.escape(answer['fact'])} = *{blocks.escape(answer['choice'])}*"
-    _take_click(body, context, client, {"facts": {answer["fact"]: answer["choice"]}}, note)
+    fact, choice = answer["fact"], answer["choice"]
+    user, message = body["user"]["id"], body["message"]
+    if not store.first_delivery(f"answer:{_team(context)}:{body['channel']['id']}:{message['ts']}:{fact}"):
+        return  # a second tap on the same question
+    said = f"{blocks.escape(blocks.label(kb.current(), fact))}: *{blocks.escape(choice)}*"
+    _settle(client, body, blocks.replaced(message["blocks"], blocks.QUESTION_BLOCK + fact,
+                                          blocks.context(f"✓ {said} (<@{user}>)")))
+    _take_click(body, context, client, {"facts": {fact: choice}}, f"<@{user}> answered {said}")
 
 
 def on_dont_know(body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
     """"I don't know these": the assistant stops asking them and answers with what it has."""
-    _take_click(body, context, client, {"text": "I don't know"}, f"<@{body['user']['id']}> doesn't know these.")
+    user, message = body["user"]["id"], body["message"]
+    if not store.first_delivery(f"dont_know:{_team(context)}:{body['channel']['id']}:{message['ts']}"):
+        return
+    _settle(client, body, blocks.without_questions(message["blocks"], f"✓ <@{user}> doesn't know these."))
+    _take_click(body, context, client, {"text": "I don't know"}, f"<@{user}> doesn't know these.")
 
 
 def on_feedback(body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient) -> None:
-    """Record whether a suggested cause's fix worked, and say so in the thread."""
+    """Record whether a cause's fix worked, once, and show what was recorded where the buttons were."""
     thread = _clicked_thread(body, context)
-    fixed = action["action_id"] == blocks.FIXED
-    with _answering(client, thread):
-        conversation_id = _known_conversation(client, thread)
+    cause, verdict = action["value"], "fixed" if action["action_id"] == blocks.FIXED else "not_helpful"
+    with _answering(client, thread) as post:
+        conversation_id = _known_conversation(post)
         if conversation_id is None:
             return
-        conversations.add_feedback(conversation_id, _owner(context), action["value"],
-                                   "fixed" if fixed else "not_helpful")
-        user = f"<@{body['user']['id']}>"
-        text = (f"Thanks, {user}: noted that the fix for `{action['value']}` worked." if fixed else
-                f"Thanks, {user}: noted that the fix for `{action['value']}` did not help. Tell me more in "
-                "this thread and I will look again.")
-        client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts, text=text)
+        if not store.feedback_recorded(conversation_id, cause, verdict) and \
+                store.first_delivery(f"feedback:{conversation_id}:{cause}:{verdict}"):
+            conversations.add_feedback(conversation_id, _owner(context), cause, verdict)
+        known = kb.current().causes.get(cause)
+        title = blocks.escape(known.title if known else "this cause")
+        text = (f"✓ Recorded: the fix for *{title}* worked (<@{body['user']['id']}>)." if verdict == "fixed" else
+                f"✓ Recorded: the fix for *{title}* did not help (<@{body['user']['id']}>). "
+                "Tell me more here and I will look again.")
+        _settle(client, body, blocks.replaced(body["message"]["blocks"], blocks.FEEDBACK_BLOCK, blocks.context(text)))
+
+
+def on_show_fix(body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient) -> None:
+    """"Show the fix" of a cause listed in one line: its evidence, fix and snippet, as the one-cause API gives them."""
+    thread, message = _clicked_thread(body, context), body["message"]
+    if not store.first_delivery(f"fix:{thread.team}:{thread.channel}:{message['ts']}:{action['value']}"):
+        return
+    with _answering(client, thread) as post:
+        conversation_id = _known_conversation(post)
+        if conversation_id is None:
+            return
+        cause = conversations.cause(conversation_id, _owner(context), action["value"])
+        if cause is None:
+            post.show(blocks.Message("That cause is no longer in my knowledge base.", []))
+            return
+        _settle(client, body, blocks.without_button(message["blocks"], action["value"]))
+        post.show(blocks.cause_message(kb.current(), cause))
 
 
 def on_validate(body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
-    """Queue a short reproduction run; its verdict and plot are posted in the thread when it ends."""
+    """Open the run form, which asks every fact the run needs at once; the run starts when it is sent."""
     thread = _clicked_thread(body, context)
-    reproductions = repro.reproductions()
-    with _answering(client, thread):
-        if reproductions is None:  # a button from before this deployment stopped offering runs
-            client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts,
-                                    text="Short runs are not available on this service.")
+    with _answering(client, thread) as post:
+        if repro.reproductions() is None:  # a button from before this deployment stopped offering runs
+            post.show(blocks.Message("Short runs are not available on this service.", []))
             return
-        conversation_id = _known_conversation(client, thread)
+        conversation_id = _known_conversation(post)
         if conversation_id is None:
             return
+        conversation = conversations.load(conversation_id, _owner(context))
+        knowledge = kb.current()
+        fields, assumed = runs.form_fields(knowledge, conversation.facts.values())
+        metadata = json.dumps({"channel": thread.channel, "thread_ts": thread.ts})
+        client.views_open(trigger_id=body["trigger_id"], view=blocks.run_form(knowledge, fields, metadata, assumed))
+
+
+def ack_run_form(ack: Ack, view: dict[str, Any]) -> None:
+    """Check the form's values while Slack waits, so that a wrong one is shown next to its field."""
+    _, errors = _form_facts(view)
+    if errors:
+        ack(response_action="errors", errors=errors)
+    else:
+        ack()
+
+
+def on_run_form(body: dict[str, Any], view: dict[str, Any], context: BoltContext, client: WebClient) -> None:
+    """The run form was sent: its facts become a turn, and the run starts, followed in one message."""
+    where = json.loads(view["private_metadata"])
+    thread = Thread(_team(context), where["channel"], where["thread_ts"])
+    facts, errors = _form_facts(view)
+    if errors:  # the form stays open with them: Bolt runs this all the same
+        return
+    user = body["user"]["id"]
+    with _answering(client, thread, "Starting a short run…") as post:
+        conversation_id = _known_conversation(post)
+        if conversation_id is None:
+            return
+        owner = _owner(context)
+        known = conversations.load(conversation_id, owner).facts.values()
+        told = {key: value for key, value in facts.items() if known.get(key) != value}
+        if told:
+            conversations.reply_to(conversation_id, owner, {"facts": told})
         try:
-            run = reproductions.start(conversation_id, _owner(context))
-        except repro.IncompleteFacts as missing:  # the conversation has asked for them: show those questions
-            if missing.reply is not None:
-                _post_reply(client, thread, missing.reply, note=blocks.escape(str(missing)))
+            run = repro.reproductions().start(conversation_id, owner)
+        except repro.IncompleteFacts as missing:  # a fact that only now became needed (the classes of a new task)
+            labels = ", ".join(blocks.label(kb.current(), key) for key in missing.missing)
+            post.show(blocks.Message(f"To build your model I still need: {labels}. Press *Validate* again.", []))
             return
         except repro.RunsUnavailable:
-            client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts,
-                                    text="Short runs cannot be started right now. Please try again in a minute.")
+            post.show(blocks.Message("Short runs cannot be started right now. Please try again in a minute.", []))
             return
-        client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts,
-                                text=f"<@{body['user']['id']}> started a short run ({run['id']}). "
-                                     "I will post its verdict here when it is done.")
+        post.show(blocks.progress_message(run, user))
         runs.watch(current_app._get_current_object(), client, current_app.extensions[EXTENSION].stopping, thread,
-                   conversation_id, _owner(context), run["id"])
+                   conversation_id, owner, run["id"], message_ts=post.ts)
+
+
+def _form_facts(view: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The facts filled in on the run form, and a sentence per field whose value cannot be read."""
+    knowledge, facts, errors = kb.current(), {}, {}
+    for key, inputs in view["state"]["values"].items():
+        state = inputs.get(blocks.RUN_INPUT, {})
+        value = (state.get("selected_option") or {}).get("value", state.get("value"))
+        if value is None or not str(value).strip():
+            continue
+        try:
+            facts[key] = coerce(knowledge, key, str(value).strip())
+        except EvidenceError as error:
+            errors[key] = error.described().partition(": ")[2] or error.described()
+    return facts, errors
 
 
 # --- Turns ----------------------------------------------------------------------------------------
 
 
-def _take_message(event: dict[str, Any], context: BoltContext, client: WebClient, *, may_start: bool) -> None:
-    """One person's message as a turn of its thread's conversation (or the first one, if ``may_start``)."""
+class _Post:
+    """The one message a turn answers with: posted as a placeholder at once, then filled in with ``show``."""
+
+    def __init__(self, client: WebClient, thread: Thread) -> None:
+        self.client, self.thread, self.ts = client, thread, None
+
+    def show(self, message: blocks.Message) -> None:
+        """Put ``message`` in the turn's message (posting it, the first time), then its snippet as a file."""
+        # A message without blocks still sends one: chat.update would keep the placeholder's otherwise.
+        args = {"channel": self.thread.channel, "text": message.text,
+                "blocks": message.blocks or [blocks.section(message.text)]}
+        if self.ts is None:
+            self.ts = self.client.chat_postMessage(thread_ts=self.thread.ts, **args)["ts"]
+        else:
+            self.client.chat_update(ts=self.ts, **args)
+        if message.snippet is not None:
+            self.client.files_upload_v2(channel=self.thread.channel, thread_ts=self.thread.ts,
+                                        content=message.snippet.code, filename=message.snippet.filename,
+                                        title=message.snippet.title, snippet_type="python")
+
+
+def _take_message(event: dict[str, Any], context: BoltContext, client: WebClient, *, mentioned: bool) -> None:
+    """One person's message as a turn of its thread's conversation, or the first one, when it is addressed to the bot."""
     # A mention in a channel the bot is in arrives as app_mention and as message: answer it once.
     if not store.first_delivery(f"message:{_team(context)}:{event['channel']}:{event['ts']}"):
         return
+    direct, user = event.get("channel_type") == "im", event.get("user")
     thread = Thread(_team(context), event["channel"], event.get("thread_ts") or event["ts"])
-    conversation_id = store.conversation_in(thread)
-    if conversation_id is None and not may_start:
+    words = plain_text(event.get("text", ""), context.bot_user_id)
+    link, note = store.link_of(thread), None
+    if direct and "thread_ts" not in event:
+        if START_OVER.fullmatch(words):
+            store.start_over(thread.team, thread.channel, event["ts"])
+            client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts,
+                                    text="Starting over. " + USAGE.replace("/troubleshoot ", ""))
+            return
+        link = link or store.latest_in_channel(thread.team, thread.channel)
+        if link is not None:
+            store.link(thread, link.conversation_id, user)
+            note = "Continuing our last conversation. Send *start over* for a new problem."
+    if link is None and not (mentioned or direct):
         return
-    with _answering(client, thread):
-        words = plain_text(event.get("text", ""), context.bot_user_id)
-        inputs, notes = files.read_shared(kb.current(), client, event.get("files", []),
-                                            current_app.config["MAX_CONTENT_LENGTH"])
-        if words:
-            inputs["symptom" if conversation_id is None else "text"] = words
-            if CONSOLE_LOG.search(words) and "metrics" not in inputs:
-                inputs["metrics"] = words.replace("```", "\n")
+    if link is not None and not (mentioned or direct or link.asker in (None, user)):
+        return  # a colleague talking in the thread, not to the bot
+    conversation_id = None if link is None else link.conversation_id
+    shared = event.get("files", [])
+    with _answering(client, thread, "Looking at your log…" if shared or CONSOLE_LOG.search(words)
+                    else "Looking at that…") as post:
+        inputs, notes = files.read_shared(kb.current(), client, shared, current_app.config["MAX_CONTENT_LENGTH"])
         if notes:
             client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts, text=blocks.escape("\n".join(notes)))
-        if conversation_id is None and "symptom" not in inputs:  # a conversation starts from the user's words
-            client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts, text=USAGE)
-        elif inputs:
-            _converse(client, thread, conversation_id, _owner(context), inputs)
+        if CONSOLE_LOG.search(words) and "metrics" not in inputs:
+            inputs["metrics"] = words.replace("```", "\n")
+        owner = _owner(context)
+        if conversation_id is None:
+            if not words:  # a conversation starts from the user's words
+                post.show(blocks.Message(USAGE, []))
+                return
+            _converse(post, None, owner, {**inputs, "symptom": words}, asker=user)
+            return
+        if words:
+            asked = conversations.load(conversation_id, owner).asked
+            told = _told(asked, words, bool(inputs))
+            if told is None:
+                post.show(blocks.Message(_unread(asked), []))
+                return
+            inputs.update(told)
+        if inputs:
+            _converse(post, conversation_id, owner, inputs, note=note)
+
+
+def _told(asked: tuple[str, ...], words: str, more: bool) -> dict[str, Any] | None:
+    """The inputs a typed reply gives: its words, and the pending question it answers by a bare value
+    ("20", "adam"); None when nothing in it can be read and nothing else came with it.
+
+    A bare value goes to the first question asked that it fits. "I don't know" stays words alone,
+    which the conversation takes as not knowing the questions; any other reply is never taken so.
+    """
+    knowledge = kb.current()
+    if knowledge.phrases.dont_know.search(words):
+        return {"text": words}
+    read = {fact.key for fact in gather(knowledge, text=words, asked=asked).facts}
+    answered: dict[str, Any] = {}
+    if not read & set(asked):
+        for key in asked:
+            found = [fact for fact in answer_facts(knowledge, words, [key]) if fact.key == key]
+            if found:
+                answered[key] = found[0].value
+                break
+    if not (read or answered or more):
+        return None
+    return {"text": words, "facts": answered}
+
+
+def _unread(asked: tuple[str, ...]) -> str:
+    """What the bot says to words it cannot read: which fact it hoped for, and how to write it."""
+    if not asked:
+        return ("I couldn't tell which fact that answers — name it with its value, like “learning rate = 0.01”, "
+                "or share the training log.")
+    name = blocks.label(kb.current(), asked[0])
+    return (f"I couldn't tell which fact that answers — I asked about the {name}: reply with the value alone, "
+            f"or as “{name} = …”. (Talking to someone else? Carry on; I only answer when you mention me.)")
 
 
 def _take_click(body: dict[str, Any], context: BoltContext, client: WebClient, inputs: Mapping[str, Any],
                 note: str) -> None:
     thread = _clicked_thread(body, context)
-    with _answering(client, thread):
-        conversation_id = _known_conversation(client, thread)
+    with _answering(client, thread, "Looking at that…") as post:
+        conversation_id = _known_conversation(post)
         if conversation_id is not None:
-            _converse(client, thread, conversation_id, _owner(context), inputs, note=note)
+            _converse(post, conversation_id, _owner(context), inputs, note=note)
 
 
-def _converse(client: WebClient, thread: Thread, conversation_id: str | None, owner: str,
-              inputs: Mapping[str, Any], note: str | None = None) -> None:
-    """Answer the turn with the same pipeline as the JSON API, and post the reply in the thread.
+def _converse(post: _Post, conversation_id: str | None, owner: str, inputs: Mapping[str, Any],
+              note: str | None = None, asker: str | None = None) -> None:
+    """Answer the turn with the same pipeline as the JSON API, and put the reply in the turn's message.
 
-    Without a ``conversation_id`` the turn starts one, and the thread becomes it.
+    Without a ``conversation_id`` the turn starts one, and the thread becomes it, with ``asker`` as who asked.
     """
     if conversation_id is None:
         conversation_id, reply = conversations.start(owner, inputs)
-        store.link(thread, conversation_id)
+        store.link(post.thread, conversation_id, asker)
     else:
         reply = conversations.reply_to(conversation_id, owner, inputs)
         if reply is None:
-            raise LookupError(f"conversation {conversation_id} of Slack thread {thread} is gone")
-    _post_reply(client, thread, reply, note=note)
+            raise LookupError(f"conversation {conversation_id} of Slack thread {post.thread} is gone")
+    post.show(blocks.reply_message(kb.current(), reply, runs=repro.reproductions() is not None, note=note))
 
 
-def _post_reply(client: WebClient, thread: Thread, reply: Mapping[str, Any], note: str | None = None) -> None:
-    """A reply in Block Kit, and its long snippet as a file after it."""
-    message = blocks.reply_message(reply, runs=repro.reproductions() is not None, note=note)
-    client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts, text=message.text, blocks=message.blocks)
-    if message.snippet is not None:
-        client.files_upload_v2(channel=thread.channel, thread_ts=thread.ts, content=message.snippet.code,
-                               filename=message.snippet.filename, title=message.snippet.title,
-                               snippet_type="python")
+def _settle(client: WebClient, body: dict[str, Any], new_blocks: list[dict[str, Any]]) -> None:
+    """The clicked message, with what the click did in place of its buttons."""
+    message = body["message"]
+    client.chat_update(channel=body["channel"]["id"], ts=message["ts"], text=message.get("text", ""),
+                       blocks=new_blocks)
 
 
 @contextmanager
-def _answering(client: WebClient, thread: Thread) -> Iterator[None]:
-    """Say in the thread why a turn could not be answered, instead of failing silently in a background thread."""
+def _answering(client: WebClient, thread: Thread, working: str | None = None) -> Iterator[_Post]:
+    """The turn's message, posted at once as ``working`` when given; a turn that fails says why in it,
+    instead of failing silently in a background thread."""
+    post = _Post(client, thread)
     try:
-        yield
+        if working is not None:
+            post.show(blocks.placeholder(working))
+        yield post
     except EvidenceError as error:
         text = f"I could not read that: {error.described()}"
     except (conversations.Conflict, repro.SpecError) as error:  # both say what to do, for the user
@@ -295,17 +459,16 @@ def _answering(client: WebClient, thread: Thread) -> Iterator[None]:
     else:
         return
     try:
-        client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts, text=blocks.escape(text))
+        post.show(blocks.Message(blocks.escape(text), [blocks.section(blocks.escape(text))]))
     except SlackApiError:
         log.exception("could not post to Slack thread %s", thread)
 
 
-def _known_conversation(client: WebClient, thread: Thread) -> str | None:
+def _known_conversation(post: _Post) -> str | None:
     """The thread's conversation; when it has none (any more), the thread is told how to start one."""
-    conversation_id = store.conversation_in(thread)
+    conversation_id = store.conversation_in(post.thread)
     if conversation_id is None:
-        client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts,
-                                text="I have no conversation in this thread any more. " + USAGE)
+        post.show(blocks.Message("I have no conversation in this thread any more. " + USAGE, []))
     return conversation_id
 
 

@@ -1,11 +1,13 @@
-"""Validation runs from Slack: once a run ends, its verdict and plot are posted into the thread it was started from.
+"""Validation runs from Slack: the form's fields, and the run followed in one message that ends as its verdict.
 
 The run itself trains in the reproduction workers (:mod:`assistant.repro`), never in a web
-process or Bolt's threads. Here a watcher thread per run asks for its status until it ends.
+process or Bolt's threads. Here a watcher thread per run asks for its status until it ends,
+shows its progress in the message the run was started with, and replaces it with the verdict;
+the plot and the re-ranked causes follow.
 The verdict owed is a database row (``store.owe_report``) that the watcher holds on a lease it
 keeps renewing; every process with the bot also sweeps for lapsed leases, so when a web process
 stops mid-run (a deploy, a crash) another one takes the report over and the thread still gets
-its verdict, once.
+its verdict, once (as a new message: the one with the progress is known only to the watcher that started).
 """
 from __future__ import annotations
 
@@ -13,24 +15,47 @@ import logging
 import threading
 import uuid
 from datetime import timedelta
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
 from slack_sdk import WebClient
 
-from ... import db, repro
+from ... import db, kb, repro
+from ...kb import KnowledgeBase
+from ...repro.spec import IncompleteFacts, SpecError, build, run_names
 from . import blocks, store
 from .store import Report, Thread
 
 log = logging.getLogger(__name__)
 
+#: The facts a run of the user's setup is built from (assistant/repro/spec.py), in the order the form asks them.
+RUN_FACTS = ("task", "n_features", "n_classes", "n_samples", "n_hidden_layers", "hidden_activation",
+             "output_activation", "optimizer", "learning_rate", "loss", "batch_size", "epochs")
+
+
+def form_fields(knowledge: KnowledgeBase, values: Mapping[str, Any]) -> tuple[list[tuple[str, Any, bool]], list[str]]:
+    """The run form's fields, ``(fact, known value, required)``, the facts a run cannot do without first;
+    and, when none is missing, what the run would assume for the facts still unknown."""
+    try:
+        spec = build(run_names(knowledge.keras), values)
+    except IncompleteFacts as incomplete:
+        missing, assumed = incomplete.missing, []
+    except SpecError:  # a value a run cannot use: the form shows it, to be changed
+        missing, assumed = [], []
+    else:
+        missing, assumed = [], list(spec.notes)
+    keys = dict.fromkeys([*missing, *RUN_FACTS])
+    return [(key, values.get(key), key in missing) for key in keys if key in knowledge.vocabulary], assumed
+
 
 def watch(app: Flask, client: WebClient, stopping: threading.Event, thread: Thread, conversation_id: str,
-          owner: str, run_id: str) -> None:
-    """Owe the run's verdict to ``thread`` and post it once the run ends, from a thread of its own."""
+          owner: str, run_id: str, *, message_ts: str | None = None) -> None:
+    """Owe the run's verdict to ``thread`` and follow the run from a thread of its own: its progress in the
+    message ``message_ts``, which becomes the verdict."""
     holder = _holder()
     report = store.owe_report(thread, conversation_id, owner, run_id, holder=holder, lease=_lease(app))
-    _start(app, client, stopping, report, holder)
+    _start(app, client, stopping, report, holder, message_ts)
 
 
 def sweep(app: Flask, client: WebClient, stopping: threading.Event) -> None:
@@ -61,12 +86,14 @@ def _lease(app: Flask) -> timedelta:
     return timedelta(seconds=max(config["SLACK_RUN_LEASE_SECONDS"], 3 * config["SLACK_RUN_POLL_SECONDS"]))
 
 
-def _start(app: Flask, client: WebClient, stopping: threading.Event, report: Report, holder: str) -> None:
-    threading.Thread(target=_wait_and_post, args=(app, client, stopping, report, holder),
+def _start(app: Flask, client: WebClient, stopping: threading.Event, report: Report, holder: str,
+           message_ts: str | None = None) -> None:
+    threading.Thread(target=_wait_and_post, args=(app, client, stopping, report, holder, message_ts),
                      name=f"slack-watch-{report.run_id}", daemon=True).start()
 
 
-def _wait_and_post(app: Flask, client: WebClient, stopping: threading.Event, report: Report, holder: str) -> None:
+def _wait_and_post(app: Flask, client: WebClient, stopping: threading.Event, report: Report, holder: str,
+                   message_ts: str | None) -> None:
     """Wait for the run to end, post its verdict and plot, and settle the report.
 
     When the process is stopping, another process holds the report now, or the database cannot
@@ -74,25 +101,35 @@ def _wait_and_post(app: Flask, client: WebClient, stopping: threading.Event, rep
     """
     with app.app_context():
         try:
-            run = _outcome(app, stopping, report, holder)
+            run = _outcome(app, client, stopping, report, holder, message_ts)
         except Exception:
             log.exception("could not follow run %s for Slack thread %s", report.run_id, report.thread)
             return
         if run is None:
             return
         try:
-            _post(client, report, run)
+            _post(client, report, run, message_ts)
         except Exception:  # Slack refused it: trying again later would most likely fail the same way
             log.exception("could not report run %s to Slack thread %s", report.run_id, report.thread)
         store.settle(report.run_id, holder=holder)
 
 
-def _outcome(app: Flask, stopping: threading.Event, report: Report, holder: str) -> dict[str, Any] | None:
-    """The run once it has ended (or given up on); None when this watcher is to leave it."""
+def _outcome(app: Flask, client: WebClient, stopping: threading.Event, report: Report, holder: str,
+             message_ts: str | None) -> dict[str, Any] | None:
+    """The run once it has ended (or given up on); None when this watcher is to leave it.
+
+    While it trains, the message ``message_ts`` shows how far it is, changed only when that changes.
+    """
     runs, lease = repro.reproductions(), _lease(app)
     deadline = report.created_at + timedelta(seconds=app.config["SLACK_RUN_TIMEOUT"])
+    shown = None
     while (run := runs.get(report.conversation_id, report.run_id, report.owner)) is not None \
             and run["status"] not in repro.FINISHED:
+        progress = blocks.progress_message(run)
+        if message_ts is not None and progress.text != shown:
+            shown = progress.text
+            client.chat_update(channel=report.thread.channel, ts=message_ts, text=progress.text,
+                               blocks=progress.blocks)
         if db.now() > deadline:
             return {"status": "unfinished", "error": "it took longer than I wait for a short run"}
         if stopping.wait(app.config["SLACK_RUN_POLL_SECONDS"]) or \
@@ -101,13 +138,20 @@ def _outcome(app: Flask, stopping: threading.Event, report: Report, holder: str)
     return run or {"status": "lost", "error": f"the run {report.run_id} is no longer known"}
 
 
-def _post(client: WebClient, report: Report, run: dict[str, Any]) -> None:
-    """The verdict into the thread, and the plot of the losses when the run is done."""
+def _post(client: WebClient, report: Report, run: dict[str, Any], message_ts: str | None) -> None:
+    """The verdict in place of the progress (or as a new message), then the plot of the losses and the
+    causes re-ranked on what the run measured, when the run is done."""
     thread = report.thread
-    message = blocks.run_message(run)
-    client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts, text=message.text, blocks=message.blocks)
-    if run["status"] == "done":
-        picture = repro.reproductions().plot(report.conversation_id, report.run_id, report.owner)
-        if picture:
-            client.files_upload_v2(channel=thread.channel, thread_ts=thread.ts, file=picture,
-                                   filename=f"{report.run_id}.png", title="Loss during the short run")
+    message = blocks.run_message(kb.current(), run)
+    if message_ts is None:
+        client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts, text=message.text, blocks=message.blocks)
+    else:
+        client.chat_update(channel=thread.channel, ts=message_ts, text=message.text, blocks=message.blocks)
+    if run["status"] != "done":
+        return
+    picture = repro.reproductions().plot(report.conversation_id, report.run_id, report.owner)
+    if picture:
+        client.files_upload_v2(channel=thread.channel, thread_ts=thread.ts, file=picture,
+                               filename="short-run-loss.png", title="Loss during the short run")
+    ranking = blocks.ranking_message((run.get("result") or {}).get("causes") or [])
+    client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts, text=ranking.text, blocks=ranking.blocks)

@@ -1,5 +1,5 @@
-"""What the Slack bot keeps across requests and restarts: each thread's conversation, what it answered,
-and the verdicts of validation runs it still owes a thread."""
+"""What the Slack bot keeps across requests and restarts: each thread's conversation and who asked in it,
+what it answered, and the verdicts of validation runs it still owes a thread."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -12,6 +12,9 @@ from ... import db
 
 #: How long a delivery is remembered; Slack retries an event within minutes.
 DELIVERY_MEMORY = timedelta(hours=1)
+#: How long a direct-message conversation is continued by a top-level message. Not longer than deliveries
+#: are remembered, since a "start over" is remembered as one.
+RECENT = DELIVERY_MEMORY
 
 
 class Thread(NamedTuple):
@@ -22,22 +25,70 @@ class Thread(NamedTuple):
     ts: str
 
 
-def conversation_in(thread: Thread) -> str | None:
-    """The id of the conversation the thread holds, or None when it holds none."""
+class Link(NamedTuple):
+    """The conversation a thread holds, and the user who asked there (None in threads from before it was kept)."""
+
+    conversation_id: str
+    asker: str | None
+
+
+def link_of(thread: Thread) -> Link | None:
+    """What the thread holds, or None when it holds no conversation."""
     c = db.slack_threads.c
     with db.get_engine().connect() as connection:
-        return connection.execute(
-            select(c.conversation_id).where(c.team_id == thread.team, c.channel_id == thread.channel,
-                                            c.thread_ts == thread.ts)
-        ).scalar_one_or_none()
+        row = connection.execute(
+            select(c.conversation_id, c.asker).where(c.team_id == thread.team, c.channel_id == thread.channel,
+                                                     c.thread_ts == thread.ts)
+        ).first()
+    return None if row is None else Link(row.conversation_id, row.asker)
 
 
-def link(thread: Thread, conversation_id: str) -> None:
-    """Make every later message in the thread a turn of the conversation."""
+def conversation_in(thread: Thread) -> str | None:
+    """The id of the conversation the thread holds, or None when it holds none."""
+    found = link_of(thread)
+    return None if found is None else found.conversation_id
+
+
+def link(thread: Thread, conversation_id: str, asker: str | None) -> None:
+    """Make the asker's later messages in the thread (and others' that mention the bot) turns of the conversation."""
     with db.get_engine().begin() as connection:
         connection.execute(insert(db.slack_threads).values(
             team_id=thread.team, channel_id=thread.channel, thread_ts=thread.ts,
-            conversation_id=conversation_id, created_at=db.now()))
+            conversation_id=conversation_id, created_at=db.now(), asker=asker))
+
+
+def latest_in_channel(team: str, channel: str) -> Link | None:
+    """The conversation of the channel's newest thread, if it had a turn within ``RECENT`` and no
+    ``start_over`` came after that turn: what a top-level direct message continues."""
+    t, c = db.slack_threads.c, db.conversations.c
+    with db.get_engine().connect() as connection:
+        row = connection.execute(
+            select(t.conversation_id, t.asker, c.updated_at).join(db.conversations, c.id == t.conversation_id)
+            .where(t.team_id == team, t.channel_id == channel).order_by(t.created_at.desc()).limit(1)
+        ).first()
+        if row is None or row.updated_at < db.now() - RECENT:
+            return None
+        d = db.slack_deliveries.c
+        reset = connection.execute(select(d.key).where(d.key.startswith(_fresh(team, channel)),
+                                                       d.received_at > row.updated_at).limit(1)).first()
+    return None if reset is not None else Link(row.conversation_id, row.asker)
+
+
+def start_over(team: str, channel: str, ts: str) -> None:
+    """The next top-level message in the channel starts a new conversation (kept as long as deliveries are)."""
+    first_delivery(f"{_fresh(team, channel)}{ts}")
+
+
+def _fresh(team: str, channel: str) -> str:
+    return f"fresh:{team}:{channel}:"
+
+
+def feedback_recorded(conversation_id: str, cause: str, verdict: str) -> bool:
+    """Whether this verdict on the cause's fix is stored for the conversation already."""
+    f = db.feedback.c
+    with db.get_engine().connect() as connection:
+        return connection.execute(select(f.id).where(f.conversation_id == conversation_id, f.cause_id == cause,
+                                                     f.verdict == verdict).limit(1)).first() is not None
 
 
 def first_delivery(key: str) -> bool:
