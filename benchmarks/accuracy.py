@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from assistant import create_app  # noqa: E402
+from assistant.kb.calibration import calibration_error as expected_calibration_error  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 SETS = {
@@ -38,8 +39,6 @@ SETS = {
 }
 FLOORS = ROOT / "benchmarks" / "accuracy_floors.json"
 MAX_TURNS = 3
-#: Equal-width confidence bins of the expected calibration error.
-BINS = 10
 
 
 @dataclass
@@ -108,13 +107,9 @@ def play(client, case: dict[str, Any]) -> Record:
 
 def calibration_error(records: list[Record], turn: int) -> float:
     """Expected calibration error of the top cause's confidence at a reply (-1 = the final one)."""
-    bins: dict[int, list[tuple[float, bool]]] = defaultdict(list)
-    for record in records:
-        confidence = record.confidences[turn if turn >= 0 else len(record.confidences) - 1]
-        hit = record.hit(turn if turn >= 0 else len(record.rankings) - 1, 1)
-        bins[min(int(confidence * BINS), BINS - 1)].append((confidence, hit))
-    return sum(len(b) / len(records) * abs(sum(c for c, _ in b) / len(b) - sum(h for _, h in b) / len(b))
-               for b in bins.values())
+    return expected_calibration_error([
+        (record.confidences[turn if turn >= 0 else len(record.confidences) - 1],
+         record.hit(turn if turn >= 0 else len(record.rankings) - 1, 1)) for record in records])
 
 
 def _share(records: list[Record], turn: int, k: int) -> float:

@@ -35,6 +35,7 @@ from sklearn.model_selection import KFold
 from ..evidence.facts import Facts
 from ..reasoning import engine
 from . import learned, load
+from .calibration import calibration_error
 from .feedback import Report
 from .learn_words import DEFAULT_CASES, Refused, _relative, first_reply_facts, in_test_split, read_cases
 from .model import KnowledgeBase
@@ -45,8 +46,6 @@ FOLDS = 5
 SEED = 0
 #: With fewer examples (or conversations) than this no cross-validation is run: the strongest penalty is taken.
 MIN_TO_CHOOSE = 2 * FOLDS
-#: Equal-width confidence bins of the expected calibration error (as benchmarks/accuracy.py).
-BINS = 10
 #: A learned weight that moves less than this from the hand one is not written (nor used).
 CHANGED = 0.05
 #: A held-out figure worse by more than this (rounding) refuses the fit.
@@ -228,15 +227,6 @@ class Figures:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
-
-
-def calibration_error(pairs: Sequence[tuple[float, bool]]) -> float:
-    """Expected calibration error of (confidence, right) pairs over equal-width bins."""
-    bins: dict[int, list[tuple[float, bool]]] = {}
-    for confidence, hit in pairs:
-        bins.setdefault(min(int(confidence * BINS), BINS - 1), []).append((confidence, hit))
-    return sum(len(b) / len(pairs) * abs(sum(c for c, _ in b) / len(b) - sum(h for _, h in b) / len(b))
-               for b in bins.values())
 
 
 def figures(params: Parameters, examples: Sequence[Example], found: np.ndarray) -> Figures:
