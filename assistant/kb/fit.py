@@ -37,7 +37,8 @@ from ..reasoning import engine
 from . import learned, load
 from .calibration import calibration_error
 from .feedback import Report
-from .learn_words import DEFAULT_CASES, Refused, _relative, first_reply_facts, in_test_split, read_cases
+from .learn_words import (DEFAULT_CASES, Refused, _relative, expected_causes, first_reply_facts, in_test_split,
+                          read_cases)
 from .model import KnowledgeBase
 
 #: The penalties cross-validation chooses among (the L2 strength on the corrections, in log-odds).
@@ -56,7 +57,6 @@ TOLERANCE = 1e-9
 class Example:
     """One labelled conversation, as the fit sees it."""
 
-    id: str
     #: Examples of one conversation share a fold.
     group: str
     #: "case" (a labelled case) or "report" (feedback).
@@ -100,8 +100,9 @@ class Parameters:
         self.bounds = [(-h, 10 - h) if h > 0 else (-10 - h, -h) if h < 0 else (-10, 10) for h in hand]
         self.temperature = kb.thresholds["confidence_temperature"]
 
-    def example(self, ident: str, group: str, kind: str, cause: str, fixed: bool, right: frozenset[str],
+    def example(self, group: str, kind: str, cause: str, fixed: bool, right: frozenset[str],
                 facts: Facts) -> Example:
+        """A conversation's facts as the fit sees them: the hand scores, and which rules and leaves held."""
         values = engine._all_values(self.kb, facts)
         scoring = engine._Scoring.of(self.kb, values)
         scores = scoring.scores(self.kb)
@@ -110,7 +111,7 @@ class Parameters:
         for tid, i, share in engine.leaves(self.kb, values):
             for j in self._leaf_at.get((tid, i), ()):
                 held[j] += share
-        return Example(ident, group, kind, cause, fixed, right, facts,
+        return Example(group, kind, cause, fixed, right, facts,
                        np.array([scores[c] for c in self.causes]), held)
 
 
@@ -253,11 +254,8 @@ def case_examples(params: Parameters, directories: Sequence[Path], *, held_out: 
     """The labelled cases of the folders at their first reply (a test split only when ``held_out``)."""
     examples = []
     for case, path in read_cases(directories, held_out=held_out):
-        expected, ident = case["expected"], case.get("id", path.stem)
-        if expected.get("primary") not in params.kb.causes:
-            raise Refused(f"{path}: expected.primary {expected.get('primary')!r} is no cause of the knowledge base")
-        examples.append(params.example(ident, ident, "case", expected["primary"], True,
-                                       frozenset({expected["primary"], *expected.get("acceptable", ())}),
+        primary, right = expected_causes(params.kb, case, path)
+        examples.append(params.example(case.get("id", path.stem), "case", primary, True, right,
                                        first_reply_facts(params.kb, case["request"])))
     return examples
 
@@ -265,11 +263,11 @@ def case_examples(params: Parameters, directories: Sequence[Path], *, held_out: 
 def report_examples(params: Parameters, reports: Sequence[Report], say: Callable[[str], None]) -> list[Example]:
     """The feedback reports on causes this knowledge base has, with their conversation's facts."""
     examples, unknown = [], 0
-    for n, report in enumerate(reports):
+    for report in reports:
         if report.cause not in params.kb.causes:
             unknown += 1
             continue
-        examples.append(params.example(f"{report.conversation}#{n}", report.conversation, "report", report.cause,
+        examples.append(params.example(report.conversation, "report", report.cause,
                                        report.fixed, frozenset({report.cause}) if report.fixed else frozenset(),
                                        Facts.from_list(report.facts)))
     if unknown:

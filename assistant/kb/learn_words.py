@@ -188,17 +188,18 @@ def first_reply_scores(kb: KnowledgeBase, request: dict[str, Any]) -> dict[str, 
     return engine._Scoring.of(kb, engine._all_values(kb, first_reply_facts(kb, request))).scores(kb)
 
 
+def expected_causes(kb: KnowledgeBase, case: dict[str, Any], path: Path) -> tuple[str, frozenset[str]]:
+    """A case's right cause, and it with every acceptable one; refused when the knowledge base lacks the cause."""
+    expected = case["expected"]
+    if expected.get("primary") not in kb.causes:
+        raise Refused(f"{path}: expected.primary {expected.get('primary')!r} is no cause of the knowledge base")
+    return expected["primary"], frozenset({expected["primary"], *expected.get("acceptable", ())})
+
+
 def labelled(kb: KnowledgeBase, raw: Sequence[tuple[dict[str, Any], Path]]) -> list[Case]:
     alone = replace(kb, words=None)  # the knowledge base's own evidence, without any words model it has
-    cases = []
-    for case, path in raw:
-        expected = case["expected"]
-        if expected.get("primary") not in kb.causes:
-            raise Refused(f"{path}: expected.primary {expected.get('primary')!r} is no cause of the knowledge base")
-        cases.append(Case(case.get("id", path.stem), case["request"]["symptom"], expected["primary"],
-                          frozenset({expected["primary"], *expected.get("acceptable", ())}),
-                          first_reply_scores(alone, case["request"])))
-    return cases
+    return [Case(case.get("id", path.stem), case["request"]["symptom"], *expected_causes(kb, case, path),
+                 first_reply_scores(alone, case["request"])) for case, path in raw]
 
 
 # --- fitting and measuring ----------------------------------------------------------------------

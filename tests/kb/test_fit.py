@@ -66,7 +66,7 @@ def test_a_few_reports_move_the_weights_less_than_many(kb_copy):
     facts = fit.first_reply_facts(kb, NAN)
 
     def moved(reports: int) -> float:
-        examples = [params.example(str(n), str(n), "report", "missing_values", True, frozenset({"missing_values"}),
+        examples = [params.example(str(n), "report", "missing_values", True, frozenset({"missing_values"}),
                                    facts) for n in range(reports)]
         return float(np.abs(fit.fit(params, fit.Data.of(examples, params.causes), max(fit.PENALTIES))).sum())
 
