@@ -5,6 +5,8 @@ with its ordinary ``WebClient``, and tests assert on what it received.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import json
 import threading
@@ -20,6 +22,13 @@ BOT_USER = "U0BOT"
 BOT_ID = "B0BOT"
 
 
+def signed(body: str, secret: str, *, timestamp: int | None = None) -> dict[str, str]:
+    """The headers Slack signs a request with: v0=HMAC-SHA256(secret, "v0:<timestamp>:<body>")."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": f"v0={digest}"}
+
+
 @dataclass
 class Call:
     """One request the bot made: the Web API method (or the path outside ``/api/``), its arguments, the answer."""
@@ -29,12 +38,16 @@ class Call:
     headers: dict[str, str]
     body: bytes = b""
     response: dict[str, Any] | None = None
+    #: When it was answered (``time.monotonic()``).
+    at: float = 0.0
 
 
 @dataclass
 class SharedFile:
     content: bytes
     content_type: str = "text/plain"
+    #: Seconds the download takes before the first byte: a slow file server.
+    delay: float = 0.0
 
 
 @dataclass
@@ -58,9 +71,9 @@ class SlackWebApi:
         self._server.shutdown()
         self._server.server_close()
 
-    def share(self, name: str, content: bytes, **file: Any) -> dict[str, Any]:
-        """Serve ``content`` as a file shared in Slack; returns the file object an event carries."""
-        self.files[name] = SharedFile(content)
+    def share(self, name: str, content: bytes, *, delay: float = 0.0, **file: Any) -> dict[str, Any]:
+        """Serve ``content`` as a file shared in Slack (after ``delay`` seconds); returns the file object an event carries."""
+        self.files[name] = SharedFile(content, delay=delay)
         return {"id": f"F{len(self.files)}", "name": name, "size": len(content), "mimetype": "text/plain",
                 "url_private": f"{self.root}/files-pri/{TEAM}/{name}",
                 "url_private_download": f"{self.root}/files-pri/{TEAM}/download/{name}", **file}
@@ -80,6 +93,7 @@ class SlackWebApi:
         return found[:count]
 
     def record(self, call: Call) -> None:
+        call.at = time.monotonic()
         with self._lock:
             self.calls.append(call)
             self._lock.notify_all()
@@ -92,6 +106,7 @@ class SlackWebApi:
                 return 404, "text/plain", b"not found"
             if call.headers.get("authorization") != f"Bearer {TOKEN}":  # Slack shows a sign-in page
                 return 200, "text/html", b"<html>Sign in to Slack</html>"
+            time.sleep(shared.delay)
             return 200, shared.content_type, shared.content
         if call.method.startswith("upload/"):
             return 200, "text/plain", b"OK - uploaded"

@@ -1,6 +1,4 @@
 """The Slack bot end to end: signed requests through the Flask app, Slack's Web API a real server on loopback."""
-import hashlib
-import hmac
 import json
 import re
 import time
@@ -17,6 +15,7 @@ from assistant import conversations, db, kb, repro
 from assistant.channels import slack
 from assistant.channels.slack import blocks, store
 from assistant.repro.verdict import ask_for_missing
+from tests.channels import slack_web_api
 from tests.channels.slack_web_api import BOT_USER, TEAM, TOKEN, SlackWebApi
 from tests.helpers import assert_error
 from tests.repro.cases import RUNNABLE_DATASET, RUNNABLE_TRAINING
@@ -67,10 +66,7 @@ def slack_client(slack_app):
 
 
 def signed(body: str, *, secret: str = SECRET, timestamp: int | None = None) -> dict[str, str]:
-    """Slack's request signature: v0=HMAC-SHA256(secret, "v0:<timestamp>:<body>")."""
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": f"v0={digest}"}
+    return slack_web_api.signed(body, secret, timestamp=timestamp)
 
 
 def send_event(client, event, *, event_id="Ev0001", headers=None, **signing):

@@ -23,9 +23,10 @@ EXTENSION = "assistant.slack"
 STANDARD_SETTINGS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")
 DEFAULTS = {
     "SLACK_API_URL": "https://slack.com/api/",
-    # Threads answering turns at once. A slow file download holds one, so there are enough that downloads
-    # do not hold up other users' replies (benchmarks/slack_workers.py measures it).
-    "SLACK_WORKERS": 16,
+    # Threads answering turns at once, and the threads of turns with shared files, whose downloads may be
+    # slow: apart, so that downloads never hold up other people's replies (benchmarks/slack_workers.py).
+    "SLACK_WORKERS": 8,
+    "SLACK_DOWNLOAD_WORKERS": 8,
     # How often, and how long, a validation run is waited for.
     "SLACK_RUN_POLL_SECONDS": 5.0,
     "SLACK_RUN_TIMEOUT": 3600.0,

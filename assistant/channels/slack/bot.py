@@ -54,17 +54,21 @@ USAGE = "Tell me what you see, e.g. `/troubleshoot my loss stays at 0.69 and acc
 
 @dataclass(frozen=True)
 class Bot:
-    """The Bolt app, its Flask adapter, the thread pool its lazy listeners run on, and the run watchers' stop."""
+    """The Bolt app, its Flask adapter, the thread pools its lazy listeners and file turns run on, and the
+    run watchers' stop."""
 
     app: App
     handler: SlackRequestHandler
     executor: ThreadPoolExecutor
+    #: Turns with shared files: a download can take seconds, and waits here rather than in front of others' turns.
+    downloads: ThreadPoolExecutor
     #: Set when the process stops: run watchers and the sweep end, leaving unposted verdicts owed.
     stopping: threading.Event
 
     def close(self) -> None:
-        """Wait for the turns being answered, then stop the pool and the run watchers."""
-        self.executor.shutdown(wait=True)
+        """Wait for the turns being answered, then stop the pools and the run watchers."""
+        self.executor.shutdown(wait=True)  # first: a listener may still hand a turn to the downloads
+        self.downloads.shutdown(wait=True)
         self.stopping.set()
 
 
@@ -72,6 +76,7 @@ def build(flask_app: Flask) -> Bot:
     """A Bolt app for the Flask app's Slack settings, with every listener registered."""
     config = flask_app.config
     executor = ThreadPoolExecutor(max_workers=config["SLACK_WORKERS"], thread_name_prefix="slack")
+    downloads = ThreadPoolExecutor(max_workers=config["SLACK_DOWNLOAD_WORKERS"], thread_name_prefix="slack-files")
     app = App(
         client=WebClient(token=config["SLACK_BOT_TOKEN"], base_url=config["SLACK_API_URL"]),
         signing_secret=config["SLACK_SIGNING_SECRET"] or "",
@@ -95,7 +100,7 @@ def build(flask_app: Flask) -> Bot:
     stopping = threading.Event()
     threading.Thread(target=runs.sweep, args=(flask_app, app.client, stopping), name="slack-run-sweep",
                      daemon=True).start()
-    return Bot(app, SlackRequestHandler(app), executor, stopping)
+    return Bot(app, SlackRequestHandler(app), executor, downloads, stopping)
 
 
 def _in_app_context(flask_app: Flask, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -167,7 +172,7 @@ def on_command(command: dict[str, Any], context: BoltContext, client: WebClient,
                 "or send me a direct message.")
         return
     thread = Thread(_team(context), command["channel_id"], parent["ts"])
-    with _answering(client, thread, "Looking at that…") as post:
+    with _answering(_Post(client, thread), "Looking at that…") as post:
         _converse(post, None, _owner(context), {"symptom": symptom}, asker=command["user_id"])
 
 
@@ -197,7 +202,7 @@ def on_feedback(body: dict[str, Any], action: dict[str, Any], context: BoltConte
     """Record whether a cause's fix worked, once, and show what was recorded where the buttons were."""
     thread = _clicked_thread(body, context)
     cause, verdict = action["value"], "fixed" if action["action_id"] == blocks.FIXED else "not_helpful"
-    with _answering(client, thread) as post:
+    with _answering(_Post(client, thread)) as post:
         conversation_id = _known_conversation(post)
         if conversation_id is None:
             return
@@ -217,7 +222,7 @@ def on_show_fix(body: dict[str, Any], action: dict[str, Any], context: BoltConte
     thread, message = _clicked_thread(body, context), body["message"]
     if not store.first_delivery(f"fix:{thread.team}:{thread.channel}:{message['ts']}:{action['value']}"):
         return
-    with _answering(client, thread) as post:
+    with _answering(_Post(client, thread)) as post:
         conversation_id = _known_conversation(post)
         if conversation_id is None:
             return
@@ -232,7 +237,7 @@ def on_show_fix(body: dict[str, Any], action: dict[str, Any], context: BoltConte
 def on_validate(body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
     """Open the run form, which asks every fact the run needs at once; the run starts when it is sent."""
     thread = _clicked_thread(body, context)
-    with _answering(client, thread) as post:
+    with _answering(_Post(client, thread)) as post:
         if repro.reproductions() is None:  # a button from before this deployment stopped offering runs
             post.show(blocks.Message("Short runs are not available on this service.", []))
             return
@@ -263,7 +268,7 @@ def on_run_form(body: dict[str, Any], view: dict[str, Any], context: BoltContext
     if errors:  # the form stays open with them: Bolt runs this all the same
         return
     user = body["user"]["id"]
-    with _answering(client, thread, "Starting a short run…") as post:
+    with _answering(_Post(client, thread), "Starting a short run…") as post:
         conversation_id = _known_conversation(post)
         if conversation_id is None:
             return
@@ -350,14 +355,26 @@ def _take_message(event: dict[str, Any], context: BoltContext, client: WebClient
         return  # a colleague talking in the thread, not to the bot
     conversation_id = None if link is None else link.conversation_id
     shared = event.get("files", [])
-    with _answering(client, thread, "Looking at your log…" if shared or CONSOLE_LOG.search(words)
-                    else "Looking at that…") as post:
+    working = "Looking at your log…" if shared or CONSOLE_LOG.search(words) else "Looking at that…"
+    with _answering(_Post(client, thread), working) as post:
+        answer = functools.partial(_answer_message, post, conversation_id, _owner(context), user, words, shared, note)
+        if shared:  # a download may take seconds: it waits in a pool of its own, not in front of others' turns
+            current_app.extensions[EXTENSION].downloads.submit(
+                _in_app_context(current_app._get_current_object(), answer))
+        else:
+            answer()
+
+
+def _answer_message(post: _Post, conversation_id: str | None, owner: str, user: str | None, words: str,
+                    shared: list[dict[str, Any]], note: str | None) -> None:
+    """Read a message's words and files, and answer them in ``post`` as the thread's first turn or its next one."""
+    client, thread = post.client, post.thread
+    with _answering(post):
         inputs, notes = files.read_shared(kb.current(), client, shared, current_app.config["MAX_CONTENT_LENGTH"])
         if notes:
             client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts, text=blocks.escape("\n".join(notes)))
         if CONSOLE_LOG.search(words) and "metrics" not in inputs:
             inputs["metrics"] = words.replace("```", "\n")
-        owner = _owner(context)
         if conversation_id is None:
             if not words:  # a conversation starts from the user's words
                 post.show(blocks.Message(USAGE, []))
@@ -411,7 +428,7 @@ def _unread(asked: tuple[str, ...]) -> str:
 def _take_click(body: dict[str, Any], context: BoltContext, client: WebClient, inputs: Mapping[str, Any],
                 note: str) -> None:
     thread = _clicked_thread(body, context)
-    with _answering(client, thread, "Looking at that…") as post:
+    with _answering(_Post(client, thread), "Looking at that…") as post:
         conversation_id = _known_conversation(post)
         if conversation_id is not None:
             _converse(post, conversation_id, _owner(context), inputs, note=note)
@@ -441,10 +458,10 @@ def _settle(client: WebClient, body: dict[str, Any], new_blocks: list[dict[str, 
 
 
 @contextmanager
-def _answering(client: WebClient, thread: Thread, working: str | None = None) -> Iterator[_Post]:
+def _answering(post: _Post, working: str | None = None) -> Iterator[_Post]:
     """The turn's message, posted at once as ``working`` when given; a turn that fails says why in it,
     instead of failing silently in a background thread."""
-    post = _Post(client, thread)
+    thread = post.thread
     try:
         if working is not None:
             post.show(blocks.placeholder(working))
