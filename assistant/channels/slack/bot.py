@@ -422,7 +422,7 @@ def _unread(asked: tuple[str, ...]) -> str:
                 "or share the training log.")
     name = blocks.label(kb.current(), asked[0])
     return (f"I couldn't tell which fact that answers — I asked about the {name}: reply with the value alone, "
-            f"or as “{name} = …”. (Talking to someone else? Carry on; I only answer when you mention me.)")
+            f"or as “{name} = …”. If you were talking to someone else, carry on.")
 
 
 def _take_click(body: dict[str, Any], context: BoltContext, client: WebClient, inputs: Mapping[str, Any],
