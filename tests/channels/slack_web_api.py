@@ -56,6 +56,8 @@ class SlackWebApi:
 
     calls: list[Call] = field(default_factory=list)
     files: dict[str, SharedFile] = field(default_factory=dict)
+    #: The bot's messages as a channel shows them now, by ts: posted, then changed by chat.update.
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     _lock: threading.Condition = field(default_factory=threading.Condition)
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -110,8 +112,9 @@ class SlackWebApi:
             return 200, shared.content_type, shared.content
         if call.method.startswith("upload/"):
             return 200, "text/plain", b"OK - uploaded"
-        call.response = (self._answer(call) if call.headers.get("authorization") == f"Bearer {TOKEN}"
-                         else {"ok": False, "error": "invalid_auth"})
+        with self._lock:  # the messages change under concurrent calls
+            call.response = (self._answer(call) if call.headers.get("authorization") == f"Bearer {TOKEN}"
+                             else {"ok": False, "error": "invalid_auth"})
         return 200, "application/json; charset=utf-8", json.dumps(call.response).encode()
 
     def _answer(self, call: Call) -> dict[str, Any]:
@@ -121,10 +124,18 @@ class SlackWebApi:
                     "user": "troubleshooter", "url": "https://test.slack.com/"}
         if call.method == "chat.postMessage":
             ts = f"1700000100.{next(self._ts):06d}"
-            return {"ok": True, "channel": args["channel"], "ts": ts,
-                    "message": {"ts": ts, "text": args.get("text"), "thread_ts": args.get("thread_ts")}}
+            message = {"type": "message", "ts": ts, "text": args.get("text"), "thread_ts": args.get("thread_ts"),
+                       "blocks": args.get("blocks") or [], "user": BOT_USER, "bot_id": BOT_ID}
+            self.messages[ts] = {**message, "channel": args["channel"]}
+            return {"ok": True, "channel": args["channel"], "ts": ts, "message": message}
         if call.method == "chat.update":
+            if args["ts"] in self.messages:
+                self.messages[args["ts"]].update(text=args.get("text"), blocks=args.get("blocks") or [])
             return {"ok": True, "channel": args["channel"], "ts": args["ts"], "text": args.get("text")}
+        if call.method == "conversations.replies":  # the bot's own messages in the thread, oldest first
+            found = [m for m in self.messages.values()
+                     if m["channel"] == args["channel"] and m.get("thread_ts") == args["ts"]]
+            return {"ok": True, "has_more": False, "messages": sorted(found, key=lambda m: m["ts"])}
         if call.method == "views.open":
             view = json.loads(args["view"]) if isinstance(args.get("view"), str) else args.get("view")
             return {"ok": True, "view": {**view, "id": f"V{next(self._ts)}"}}

@@ -279,6 +279,19 @@ def test_a_typed_answer_answers_the_pending_question(slack_app, slack_client, sl
     assert conversation["facts"][fact] == value and conversation["declined"] == []
 
 
+def test_a_typed_answer_settles_the_question_it_answers_in_place(slack_app, slack_client, slack_api):
+    send_event(slack_client, mention(), event_id="Ev1")
+    (first,) = answers(slack_api, 1)
+    assert blocks.QUESTION_BLOCK + "learning_rate" in [b.get("block_id") for b in first.blocks]
+    send_event(slack_client, thread_message("0.01", "1700000000.000200"), event_id="Ev2")
+    answers(slack_api, 2)
+    close(slack_app)
+    settled = slack_api.messages[first.ts]["blocks"]
+    assert blocks.QUESTION_BLOCK + "learning_rate" not in [b.get("block_id") for b in settled]
+    assert f"✓ learning rate: *0.01* (<@{USER}>)" in visible({"blocks": settled})
+    assert transcript(slack_app, "1700000000.000100")["facts"]["learning_rate"] == 0.01
+
+
 def test_a_file_shared_in_the_thread_is_read_as_the_next_turn(slack_app, slack_client, slack_api):
     send_event(slack_client, mention())
     answers(slack_api, 1)

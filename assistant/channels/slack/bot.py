@@ -381,38 +381,65 @@ def _answer_message(post: _Post, conversation_id: str | None, owner: str, user: 
                 return
             _converse(post, None, owner, {**inputs, "symptom": words}, asker=user)
             return
+        answered: dict[str, Any] = {}
         if words:
             asked = conversations.load(conversation_id, owner).asked
             told = _told(asked, words, bool(inputs))
             if told is None:
                 post.show(blocks.Message(_unread(asked), []))
                 return
-            inputs.update(told)
+            inputs.update(told[0])
+            answered = told[1]
         if inputs:
             _converse(post, conversation_id, owner, inputs, note=note)
+        if answered:
+            _settle_typed(post, answered, user)
 
 
-def _told(asked: tuple[str, ...], words: str, more: bool) -> dict[str, Any] | None:
-    """The inputs a typed reply gives: its words, and the pending question it answers by a bare value
-    ("20", "adam"); None when nothing in it can be read and nothing else came with it.
+def _told(asked: tuple[str, ...], words: str, more: bool) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The inputs a typed reply gives, and the facts it tells (the questions it answers among them); None when
+    nothing in it can be read and nothing else came with it.
 
-    A bare value goes to the first question asked that it fits. "I don't know" stays words alone,
-    which the conversation takes as not knowing the questions; any other reply is never taken so.
+    A bare value ("20", "adam") goes to the first question asked that it fits. "I don't know" stays words
+    alone, which the conversation takes as not knowing the questions; any other reply is never taken so.
     """
     knowledge = kb.current()
     if knowledge.phrases.dont_know.search(words):
-        return {"text": words}
-    read = {fact.key for fact in gather(knowledge, text=words, asked=asked).facts}
-    answered: dict[str, Any] = {}
-    if not read & set(asked):
+        return {"text": words}, {}
+    read = {fact.key: fact.value for fact in gather(knowledge, text=words, asked=asked).facts}
+    answered = {key: value for key, value in read.items() if key in asked}
+    matched: dict[str, Any] = {}
+    if not answered:
         for key in asked:
             found = [fact for fact in answer_facts(knowledge, words, [key]) if fact.key == key]
             if found:
-                answered[key] = found[0].value
+                matched[key] = found[0].value
                 break
-    if not (read or answered or more):
+    if not (read or matched or more):
         return None
-    return {"text": words, "facts": answered}
+    return {"text": words, "facts": matched}, {**read, **matched}
+
+
+def _settle_typed(post: _Post, answered: Mapping[str, Any], user: str | None) -> None:
+    """The bot's earlier messages in the thread with the questions a typed reply answered: those lose their buttons.
+
+    Best effort: a thread that cannot be read (a scope missing) keeps its buttons, and the turn is answered all the same.
+    """
+    client, thread, knowledge = post.client, post.thread, kb.current()
+    try:
+        messages = client.conversations_replies(channel=thread.channel, ts=thread.ts, limit=200)["messages"]
+    except SlackApiError:
+        log.exception("could not read Slack thread %s to settle its answered questions", thread)
+        return
+    for message in messages:
+        if not message.get("bot_id") or message["ts"] == post.ts:
+            continue
+        settled = message.get("blocks", [])
+        for key, value in answered.items():
+            said = f"✓ {blocks.escape(blocks.label(knowledge, key))}: *{blocks.escape(str(value))}* (<@{user}>)"
+            settled = blocks.replaced(settled, blocks.QUESTION_BLOCK + key, blocks.context(said))
+        if settled != message.get("blocks", []):
+            client.chat_update(channel=thread.channel, ts=message["ts"], text=message.get("text", ""), blocks=settled)
 
 
 def _unread(asked: tuple[str, ...]) -> str:
