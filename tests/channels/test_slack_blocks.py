@@ -4,7 +4,7 @@ import json
 import pytest
 
 from assistant import kb
-from assistant.channels.slack import blocks
+from assistant.channels.slack import blocks, runs
 from tests.helpers import facts_from, reply_for
 
 
@@ -163,6 +163,21 @@ def test_fact_keys_are_shown_by_their_labels():
     assert blocks.label(KB, "n_hidden_layers") == "hidden layers"
     assert blocks.label(KB, "kernel_initializer") == "kernel initializer"
     assert blocks.humane(KB, "n_features = 20, x_train and learning_rate") == "features = 20, x_train and learning rate"
+
+
+def test_the_run_form_shows_what_a_complete_setup_would_assume():
+    known = {"task": "binary_classification", "n_classes": 2, "optimizer": "adam", "loss": "binary_crossentropy",
+             "n_features": 20, "n_hidden_layers": 2, "hidden_activation": "relu", "output_activation": "sigmoid"}
+    fields, assumed = runs.form_fields(KB, known)
+    assert [key for key, _, required in fields if required] == []
+    assert {key: value for key, value, _ in fields if value is not None} == known
+    view = blocks.run_form(KB, fields, "{}", assumed)
+    note = view["blocks"][-1]["elements"][0]["text"]
+    assert note.startswith("Run notes, with what is filled in now: assumed ") and "learning rate = 0.001 (adam's default)" in note
+    assert "_" not in note.replace("binary_", "")
+    menus = {b["block_id"]: b["element"]["type"] for b in view["blocks"] if b["type"] == "input"}
+    assert menus["optimizer"] == "static_select" and menus["learning_rate"] == "plain_text_input"
+    assert len(view["title"]["text"]) <= 24 and len(view["blocks"]) <= 100
 
 
 def test_a_button_value_is_never_cut():

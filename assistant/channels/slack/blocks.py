@@ -384,7 +384,7 @@ def run_form(kb: KnowledgeBase, fields: Sequence[tuple[str, Any, bool]], metadat
         if "question" in spec:
             block["hint"] = {"type": "plain_text", "text": clip(spec["question"], 2000)}
         inputs.append(block)
-    note = ("Empty fields are assumed: " + "; ".join(assumed) + "." if assumed else
+    note = ("Run notes, with what is filled in now: " + "; ".join(assumed) + "." if assumed else
             "Fields left empty are assumed, and the verdict says what was.")
     return {"type": "modal", "callback_id": RUN_FORM, "private_metadata": metadata,
             "title": {"type": "plain_text", "text": "Validate with a run"},

@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from datetime import timedelta
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask
