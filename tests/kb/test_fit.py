@@ -75,16 +75,21 @@ def test_a_few_reports_move_the_weights_less_than_many(kb_copy):
     assert 0 < moved(3) < moved(30) / 3
 
 
-def test_a_fit_worse_on_held_out_folds_is_not_written(kb_copy, tmp_path, monkeypatch):
-    cases = tmp_path / "cases"
-    cases.mkdir()
-    scenarios = [(cause, s) for path in sorted((kb_copy / "causes").glob("*.yaml"))
+def _scenario_cases(folder: Path, kb_dir: Path, chosen: slice) -> Path:
+    """Labelled cases made of the causes' scenarios, which the hand weights rank first."""
+    folder.mkdir(parents=True)
+    scenarios = [(cause, s) for path in sorted((kb_dir / "causes").glob("*.yaml"))
                  for cause in [yaml.safe_load(path.read_text(encoding="utf-8"))]
-                 for s in cause.get("scenarios", ())][:12]
+                 for s in cause.get("scenarios", ())][chosen]
     for n, (cause, scenario) in enumerate(scenarios):
         request = {k: scenario[k] for k in ("symptom", "metrics", "dataset", "training") if k in scenario}
-        (cases / f"case-{n}.json").write_text(json.dumps({"id": f"case-{n}", "request": request,
-                                                          "expected": {"primary": cause["id"]}}), encoding="utf-8")
+        (folder / f"case-{n}.json").write_text(json.dumps({"id": f"{folder.name}-{n}", "request": request,
+                                                           "expected": {"primary": cause["id"]}}), encoding="utf-8")
+    return folder
+
+
+def test_a_fit_worse_on_held_out_folds_is_not_written(kb_copy, tmp_path, monkeypatch):
+    cases = _scenario_cases(tmp_path / "cases", kb_copy, slice(0, 12))
     # A fit that forgets every weight: the scenarios, which the hand weights rank first, are lost.
     monkeypatch.setattr(fit, "fit", lambda params, data, penalty: -params.hand)
 
@@ -93,6 +98,19 @@ def test_a_fit_worse_on_held_out_folds_is_not_written(kb_copy, tmp_path, monkeyp
     assert result.exit_code == 1
     assert "worse on held-out folds (top-1" in result.output and "not written" in result.output
     assert "hand     top-1 1.000" in result.output
+    assert not (kb_copy / learned.PATH).exists()
+
+
+def test_a_test_folder_is_scored_before_and_after_and_never_fitted_on(kb_copy, tmp_path):
+    dev = _scenario_cases(tmp_path / "dev", kb_copy, slice(0, 12))
+    test = _scenario_cases(tmp_path / "test", kb_copy, slice(12, 16))
+    result = _kb("fit", "--cases", str(dev), "--cases", str(test), "--directory", str(kb_copy),
+                 database_url=f"sqlite:///{tmp_path / 'a.sqlite'}")
+    assert result.exit_code == 0, result.output
+    assert "12 labelled case(s) and 0 feedback report(s) to fit on" in result.output
+    tested = result.output.split(f"test ({test}; never fitted on):\n")[1].splitlines()
+    assert tested[0].startswith("  hand     top-1 1.000") and tested[0].endswith("with a right cause)")
+    assert tested[1].startswith("  learned  top-1 ")
     assert not (kb_copy / learned.PATH).exists()
 
 
