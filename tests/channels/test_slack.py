@@ -442,10 +442,13 @@ def test_a_direct_follow_up_continues_the_last_conversation_until_started_over(s
     assert len(conversation["turns"]) == 4
     assert (conversation["facts"]["optimizer"], conversation["facts"]["learning_rate"]) == ("adam", 0.01)
 
+    send_event(slack_client, direct_message("my GAN's generator collapses", "1700000000.000350"), event_id="Ev5")
+    *_, unread = answers(slack_api, 3)
+    assert unread.text.startswith("I couldn't tell which fact that answers") and "*start over*" in unread.text
     send_event(slack_client, direct_message("start over", "1700000000.000400"), event_id="Ev3")
-    assert slack_api.wait_for("chat.postMessage", 3)[-1].args["text"].startswith("Starting over.")
+    assert slack_api.wait_for("chat.postMessage", 4)[-1].args["text"].startswith("Starting over.")
     send_event(slack_client, direct_message("loss is nan after epoch 3", "1700000000.000500"), event_id="Ev4")
-    answers(slack_api, 3)
+    answers(slack_api, 4)
     close(slack_app)
     fresh = transcript(slack_app, "1700000000.000500")
     assert fresh["id"] != conversation["id"] and fresh["turns"][0]["body"] == {"symptom": "loss is nan after epoch 3"}

@@ -385,8 +385,8 @@ def _answer_message(post: _Post, conversation_id: str | None, owner: str, user: 
         if words:
             asked = conversations.load(conversation_id, owner).asked
             told = _told(asked, words, bool(inputs))
-            if told is None:
-                post.show(blocks.Message(_unread(asked), []))
+            if told is None:  # in a continued direct message, it may be a new problem: say how to start one
+                post.show(blocks.Message(" ".join(filter(None, (_unread(asked), note))), []))
                 return
             inputs.update(told[0])
             answered = told[1]
