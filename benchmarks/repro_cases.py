@@ -38,25 +38,31 @@ def run_case(client, case: dict) -> dict:
     if response.status_code != 202:
         return {"status": "refused", "error": run["error"]["message"], "seconds": 0.0}
     while run["status"] not in FINISHED:
-        time.sleep(0.5)
+        time.sleep(0.05)  # finely, since the poll's wait counts in the time to a verdict
         run = client.get(run["links"]["self"]).get_json()
     result = run["result"] or {}
     expected = {case["expected"]["primary"], *case["expected"].get("acceptable", [])}
     return {"status": run["status"], "error": run["error"], "seconds": time.perf_counter() - clock,
+            "training_seconds": sum(e.get("seconds", 0.0) for e in result.get("experiments", [])),
             "reproduced": bool(result.get("reproduced")), "leading": result.get("leading"),
             "confirmed": result.get("leading") in expected, "symptom": result.get("symptom"),
-            "tried": [e["name"] for e in run["plan"]]}
+            "tried": [e["name"] for e in run["plan"]],
+            "trained": {e["name"]: {"epochs": len(e["history"].get("loss", [])), "seconds": round(e.get("seconds", 0), 2)}
+                        for e in result.get("experiments", [])}}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default=str(Path(__file__).resolve().parents[2] / "shared" / "cases"))
-    parser.add_argument("--only", default="", help="run the cases whose file name contains this")
-    parser.add_argument("--json", help="write every case's outcome here")
-    args = parser.parse_args()
-    paths = sorted(p for p in Path(args.cases).glob("pub-*.json") if args.only in p.name)
+CASES = Path(__file__).resolve().parents[2] / "shared" / "cases"
+
+
+def public_cases(folder: str | Path = CASES, only: str = "") -> list[tuple[str, dict]]:
+    """The public cases with a training configuration (the only ones a run can be built from), by name."""
+    paths = sorted(p for p in Path(folder).glob("pub-*.json") if only in p.name)
     cases = [(p.stem, json.loads(p.read_text())) for p in paths]
-    cases = [(name, case) for name, case in cases if case["request"].get("training")]
+    return [(name, case) for name, case in cases if case["request"].get("training")]
+
+
+def run_cases(cases: list[tuple[str, dict]]) -> dict[str, dict]:
+    """Each case's run on a fresh app with the local backend, printed as it ends; the outcomes by name."""
     outcomes = {}
     with tempfile.TemporaryDirectory() as folder:
         app = create_app({"DATABASE_URL": f"sqlite:///{folder}/bench.sqlite", "REPRO_BACKEND": "local"})
@@ -66,6 +72,16 @@ def main() -> None:
             print(f"{name:40} {case['expected']['primary']:27} {outcome['status']:8} {outcome['seconds']:5.1f}s "
                   f"reproduced={outcome.get('reproduced')!s:5} leading={outcome.get('leading')} "
                   f"{outcome.get('symptom') or outcome.get('error') or ''}", flush=True)
+    return outcomes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default=str(CASES))
+    parser.add_argument("--only", default="", help="run the cases whose file name contains this")
+    parser.add_argument("--json", help="write every case's outcome here")
+    args = parser.parse_args()
+    outcomes = run_cases(public_cases(args.cases, args.only))
     done = [o for o in outcomes.values() if o["status"] == "done"]
     reproduced = sum(o["reproduced"] for o in done) / len(outcomes)
     confirmed = sum(o["confirmed"] for o in done) / len(outcomes)

@@ -30,9 +30,10 @@ from tests.repro.cases import TINY, celery_worker, wait_for, worker_pids  # noqa
 
 
 def supervisor(run_id: str) -> int:
-    """The Celery worker whose TensorFlow child trains the run."""
+    """The Celery worker whose warm TensorFlow worker's child trains the run."""
     (child,) = worker_pids(run_id)
-    return int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    warm = int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return int(Path(f"/proc/{warm}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def one_round(app, kill: bool) -> dict[str, float]:

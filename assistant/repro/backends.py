@@ -1,12 +1,15 @@
 """Where reproduction runs execute: a local pool in the web process, or Celery workers on other machines.
 
-Either way one function, :func:`execute`, runs a job. It starts :mod:`.worker` as a fresh
-interpreter (spawned, never forked, so TensorFlow never loads in the web process or the Celery
-worker), in a session of its own so that its whole process group can be killed, and reading its
-job from an unlinked file, so nothing is left behind whatever dies. A watchdog enforces the
-wall-clock, CPU and memory limits (the kernel's ``RLIMIT_CPU`` and ``RLIMIT_AS`` back it up),
-renews the run's lease every second (and so notices a cancel within one), and records progress;
-the results go to the verdict. The worker dies with its supervisor (:mod:`.worker`).
+Either way one function, :func:`execute`, runs a job. It hands the job to a warm worker
+(:mod:`.worker`, spawned as a fresh interpreter, never forked, so TensorFlow never loads in the
+web process or the Celery worker, and kept between runs so that TensorFlow is imported once per
+worker, not once per run), which forks a child for the job in a session of its own so that its
+whole process group can be killed. A watchdog enforces the child's wall-clock, CPU and memory
+limits (the kernel's ``RLIMIT_CPU`` and ``RLIMIT_AS``, set in the child, back it up), renews the
+run's lease every second (and so notices a cancel within one), and records progress; the
+results go to the verdict. The child dies with its warm worker, the warm worker with its
+supervisor (:mod:`.worker`). Warm workers wait in a pool per process, one per run at once: an
+idle one holds TensorFlow's memory (a few hundred MB) until the process ends.
 """
 from __future__ import annotations
 
@@ -14,7 +17,6 @@ import base64
 import json
 import os
 import queue
-import resource
 import signal
 import subprocess
 import sys
@@ -48,6 +50,8 @@ SOFT_DEADLINE = 0.8
 #: Address space a worker may map beyond its memory limit: TensorFlow reserves far more than it uses,
 #: so this only stops runaway allocation; the watchdog enforces the memory limit itself.
 ADDRESS_SPACE_HEADROOM_MB = 4096
+#: Seconds a warm worker may take to report a child's end once it was killed, before it is replaced.
+EXIT_GRACE = 10.0
 _ROOT = Path(__file__).resolve().parents[2]
 
 RUN_SECONDS = Histogram("assistant_repro_run_duration_seconds",
@@ -91,18 +95,85 @@ def _usage(pid: int) -> tuple[float, int]:
     return (int(fields[11]) + int(fields[12])) / _TICKS, resident
 
 
-def _environment(run_id: str, threads: int) -> dict[str, str]:
+def _environment(threads: int) -> dict[str, str]:
     path = os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path, "ASSISTANT_REPRO_RUN": run_id,
-            "ASSISTANT_REPRO_SUPERVISOR": str(os.getpid()), "KERAS_BACKEND": "tensorflow",
+    return {**os.environ, "PYTHONPATH": path, "KERAS_BACKEND": "tensorflow",
             "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": str(threads),
             "TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": str(threads),
             "MPLBACKEND": "Agg"}
 
 
+def process_name(run_id: str) -> str:
+    """The name (``ps``, /proc/PID/comm: 15 bytes at most) of the process that trains a run."""
+    return "repro-" + run_id.removeprefix("run-")[:9]
+
+
+class WarmWorker:
+    """A :mod:`.worker` process that has imported TensorFlow and forks a child per job, one job at a time.
+
+    Its stdout is read into ``lines`` by a thread (None once it closes); its stderr, and its
+    children's, go to ``errors``, emptied before each job so that a failure's reason is the job's own.
+    A worker is reused only after it reported its child's end, so a job never meets another's messages.
+    """
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.errors = tempfile.TemporaryFile("a+")  # appended to by every writer, so it can be emptied
+        self.process = subprocess.Popen([sys.executable, "-m", "assistant.repro.worker"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=self.errors, text=True, cwd=_ROOT,
+                                        env=_environment(threads), start_new_session=True)
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.child: int | None = None  # the pid of the child training a job now
+        threading.Thread(target=lambda: [*map(self.lines.put, self.process.stdout), self.lines.put(None)],
+                         name="repro warm worker", daemon=True).start()
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def send(self, request: dict[str, Any]) -> None:
+        self.errors.truncate(0)
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+
+    def error_tail(self) -> str | None:
+        self.errors.seek(0)
+        tail = [line.strip() for line in self.errors.read().splitlines() if line.strip()]
+        return tail[-1] if tail else None
+
+    def close(self) -> None:
+        """Stop it for good (its child too): it broke the protocol, or failed to report a child's end."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+
+
+_idle: list[WarmWorker] = []
+_idle_lock = threading.Lock()
+
+
+def _take_warm_worker(threads: int) -> WarmWorker:
+    """An idle warm worker of this process with these threads, or a new one (which pays TensorFlow's import)."""
+    with _idle_lock:
+        for worker in list(_idle):
+            _idle.remove(worker)
+            if worker.alive() and worker.threads == threads:
+                return worker
+            worker.close()
+    return WarmWorker(threads)
+
+
+def warm_up(threads: int) -> None:
+    """Start a warm worker now, so that the first run does not wait for TensorFlow's import."""
+    worker = WarmWorker(threads)
+    with _idle_lock:
+        _idle.append(worker)
+
+
 def run_worker(run_id: str, experiments: list[dict[str, Any]], names: Mapping[str, Any], limits: Limits,
                on_event: Callable[[dict[str, Any]], None], still_held: Callable[[], bool]) -> None:
-    """Run the experiments in a worker process and pass on each message it sends; raises JobFailed.
+    """Run the experiments in a child of a warm worker and pass on each message it sends; raises JobFailed.
 
     ``names`` (:func:`~.spec.run_names`) tells the worker, which reads no knowledge base, Keras's classes.
     ``still_held`` renews the run's lease, and says False once the run is no longer this worker's.
@@ -110,66 +181,96 @@ def run_worker(run_id: str, experiments: list[dict[str, Any]], names: Mapping[st
     started = time.monotonic()
     job = {"experiments": experiments, "names": names, "deadline": time.time() + limits.wall * SOFT_DEADLINE,
            "threads": limits.threads}
-    with tempfile.TemporaryFile("w+") as payload, tempfile.TemporaryFile("w+") as errors:
-        json.dump(job, payload)
-        payload.seek(0)
-        process = subprocess.Popen([sys.executable, "-m", "assistant.repro.worker"],
-                                   stdin=payload, stdout=subprocess.PIPE, stderr=errors, text=True,
-                                   cwd=_ROOT, env=_environment(run_id, limits.threads), start_new_session=True)
-        if hasattr(resource, "prlimit"):
-            resource.prlimit(process.pid, resource.RLIMIT_CPU, (limits.cpu, limits.cpu + 5))
-            space = (limits.memory_mb + ADDRESS_SPACE_HEADROOM_MB) * 1024 * 1024
-            resource.prlimit(process.pid, resource.RLIMIT_AS, (space, space))
-        lines: queue.Queue[str | None] = queue.Queue()
-        reader = threading.Thread(target=lambda: [*map(lines.put, process.stdout), lines.put(None)], daemon=True)
-        reader.start()
-        reason: str | None = "the run's supervisor failed"
-        try:
-            reason = _watch(process, lines, limits, started, on_event, still_held)
-        finally:
-            if reason is not None:
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        reader.join(timeout=5)
-        if reason is None and process.returncode != 0:
-            reason = _death(process.returncode, errors, limits)
+    space = (limits.memory_mb + ADDRESS_SPACE_HEADROOM_MB) * 1024 * 1024
+    worker = _take_warm_worker(limits.threads)
+    reason: str | None = "the run's supervisor failed"
+    code = None
+    try:
+        worker.send({"job": job, "name": process_name(run_id), "cpu": limits.cpu, "address_space": space})
+        reason, code = _watch(worker, limits, started, on_event, still_held)
+    except BrokenPipeError:  # the warm worker died before it took the job
+        reason = "the worker stopped"
+    finally:
+        if reason is not None and worker.child is not None:
+            _kill(worker.child)
+        if code is None and worker.child is not None:
+            code = _exit_code(worker.lines)
+        if code is None or not worker.alive():  # it died, or cannot be trusted to follow the protocol
+            worker.close()
+        else:
+            worker.child = None
+            with _idle_lock:
+                _idle.append(worker)
+    if reason == "the worker stopped":
+        reason = f"the worker failed: {worker.error_tail() or 'it stopped before the run ended'}"[:500]
+    elif reason is None and code != 0:
+        reason = _death(code, worker.error_tail(), limits)
     if reason is not None:
         raise JobFailed(reason)
 
 
-def _watch(process: subprocess.Popen, lines: queue.Queue, limits: Limits, started: float,
-           on_event: Callable[[dict[str, Any]], None], still_held: Callable[[], bool]) -> str | None:
-    """Relay messages until the worker's output ends; the reason to kill it, if one arises first."""
-    renewed = time.monotonic()
-    while True:
+def _kill(pid: int) -> None:
+    """Kill a child and its process group (the group may not exist yet: it makes it first thing)."""
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _exit_code(lines: queue.Queue) -> int | None:
+    """Skip what a killed child still sent, up to its warm worker's ``exit``; its code, or None if none came."""
+    deadline = time.monotonic() + EXIT_GRACE
+    while time.monotonic() < deadline:
         try:
             line = lines.get(timeout=POLL)
         except queue.Empty:
-            line = ""
+            continue
         if line is None:
             return None
+        message = json.loads(line) if line.strip() else {}
+        if message.get("event") == "exit":
+            return message["code"]
+    return None
+
+
+def _watch(worker: WarmWorker, limits: Limits, started: float, on_event: Callable[[dict[str, Any]], None],
+           still_held: Callable[[], bool]) -> tuple[str | None, int | None]:
+    """Relay the child's messages until it ends (its exit code), or the reason to kill it, if one arises first."""
+    renewed = time.monotonic()
+    while True:
+        try:
+            line = worker.lines.get(timeout=POLL)
+        except queue.Empty:
+            line = ""
+        if line is None:
+            return "the worker stopped", None
         if line.strip():
-            on_event(json.loads(line))
-        seconds, resident = _usage(process.pid)
+            message = json.loads(line)
+            if message["event"] == "started":
+                worker.child = message["pid"]
+            elif message["event"] == "exit":
+                return None, message["code"]
+            else:
+                on_event(message)
+        seconds, resident = _usage(worker.child) if worker.child else (0.0, 0)
         if time.monotonic() - started > limits.wall:
-            return f"the run took longer than its wall-clock limit of {limits.wall:g} s and was stopped"
+            return f"the run took longer than its wall-clock limit of {limits.wall:g} s and was stopped", None
         if seconds > limits.cpu:
-            return f"the run used more than its {limits.cpu} s of CPU time and was stopped"
+            return f"the run used more than its {limits.cpu} s of CPU time and was stopped", None
         if resident > limits.memory_mb * 1024 * 1024:
-            return f"the run used more than its {limits.memory_mb} MB of memory and was stopped"
+            return f"the run used more than its {limits.memory_mb} MB of memory and was stopped", None
         if time.monotonic() - renewed > RENEW_EVERY:
             renewed = time.monotonic()
             if not still_held():
-                return "cancelled on request, or taken over by another worker"
+                return "cancelled on request, or taken over by another worker", None
 
 
-def _death(returncode: int, errors: Any, limits: Limits) -> str:
-    """Why a worker that was not killed here ended badly, in a sentence."""
+def _death(returncode: int, error: str | None, limits: Limits) -> str:
+    """Why a worker that was not killed here ended badly, in a sentence (``error``: the last line it wrote on stderr)."""
     if returncode in (-signal.SIGXCPU, -signal.SIGKILL):
         return f"the run was stopped by the system at its limits ({limits.cpu} s CPU, {limits.memory_mb} MB memory)"
-    errors.seek(0)
-    tail = [line.strip() for line in errors.read().splitlines() if line.strip()]
-    return f"the worker failed: {tail[-1] if tail else f'exit status {returncode}'}"[:500]
+    return f"the worker failed: {error or f'exit status {returncode}'}"[:500]
 
 
 def execute(run_id: str) -> None:

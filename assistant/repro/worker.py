@@ -1,12 +1,18 @@
-"""The training worker: the one module that imports TensorFlow, always in a process of its own.
+"""The training worker: the one module that imports TensorFlow, always in processes of its own.
 
-``python -m assistant.repro.worker < JOB.json`` reads a job (its experiments and a soft deadline)
-from stdin and writes one JSON object per line on stdout: ``epoch`` progress, each experiment's
-``result`` (history, internals, range-test steps, or an error), the ``plot``, then ``done``.
-Everything TensorFlow or Keras prints goes to stderr instead (its start-up logging already
-does), so it never mixes into the protocol. The supervisor in :mod:`assistant.repro.backends`
-starts it, limits it, and kills it; should the supervisor die first (its Celery worker killed),
-the kernel kills this process too.
+``python -m assistant.repro.worker`` is a warm worker: it imports TensorFlow once, then reads
+jobs from stdin, one JSON line each, and forks a child for each, so that a run starts in
+milliseconds instead of paying TensorFlow's seconds of start-up. The child runs in a session of
+its own under the job's CPU and address-space limits and writes one JSON object per line on
+stdout: ``epoch`` progress, each experiment's ``result`` (history, internals, range-test steps,
+or an error), the ``plot``, then ``done``; the warm worker brackets it with ``started`` (the
+child's pid, which the supervisor watches and kills) and ``exit`` (its exit status). Everything
+TensorFlow or Keras prints goes to stderr instead (its start-up logging already does), so it
+never mixes into the protocol. The warm worker never runs a TensorFlow op itself (TensorFlow's
+thread pools would not survive a fork); each child starts them for its own job. The supervisor
+in :mod:`assistant.repro.backends` starts the warm worker; should the supervisor die (its Celery
+worker killed), the warm worker sees its stdin close, kills its child and exits, and a child
+dies with its warm worker.
 """
 from __future__ import annotations
 
@@ -15,34 +21,39 @@ import ctypes
 import json
 import math
 import os
+import resource
+import select
 import signal
 import sys
 import time
-from typing import Any, Callable
+import traceback
+from typing import IO, Any, Callable
 
-#: prctl(2)'s option: the signal this process gets when the thread that started it dies.
+import keras
+import numpy as np
+import tensorflow as tf
+from sklearn.datasets import make_classification, make_moons, make_regression
+
+from .experiments import clearly_better
+from .plot import curves_png
+from .spec import RunSpec, check_model_json
+
+#: prctl(2)'s options: the signal this process gets when the thread that started it dies; its name.
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+#: How often a warm worker with a child looks whether its supervisor is still there.
+POLL = 0.2
 
 
-def die_with_supervisor() -> None:
-    """Have the kernel kill this process when its supervisor dies, even by SIGKILL (Linux), so no
-    training outlives the worker that would report it; exit now if the supervisor is already gone."""
+def die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when its parent dies, even by SIGKILL (Linux), so no training
+    outlives the worker that would report it; exit now if ``parent`` is already gone."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if str(os.getppid()) != os.environ.get("ASSISTANT_REPRO_SUPERVISOR", str(os.getppid())):
+    if os.getppid() != parent:
         os._exit(1)
 
 
-if __name__ == "__main__":
-    die_with_supervisor()  # before TensorFlow loads, which takes seconds
-
-import keras  # noqa: E402 - after the lifeline above
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from sklearn.datasets import make_classification, make_moons, make_regression  # noqa: E402
-
-from .plot import curves_png  # noqa: E402
-from .spec import RunSpec, check_model_json  # noqa: E402
 
 #: Rows the internals are measured on at every epoch.
 PROBE_ROWS = 256
@@ -295,11 +306,42 @@ class Probe(keras.callbacks.Callback):
         }
 
 
-def run_experiment(experiment: dict[str, Any], names: dict[str, Any], emit: Emit) -> dict[str, Any]:
-    """Train one experiment; its history, internals and, for a range test, the loss at each step."""
+class Settled(keras.callbacks.Callback):
+    """Stops an experiment once more epochs cannot change what the verdict reads from it.
+
+    A loss that is no longer finite stays so (the verdict reads the first such epoch). A fix that
+    already did clearly better than the baseline's whole run (:func:`.experiments.clearly_better`,
+    as the verdict judges it) stays so, since that compares bests; it still trains half its
+    epochs, and only against a baseline whose loss stayed finite, so that a fix which merely
+    postpones a divergence shows it (breaking the run), as the verdict needs to see.
+    """
+
+    def __init__(self, baseline: dict[str, list[float]] | None, task: str, epochs: int) -> None:
+        super().__init__()
+        finite = baseline is not None and all(map(math.isfinite, baseline.get("loss", [math.nan])))
+        self.baseline, self.task, self.least = (baseline if finite else None), task, math.ceil(epochs / 2)
+        self.history: dict[str, list[float]] = {}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        loss = self.history.get("loss", [0.0])[-1]
+        if not math.isfinite(loss) or (self.baseline is not None and epoch + 1 >= self.least and clearly_better(
+                {"history": self.history}, {"history": self.baseline}, self.task)):
+            self.model.stop_training = True
+
+
+def run_experiment(experiment: dict[str, Any], names: dict[str, Any], emit: Emit,
+                   data: Callable[[RunSpec], tuple[np.ndarray, ...]] | None = None,
+                   baseline: dict[str, list[float]] | None = None) -> dict[str, Any]:
+    """Train one experiment; its history, internals and, for a range test, the loss at each step.
+
+    ``data`` makes the spec's arrays (a run shares them between its experiments); ``baseline`` is
+    the baseline's history, against which a fix stops once it is clearly better.
+    """
     spec = RunSpec.from_json(experiment["spec"])
     keras.utils.set_random_seed(spec.data.seed)
-    x_train, y_train, x_val, y_val = make_data(spec)
+    x_train, y_train, x_val, y_val = (data or make_data)(spec)
     model = build_model(spec, names)
     loss = compile_model(model, spec, names)
     training = spec.training
@@ -310,45 +352,110 @@ def run_experiment(experiment: dict[str, Any], names: dict[str, Any], emit: Emit
     if training.class_weight == "balanced" and spec.data.task != "regression" and not spec.data.one_hot:
         values, counts = np.unique(y_train, return_counts=True)
         class_weight = {int(v): len(y_train) / (len(values) * c) for v, c in zip(values, counts)}
+    clock = time.perf_counter()
     history = model.fit(x_train, y_train, batch_size=training.batch_size, epochs=training.epochs,
                         validation_data=(x_val, y_val) if len(x_val) else None, shuffle=training.shuffle,
-                        class_weight=class_weight, callbacks=[probe], verbose=0)
+                        class_weight=class_weight, callbacks=[probe, Settled(baseline, spec.data.task, training.epochs)], verbose=0)
     result: dict[str, Any] = {
         "history": {key: [float(v) for v in values] for key, values in history.history.items()},
         "internals": probe.internals(),
+        "seconds": time.perf_counter() - clock,  # the training itself: what a run cannot do without
     }
     if probe.steps:
         result["steps"] = probe.steps
     return result
 
 
-def main() -> None:
-    protocol = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # whatever TensorFlow prints goes to stderr, never into the protocol
+def shared_data() -> Callable[[RunSpec], tuple[np.ndarray, ...]]:
+    """:func:`make_data` made once per distinct data description: a run's experiments mostly train on the
+    same arrays (a learning rate or a layer changes, the data does not), and generating them is not free."""
+    made: dict[str, tuple[np.ndarray, ...]] = {}
 
-    def emit(message: dict[str, Any]) -> None:
-        protocol.write(json.dumps(message) + "\n")
+    def data(spec: RunSpec) -> tuple[np.ndarray, ...]:
+        key = json.dumps([spec.to_json()["data"], spec.model.n_features, spec.training.validation_split],
+                         sort_keys=True)
+        if key not in made:
+            made[key] = make_data(spec)
+        return made[key]
 
-    job = json.load(sys.stdin)
+    return data
+
+
+def run_job(job: dict[str, Any], emit: Emit) -> None:
+    """Every experiment of a job in order, each result emitted as it ends; then the plot and ``done``."""
     tf.config.threading.set_intra_op_parallelism_threads(job.get("threads", 1))
     tf.config.threading.set_inter_op_parallelism_threads(job.get("threads", 1))
-    histories = {}
+    histories, data, baseline = {}, shared_data(), None
     for experiment in job["experiments"]:
         name = experiment["name"]
         if time.time() > job["deadline"]:
             emit({"event": "result", "name": name, "skipped": "the run's time ran out before this experiment"})
             continue
         try:
-            result = run_experiment(experiment, job["names"], emit)
+            result = run_experiment(experiment, job["names"], emit, data,
+                                    baseline if experiment["kind"] == "fix" else None)
         except Exception as exc:  # a Keras error is the user's setup failing, which the verdict reports
             emit({"event": "result", "name": name, "error": f"{type(exc).__name__}: {str(exc)[:500]}"})
             continue
+        if experiment["kind"] == "baseline":
+            baseline = result["history"]
         if experiment["kind"] != "check":
             histories[experiment["title"]] = result["history"]
         emit({"event": "result", "name": name, **result})
     if histories:
         emit({"event": "plot", "png": base64.b64encode(curves_png(histories)).decode("ascii")})
     emit({"event": "done"})
+
+
+def _child(request: dict[str, Any], parent: int, emit: Emit, protocol: IO[str]) -> None:
+    """A forked child: its own session, name and limits, then the job; never returns."""
+    code = 1
+    try:
+        os.setsid()  # a process group of its own, which the supervisor kills whole
+        die_with_parent(parent)
+        if sys.platform.startswith("linux"):
+            ctypes.CDLL(None).prctl(PR_SET_NAME, request["name"].encode()[:15])
+        resource.setrlimit(resource.RLIMIT_CPU, (request["cpu"], request["cpu"] + 5))
+        resource.setrlimit(resource.RLIMIT_AS, (request["address_space"], request["address_space"]))
+        run_job(request["job"], emit)
+        protocol.flush()
+        code = 0
+    except BaseException:  # noqa: BLE001 - whatever it was, the supervisor reads it on stderr
+        traceback.print_exc()
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _wait(pid: int, stdin: IO[bytes]) -> int:
+    """Wait for the child to end; its exit code (negative: the signal). Kill it and exit should stdin close."""
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        readable, _, _ = select.select([stdin], [], [], POLL)
+        if readable and not os.read(stdin.fileno(), 1):  # the supervisor is gone: so is the run
+            os.killpg(pid, signal.SIGKILL)
+            os._exit(1)
+
+
+def main() -> None:
+    """The warm worker: TensorFlow is imported (above); fork a child for each job line until stdin closes."""
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # whatever TensorFlow prints goes to stderr, never into the protocol
+    stdin = sys.stdin.buffer
+
+    def emit(message: dict[str, Any]) -> None:
+        protocol.write(json.dumps(message) + "\n")
+
+    while line := stdin.readline():  # one job at a time: nothing more is sent until its ``exit``
+        request = json.loads(line)
+        warm = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            _child(request, warm, emit, protocol)
+        emit({"event": "started", "pid": pid})
+        emit({"event": "exit", "code": _wait(pid, stdin)})
 
 
 if __name__ == "__main__":

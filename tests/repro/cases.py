@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from assistant.repro import FINISHED, store
+from assistant.repro.backends import process_name
 
 DATA = Path(__file__).with_name("data")
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,17 +48,17 @@ def wait_for(condition, timeout: float = 120.0, every: float = 0.2):
 
 
 def worker_pids(run_id: str) -> list[int]:
-    """Live processes started for a run (the worker marks its environment with the run's id)."""
+    """Live processes training a run (a warm worker's child names itself after the run)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            environ = (entry / "environ").read_bytes()
+            name = (entry / "comm").read_text().strip()
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if f"ASSISTANT_REPRO_RUN={run_id}".encode() in environ.split(b"\0") and state != "Z":
+        if name == process_name(run_id) and state != "Z":
             found.append(int(entry.name))
     return found
 

@@ -118,3 +118,26 @@ def test_a_run_on_a_celery_worker(run_app, celery_worker):
     assert run["result"]["experiments"][0]["history"]["loss"]
     with app.app_context():
         assert conversations.transcript(conversation_id, None)["turns"][-1]["body"]["reproduction"]["id"] == run_id
+
+
+def test_runs_fork_from_one_warm_worker_that_imported_tensorflow_once(run_app):
+    """A child per run, from the same warm worker: TensorFlow is imported once, even after a run was cancelled."""
+    app = run_app()
+    conversation_id, first = start_run(app)
+    assert wait_for(finished(app, conversation_id, first), timeout=180)["status"] == "done"
+    warm = {w.process.pid: w for w in backends._idle if w.alive()}  # another test's run may hold one more
+    conversation_id, cancelled = start_run(app)
+    (child,) = wait_for(lambda: worker_pids(cancelled), timeout=60)
+    forked_from = warm[parent(child)]
+    with app.app_context():
+        store.cancel(cancelled, conversation_id, None)
+    wait_for(lambda: not worker_pids(cancelled), timeout=5)
+    conversation_id, third = start_run(app)
+    run = wait_for(finished(app, conversation_id, third), timeout=180)
+    assert run["status"] == "done", run["error"]
+    assert forked_from in backends._idle and forked_from.alive()
+
+
+def parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
