@@ -129,9 +129,9 @@ slack_threads = Table(
     Column("thread_ts", String(32), primary_key=True),
     Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
-)
     # The Slack user who asked: their replies in the thread are turns; anyone else's need a mention.
     Column("asker", String(32)),
+)
 
 # A validation run started from Slack whose verdict is still to be posted in its thread. The web
 # process watching it holds a lease it renews; when the lease runs out (the process stopped),
