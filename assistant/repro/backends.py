@@ -228,7 +228,10 @@ def _exit_code(lines: queue.Queue) -> int | None:
             continue
         if line is None:
             return None
-        message = json.loads(line) if line.strip() else {}
+        try:
+            message = json.loads(line) if line.strip() else {}
+        except ValueError:
+            continue  # a message the killed child left half-written
         if message.get("event") == "exit":
             return message["code"]
     return None

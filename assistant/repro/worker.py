@@ -34,7 +34,6 @@ import numpy as np
 import tensorflow as tf
 from sklearn.datasets import make_classification, make_moons, make_regression
 
-from .experiments import clearly_better
 from .plot import curves_png
 from .spec import RunSpec, check_model_json
 
@@ -306,38 +305,15 @@ class Probe(keras.callbacks.Callback):
         }
 
 
-class Settled(keras.callbacks.Callback):
-    """Stops an experiment once more epochs cannot change what the verdict reads from it.
-
-    A loss that is no longer finite stays so (the verdict reads the first such epoch). A fix that
-    already did clearly better than the baseline's whole run (:func:`.experiments.clearly_better`,
-    as the verdict judges it) stays so, since that compares bests; it still trains half its
-    epochs, and only against a baseline whose loss stayed finite, so that a fix which merely
-    postpones a divergence shows it (breaking the run), as the verdict needs to see.
-    """
-
-    def __init__(self, baseline: dict[str, list[float]] | None, task: str, epochs: int) -> None:
-        super().__init__()
-        finite = baseline is not None and all(map(math.isfinite, baseline.get("loss", [math.nan])))
-        self.baseline, self.task, self.least = (baseline if finite else None), task, math.ceil(epochs / 2)
-        self.history: dict[str, list[float]] = {}
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(float(value))
-        loss = self.history.get("loss", [0.0])[-1]
-        if not math.isfinite(loss) or (self.baseline is not None and epoch + 1 >= self.least and clearly_better(
-                {"history": self.history}, {"history": self.baseline}, self.task)):
-            self.model.stop_training = True
-
-
 def run_experiment(experiment: dict[str, Any], names: dict[str, Any], emit: Emit,
-                   data: Callable[[RunSpec], tuple[np.ndarray, ...]] | None = None,
-                   baseline: dict[str, list[float]] | None = None) -> dict[str, Any]:
+                   data: Callable[[RunSpec], tuple[np.ndarray, ...]] | None = None) -> dict[str, Any]:
     """Train one experiment; its history, internals and, for a range test, the loss at each step.
 
-    ``data`` makes the spec's arrays (a run shares them between its experiments); ``baseline`` is
-    the baseline's history, against which a fix stops once it is clearly better.
+    ``data`` makes the spec's arrays (a run shares them between its experiments). Training stops
+    at a loss that is no longer finite: later epochs cannot change what the verdict reads (the
+    first such epoch reaches the same curves leaf, a broken run stays broken). A fix is never
+    stopped for being clearly better early: a shorter history can reach another leaf (still
+    improving or not) and so change which fix removed the symptom.
     """
     spec = RunSpec.from_json(experiment["spec"])
     keras.utils.set_random_seed(spec.data.seed)
@@ -355,7 +331,7 @@ def run_experiment(experiment: dict[str, Any], names: dict[str, Any], emit: Emit
     clock = time.perf_counter()
     history = model.fit(x_train, y_train, batch_size=training.batch_size, epochs=training.epochs,
                         validation_data=(x_val, y_val) if len(x_val) else None, shuffle=training.shuffle,
-                        class_weight=class_weight, callbacks=[probe, Settled(baseline, spec.data.task, training.epochs)], verbose=0)
+                        class_weight=class_weight, callbacks=[probe, keras.callbacks.TerminateOnNaN()], verbose=0)
     result: dict[str, Any] = {
         "history": {key: [float(v) for v in values] for key, values in history.history.items()},
         "internals": probe.internals(),
@@ -385,20 +361,17 @@ def run_job(job: dict[str, Any], emit: Emit) -> None:
     """Every experiment of a job in order, each result emitted as it ends; then the plot and ``done``."""
     tf.config.threading.set_intra_op_parallelism_threads(job.get("threads", 1))
     tf.config.threading.set_inter_op_parallelism_threads(job.get("threads", 1))
-    histories, data, baseline = {}, shared_data(), None
+    histories, data = {}, shared_data()
     for experiment in job["experiments"]:
         name = experiment["name"]
         if time.time() > job["deadline"]:
             emit({"event": "result", "name": name, "skipped": "the run's time ran out before this experiment"})
             continue
         try:
-            result = run_experiment(experiment, job["names"], emit, data,
-                                    baseline if experiment["kind"] == "fix" else None)
+            result = run_experiment(experiment, job["names"], emit, data)
         except Exception as exc:  # a Keras error is the user's setup failing, which the verdict reports
             emit({"event": "result", "name": name, "error": f"{type(exc).__name__}: {str(exc)[:500]}"})
             continue
-        if experiment["kind"] == "baseline":
-            baseline = result["history"]
         if experiment["kind"] != "check":
             histories[experiment["title"]] = result["history"]
         emit({"event": "result", "name": name, **result})
@@ -455,7 +428,9 @@ def main() -> None:
         if pid == 0:
             _child(request, warm, emit, protocol)
         emit({"event": "started", "pid": pid})
-        emit({"event": "exit", "code": _wait(pid, stdin)})
+        code = _wait(pid, stdin)
+        protocol.write("\n")  # ends whatever a killed child left half-written, which is then skipped
+        emit({"event": "exit", "code": code})
 
 
 if __name__ == "__main__":
