@@ -62,7 +62,7 @@ def wait_until_up(url: str, timeout: float = 60.0) -> None:
 
 
 def epoch_seconds(callbacks: list, epochs: int) -> tuple[float, float]:
-    """A fresh fit's median wall and process-CPU seconds between epoch ends (the first epoch, which traces, left out)."""
+    """A fresh fit's median wall and process-CPU seconds between epoch ends (the first epoch, tracing, left out)."""
     import keras
     import numpy as np
 
@@ -124,7 +124,8 @@ def main() -> None:
         seconds = {name: statistics.median(r[name][i] for r in rounds) for name in ("none", "up", "down")}
         print(f"epoch {what} seconds (median)  without {seconds['none']:.4f}  service up {seconds['up']:.4f}  "
               f"service down {seconds['down']:.4f}")
-    ratio = {name: [statistics.median(r[name][i] / r["none"][i] for r in rounds) for i in (0, 1)] for name in ("up", "down")}
+    ratio = {name: [statistics.median(r[name][i] / r["none"][i] for r in rounds) for i in (0, 1)]
+             for name in ("up", "down")}
     print(f"callback epoch-CPU ratio  {ratio['up'][1]:.3f} (service up)  {ratio['down'][1]:.3f} (service down)")
     print(f"callback epoch-time ratio  {ratio['up'][0]:.3f} (service up)  {ratio['down'][0]:.3f} (service down)")
 

@@ -47,8 +47,8 @@ def run_case(client, case: dict) -> dict:
             "reproduced": bool(result.get("reproduced")), "leading": result.get("leading"),
             "confirmed": result.get("leading") in expected, "symptom": result.get("symptom"),
             "tried": [e["name"] for e in run["plan"]],
-            "trained": {e["name"]: {"epochs": len(e["history"].get("loss", [])), "seconds": round(e.get("seconds", 0), 2)}
-                        for e in result.get("experiments", [])}}
+            "trained": {e["name"]: {"epochs": len(e["history"].get("loss", [])),
+                                    "seconds": round(e.get("seconds", 0), 2)} for e in result.get("experiments", [])}}
 
 
 CASES = Path(__file__).resolve().parents[2] / "shared" / "cases"

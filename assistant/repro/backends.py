@@ -270,7 +270,7 @@ def _watch(worker: WarmWorker, limits: Limits, started: float, on_event: Callabl
 
 
 def _death(returncode: int, error: str | None, limits: Limits) -> str:
-    """Why a worker that was not killed here ended badly, in a sentence (``error``: the last line it wrote on stderr)."""
+    """Why a worker that was not killed here ended badly, in a sentence (``error``: its last line on stderr)."""
     if returncode in (-signal.SIGXCPU, -signal.SIGKILL):
         return f"the run was stopped by the system at its limits ({limits.cpu} s CPU, {limits.memory_mb} MB memory)"
     return f"the worker failed: {error or f'exit status {returncode}'}"[:500]

@@ -401,15 +401,14 @@ def _child(request: dict[str, Any], parent: int, emit: Emit, protocol: IO[str]) 
 
 
 def _wait(pid: int, stdin: IO[bytes]) -> int:
-    """Wait for the child to end; its exit code (negative: the signal). Kill it and exit should stdin close."""
+    """Wait for the child to end; its exit code (negative: a signal). Exit if stdin closes, which ends the child too."""
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             return os.waitstatus_to_exitcode(status)
         readable, _, _ = select.select([stdin], [], [], POLL)
         if readable and not os.read(stdin.fileno(), 1):  # the supervisor is gone: so is the run
-            os.killpg(pid, signal.SIGKILL)
-            os._exit(1)
+            os._exit(1)  # and the child with it (its parent-death signal), whether or not it has its own group yet
 
 
 def main() -> None:
