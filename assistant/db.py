@@ -47,7 +47,7 @@ RETRY_SECONDS = 2.0
 _INIT_LOCK = 0x4B455241  # "KERA"
 #: The newest migration in assistant/migrations/versions. The app's start compares the database
 #: with it in plain SQL, so a current database costs no Alembic import; a test keeps it Alembic's head.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -149,6 +149,8 @@ slack_run_reports = Table(
     # Which watcher holds the report, and until when.
     Column("holder", String(40), nullable=False),
     Column("leased_until", UtcDateTime, nullable=False, index=True),
+    # The message that shows the run's progress and becomes its verdict, whichever process posts it.
+    Column("message_ts", String(32)),
 )
 
 # What Slack delivered already, by event id or message: it retries unacknowledged events and

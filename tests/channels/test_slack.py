@@ -626,26 +626,29 @@ class UnfinishedRuns(ImmediateRuns):
         return {"id": run_id, "status": "running", "progress": {"epoch": 1, "epochs": 5}}
 
 
-def test_a_verdict_owed_by_a_stopped_process_is_posted_by_another_once(make_slack_app, slack_api):
-    """A deploy stops the web process watching a run: one of the processes after it posts the verdict."""
+def test_a_verdict_owed_by_a_stopped_process_ends_its_progress_message_from_another_once(make_slack_app, slack_api):
+    """A deploy stops the web process watching a run: one of the processes after it puts the verdict in the
+    run's own message, which the report keeps."""
     first = make_slack_app(SLACK_RUN_LEASE_SECONDS=0.3)
     first.extensions[repro.EXTENSION] = UnfinishedRuns()
     client = first.test_client()
     _, view = open_run_form(client, slack_api, mention())
     submit(client, view, RUNNABLE_ANSWERS)
-    answers(slack_api, 2)
+    _, run = answers(slack_api, 2)
     close(first)  # the process stops while the run still trains
-    assert [row["run_id"] for row in stored(first, db.slack_run_reports)] == ["run-1"]
+    assert [(row["run_id"], row["message_ts"]) for row in stored(first, db.slack_run_reports)] == [("run-1", run.ts)]
 
     later = [make_slack_app(SLACK_RUN_LEASE_SECONDS=0.3) for _ in range(2)]  # both sweep for lapsed reports
     for app in later:
         app.extensions[repro.EXTENSION] = ImmediateRuns()
-    *_, verdict, ranking = slack_api.wait_for("chat.postMessage", 4, timeout=15)
+    *_, ranking = slack_api.wait_for("chat.postMessage", 3, timeout=15)
     slack_api.wait_for("files.completeUploadExternal", timeout=15)
-    assert verdict.args["thread_ts"] == "1700000000.000100"
-    assert verdict.args["blocks"][0]["text"]["text"] == "*The short run reproduced the problem.*"
+    assert ranking.args["text"].startswith("After the run") and ranking.args["thread_ts"] == "1700000000.000100"
     time.sleep(1.5)  # several more sweeps of both processes
-    assert [call.method for call in slack_api.calls].count("chat.postMessage") == 4
+    verdicts = [u for u in slack_api.received("chat.update") if u.args["text"].startswith("The short run")]
+    assert [u.args["ts"] for u in verdicts] == [run.ts]  # once, in the run's message
+    assert slack_api.messages[run.ts]["blocks"][0]["text"]["text"] == "*The short run reproduced the problem.*"
+    assert [call.method for call in slack_api.calls].count("chat.postMessage") == 3  # reply, run, re-ranking
     assert stored(first, db.slack_run_reports) == []
 
 
@@ -662,9 +665,8 @@ class BrieflyUnreadableRuns(ImmediateRuns):
 def test_a_run_that_cannot_be_read_for_a_while_is_still_reported(make_slack_app, slack_api):
     app = make_slack_app(SLACK_RUN_LEASE_SECONDS=0.3)
     app.extensions[repro.EXTENSION] = BrieflyUnreadableRuns()
-    validate_and_wait(app.test_client(), slack_api, mention())
-    verdict = [c for c in slack_api.received("chat.postMessage") if c.args["text"].startswith("The short run")]
-    assert verdict[0].args["blocks"][0]["text"]["text"] == "*The short run reproduced the problem.*"
+    run = validate_and_wait(app.test_client(), slack_api, mention())
+    assert slack_api.messages[run.ts]["blocks"][0]["text"]["text"] == "*The short run reproduced the problem.*"
     deadline = time.monotonic() + 5
     while stored(app, db.slack_run_reports) and time.monotonic() < deadline:  # settled just after the upload
         time.sleep(0.05)
@@ -688,10 +690,12 @@ def test_only_lapsed_reports_are_taken_over_and_each_by_one_holder(slack_app):
     with slack_app.app_context():
         conversation_id, _ = conversations.start(None, {"symptom": SYMPTOM})
         thread = store.Thread(TEAM, CHANNEL, "1700000000.000100")
-        store.owe_report(thread, conversation_id, f"slack:{TEAM}", "run-live", holder="a", lease=minute)
-        store.owe_report(thread, conversation_id, f"slack:{TEAM}", "run-lapsed", holder="b", lease=timedelta(0))
+        store.owe_report(thread, conversation_id, f"slack:{TEAM}", "run-live", holder="a", lease=minute,
+                         message_ts="1700000100.000001")
+        store.owe_report(thread, conversation_id, f"slack:{TEAM}", "run-lapsed", holder="b", lease=timedelta(0),
+                         message_ts="1700000100.000002")
         (taken,) = store.take_over_lapsed(holder="c", lease=minute)
-        assert taken.run_id == "run-lapsed" and taken.thread == thread
+        assert (taken.run_id, taken.thread, taken.message_ts) == ("run-lapsed", thread, "1700000100.000002")
         assert store.take_over_lapsed(holder="d", lease=minute) == []
         assert not store.renew("run-lapsed", holder="b", lease=minute)  # its old holder lost it
         assert store.renew("run-lapsed", holder="c", lease=minute) and store.renew("run-live", holder="a", lease=minute)

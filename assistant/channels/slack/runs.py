@@ -7,7 +7,7 @@ the plot and the re-ranked causes follow.
 The verdict owed is a database row (``store.owe_report``) that the watcher holds on a lease it
 keeps renewing; every process with the bot also sweeps for lapsed leases, so when a web process
 stops mid-run (a deploy, a crash) another one takes the report over and the thread still gets
-its verdict, once (as a new message: the one with the progress is known only to the watcher that started).
+its verdict, once, in the message that showed the run's progress (kept with the report).
 """
 from __future__ import annotations
 
@@ -50,12 +50,13 @@ def form_fields(knowledge: KnowledgeBase, values: Mapping[str, Any]) -> tuple[li
 
 
 def watch(app: Flask, client: WebClient, stopping: threading.Event, thread: Thread, conversation_id: str,
-          owner: str, run_id: str, *, message_ts: str | None = None) -> None:
+          owner: str, run_id: str, *, message_ts: str | None) -> None:
     """Owe the run's verdict to ``thread`` and follow the run from a thread of its own: its progress in the
     message ``message_ts``, which becomes the verdict."""
     holder = _holder()
-    report = store.owe_report(thread, conversation_id, owner, run_id, holder=holder, lease=_lease(app))
-    _start(app, client, stopping, report, holder, message_ts)
+    report = store.owe_report(thread, conversation_id, owner, run_id, holder=holder, lease=_lease(app),
+                              message_ts=message_ts)
+    _start(app, client, stopping, report, holder)
 
 
 def sweep(app: Flask, client: WebClient, stopping: threading.Event) -> None:
@@ -86,14 +87,12 @@ def _lease(app: Flask) -> timedelta:
     return timedelta(seconds=max(config["SLACK_RUN_LEASE_SECONDS"], 3 * config["SLACK_RUN_POLL_SECONDS"]))
 
 
-def _start(app: Flask, client: WebClient, stopping: threading.Event, report: Report, holder: str,
-           message_ts: str | None = None) -> None:
-    threading.Thread(target=_wait_and_post, args=(app, client, stopping, report, holder, message_ts),
+def _start(app: Flask, client: WebClient, stopping: threading.Event, report: Report, holder: str) -> None:
+    threading.Thread(target=_wait_and_post, args=(app, client, stopping, report, holder),
                      name=f"slack-watch-{report.run_id}", daemon=True).start()
 
 
-def _wait_and_post(app: Flask, client: WebClient, stopping: threading.Event, report: Report, holder: str,
-                   message_ts: str | None) -> None:
+def _wait_and_post(app: Flask, client: WebClient, stopping: threading.Event, report: Report, holder: str) -> None:
     """Wait for the run to end, post its verdict and plot, and settle the report.
 
     When the process is stopping, another process holds the report now, or the database cannot
@@ -101,24 +100,24 @@ def _wait_and_post(app: Flask, client: WebClient, stopping: threading.Event, rep
     """
     with app.app_context():
         try:
-            run = _outcome(app, client, stopping, report, holder, message_ts)
+            run = _outcome(app, client, stopping, report, holder)
         except Exception:
             log.exception("could not follow run %s for Slack thread %s", report.run_id, report.thread)
             return
         if run is None:
             return
         try:
-            _post(client, report, run, message_ts)
+            _post(client, report, run)
         except Exception:  # Slack refused it: trying again later would most likely fail the same way
             log.exception("could not report run %s to Slack thread %s", report.run_id, report.thread)
         store.settle(report.run_id, holder=holder)
 
 
-def _outcome(app: Flask, client: WebClient, stopping: threading.Event, report: Report, holder: str,
-             message_ts: str | None) -> dict[str, Any] | None:
+def _outcome(app: Flask, client: WebClient, stopping: threading.Event, report: Report,
+             holder: str) -> dict[str, Any] | None:
     """The run once it has ended (or given up on); None when this watcher is to leave it.
 
-    While it trains, the message ``message_ts`` shows how far it is, changed only when that changes.
+    While it trains, the report's message shows how far it is, changed only when that changes.
     """
     runs, lease = repro.reproductions(), _lease(app)
     deadline = report.created_at + timedelta(seconds=app.config["SLACK_RUN_TIMEOUT"])
@@ -126,9 +125,9 @@ def _outcome(app: Flask, client: WebClient, stopping: threading.Event, report: R
     while (run := runs.get(report.conversation_id, report.run_id, report.owner)) is not None \
             and run["status"] not in repro.FINISHED:
         progress = blocks.progress_message(run)
-        if message_ts is not None and progress.text != shown:
+        if report.message_ts is not None and progress.text != shown:
             shown = progress.text
-            client.chat_update(channel=report.thread.channel, ts=message_ts, text=progress.text,
+            client.chat_update(channel=report.thread.channel, ts=report.message_ts, text=progress.text,
                                blocks=progress.blocks)
         if db.now() > deadline:
             return {"status": "unfinished", "error": "it took longer than I wait for a short run"}
@@ -138,15 +137,15 @@ def _outcome(app: Flask, client: WebClient, stopping: threading.Event, report: R
     return run or {"status": "lost", "error": f"the run {report.run_id} is no longer known"}
 
 
-def _post(client: WebClient, report: Report, run: dict[str, Any], message_ts: str | None) -> None:
-    """The verdict in place of the progress (or as a new message), then the plot of the losses and the
-    causes re-ranked on what the run measured, when the run is done."""
+def _post(client: WebClient, report: Report, run: dict[str, Any]) -> None:
+    """The verdict in place of the progress (or as a new message, for a report from before messages were
+    kept), then the plot of the losses and the causes re-ranked on what the run measured, when the run is done."""
     thread = report.thread
     message = blocks.run_message(kb.current(), run)
-    if message_ts is None:
+    if report.message_ts is None:
         client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts, text=message.text, blocks=message.blocks)
     else:
-        client.chat_update(channel=thread.channel, ts=message_ts, text=message.text, blocks=message.blocks)
+        client.chat_update(channel=thread.channel, ts=report.message_ts, text=message.text, blocks=message.blocks)
     if run["status"] != "done":
         return
     picture = repro.reproductions().plot(report.conversation_id, report.run_id, report.owner)

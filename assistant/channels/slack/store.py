@@ -112,25 +112,30 @@ def forget_old_deliveries() -> None:
 
 
 class Report(NamedTuple):
-    """A validation run whose verdict is owed to the thread it was started from."""
+    """A validation run whose verdict is owed to the thread it was started from: in place of the message
+    ``message_ts`` that shows its progress, or as a new message when there is none."""
 
     run_id: str
     conversation_id: str
     owner: str
     thread: Thread
     created_at: datetime
+    message_ts: str | None
 
 
 def owe_report(thread: Thread, conversation_id: str, owner: str, run_id: str, *, holder: str,
-               lease: timedelta) -> Report:
-    """Record that the run's verdict goes to ``thread``, held by ``holder`` for ``lease``."""
+               lease: timedelta, message_ts: str | None) -> Report:
+    """Record that the run's verdict goes to ``thread`` (into ``message_ts``), held by ``holder`` for ``lease``.
+
+    The message is kept with the report so that a process taking it over updates that message too.
+    """
     stamp = db.now()
     with db.get_engine().begin() as connection:
         connection.execute(insert(db.slack_run_reports).values(
             run_id=run_id, conversation_id=conversation_id, owner=owner, team_id=thread.team,
             channel_id=thread.channel, thread_ts=thread.ts, created_at=stamp, holder=holder,
-            leased_until=stamp + lease))
-    return Report(run_id, conversation_id, owner, thread, stamp)
+            leased_until=stamp + lease, message_ts=message_ts))
+    return Report(run_id, conversation_id, owner, thread, stamp, message_ts)
 
 
 def renew(run_id: str, *, holder: str, lease: timedelta) -> bool:
@@ -153,7 +158,8 @@ def take_over_lapsed(*, holder: str, lease: timedelta) -> list[Report]:
                            .values(holder=holder, leased_until=stamp + lease))
         rows = connection.execute(select(db.slack_run_reports).where(c.holder == holder)).mappings().all()
     return [Report(row["run_id"], row["conversation_id"], row["owner"],
-                   Thread(row["team_id"], row["channel_id"], row["thread_ts"]), row["created_at"]) for row in rows]
+                   Thread(row["team_id"], row["channel_id"], row["thread_ts"]), row["created_at"], row["message_ts"])
+            for row in rows]
 
 
 def settle(run_id: str, *, holder: str) -> None:
