@@ -404,6 +404,60 @@ def test_feedback_is_recorded_once_and_shown_where_its_buttons_were(slack_app, s
     assert blocks.FIXED not in json.dumps(settled.args["blocks"])
 
 
+def two_replies_asking_the_same(slack_client, slack_api):
+    """A mention, then a typed answer to something else: two replies in the thread that both ask the learning
+    rate and both offer feedback on the same leading cause."""
+    send_event(slack_client, mention(), event_id="Ev1")
+    answers(slack_api, 1)
+    send_event(slack_client, thread_message("I use adam", "1700000000.000200"), event_id="Ev2")
+    replies = answers(slack_api, 2)
+    for reply in replies:
+        assert blocks.QUESTION_BLOCK + "learning_rate" in [b.get("block_id") for b in reply.blocks]
+    assert len({button(reply, blocks.FIXED)["value"] for reply in replies}) == 1
+    return replies
+
+
+def shown_now(api, ts):
+    """The bot's message as the thread shows it now, after every chat.update."""
+    message = api.messages[ts]
+    return Shown(ts, message["channel"], message["thread_ts"], message["text"], message["blocks"], 0)
+
+
+@pytest.mark.parametrize("how", ["click on the older reply", "click on the newer reply", "typed"])
+def test_an_answered_question_keeps_no_live_button_in_any_reply(slack_app, slack_client, slack_api, how):
+    replies = two_replies_asking_the_same(slack_client, slack_api)
+    if how == "typed":
+        send_event(slack_client, thread_message("0.01", "1700000000.000300"), event_id="Ev3")
+    else:
+        clicked = replies[0 if "older" in how else 1]
+        choice = button(clicked, "answer-1")
+        assert json.loads(choice["value"]) == {"fact": "learning_rate", "choice": "0.01"}
+        click(slack_client, clicked, choice)
+    answers(slack_api, 3)
+    close(slack_app)
+    for reply in replies:
+        now = shown_now(slack_api, reply.ts)
+        assert not [b for b in buttons(now) if '"fact": "learning_rate"' in b.get("value", "")]
+        assert f"✓ learning rate: *0.01* (<@{USER}>)" in visible({"blocks": now.blocks})
+        assert blocks.QUESTION_BLOCK + "kernel_initializer" in [b.get("block_id") for b in now.blocks]  # still open
+    assert transcript(slack_app, "1700000000.000100")["facts"]["learning_rate"] == 0.01
+
+
+def test_feedback_settles_that_causes_buttons_in_every_reply(slack_app, slack_client, slack_api):
+    replies = two_replies_asking_the_same(slack_client, slack_api)
+    fixed = button(replies[0], blocks.FIXED)
+    click(slack_client, replies[0], fixed)
+    close(slack_app)
+    title = slack_app.extensions[kb.EXTENSION].causes[fixed["value"]].title
+    for reply in replies:
+        now = shown_now(slack_api, reply.ts)
+        assert not [b for b in buttons(now) if b["action_id"] in (blocks.FIXED, blocks.NOT_HELPFUL)]
+        assert f"✓ Recorded: the fix for *{title}* worked (<@{USER}>)." in visible({"blocks": now.blocks})
+    (row,) = stored(slack_app, db.feedback)
+    assert row["cause_id"] == fixed["value"]
+    assert len(slack_api.received("chat.postMessage")) == 2
+
+
 def test_show_the_fix_posts_that_cause_and_takes_its_button_off(slack_app, slack_client, slack_api):
     send_event(slack_client, mention())
     (reply,) = answers(slack_api, 1)

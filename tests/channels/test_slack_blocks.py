@@ -183,3 +183,12 @@ def test_the_run_form_shows_what_a_complete_setup_would_assume():
 def test_a_button_value_is_never_cut():
     with pytest.raises(ValueError):
         blocks.button("b", "a", "v" * (blocks.BUTTON_VALUE_LIMIT + 1))
+
+
+def test_feedback_settles_only_the_buttons_of_its_cause():
+    shown = [blocks.section("two causes"), blocks.feedback_buttons({"id": "dead_relu"}),
+             blocks.feedback_buttons({"id": "learning_rate_too_low"})]
+    recorded = blocks.context("✓ Recorded")
+    settled = blocks.feedback_given(shown, "learning_rate_too_low", recorded)
+    assert settled == [shown[0], shown[1], recorded]
+    assert blocks.feedback_given(shown, "overfitting", recorded) == shown

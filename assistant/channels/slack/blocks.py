@@ -325,6 +325,15 @@ def replaced(message_blocks: Sequence[Mapping[str, Any]], block_id: str,
             if block.get("block_id") != block_id or by is not None]
 
 
+def feedback_given(message_blocks: Sequence[Mapping[str, Any]], cause: str,
+                   by: dict[str, Any]) -> list[dict[str, Any]]:
+    """The blocks with the feedback buttons of ``cause``'s fix replaced by ``by`` (what was recorded); those of
+    another cause, in a message that shows several, stay."""
+    return [by if block.get("block_id") == FEEDBACK_BLOCK and any(
+        element.get("value") == cause for element in block.get("elements", ())) else dict(block)
+        for block in message_blocks]
+
+
 def without_questions(message_blocks: Sequence[Mapping[str, Any]], note: str) -> list[dict[str, Any]]:
     """The blocks with every question's buttons and "I don't know these" taken off, and ``note`` after them."""
     out = []

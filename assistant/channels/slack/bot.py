@@ -8,7 +8,8 @@ runs go further: they train in the reproduction workers (see ``runs``).
 
 The bot behaves like a colleague in the thread: it takes a turn only when addressed (a
 mention, a direct message, or a reply from the person who asked), posts one message per turn
-that it fills in when the answer is ready, and settles a clicked button in place.
+that it fills in when the answer is ready, and settles a clicked button in place, on every message of the
+thread that offers it: an answered question or a cause given feedback keeps no live buttons.
 """
 from __future__ import annotations
 
@@ -183,10 +184,8 @@ def on_answer(body: dict[str, Any], action: dict[str, Any], context: BoltContext
     user, message = body["user"]["id"], body["message"]
     if not store.first_delivery(f"answer:{_team(context)}:{body['channel']['id']}:{message['ts']}:{fact}"):
         return  # a second tap on the same question
-    said = f"{blocks.escape(blocks.label(kb.current(), fact))}: *{blocks.escape(choice)}*"
-    _settle(client, body, blocks.replaced(message["blocks"], blocks.QUESTION_BLOCK + fact,
-                                          blocks.context(f"✓ {said} (<@{user}>)")))
-    _take_click(body, context, client, {"facts": {fact: choice}}, f"<@{user}> answered {said}")
+    _settle_answers(client, _clicked_thread(body, context), {fact: choice}, user, clicked=body)
+    _take_click(body, context, client, {"facts": {fact: choice}}, f"<@{user}> answered {_said(fact, choice)}")
 
 
 def on_dont_know(body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
@@ -199,7 +198,8 @@ def on_dont_know(body: dict[str, Any], context: BoltContext, client: WebClient) 
 
 
 def on_feedback(body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient) -> None:
-    """Record whether a cause's fix worked, once, and show what was recorded where the buttons were."""
+    """Record whether a cause's fix worked, once, and show what was recorded where its buttons were: in the
+    clicked message and in the bot's other messages in the thread that offer them for the same cause."""
     thread = _clicked_thread(body, context)
     cause, verdict = action["value"], "fixed" if action["action_id"] == blocks.FIXED else "not_helpful"
     with _answering(_Post(client, thread)) as post:
@@ -214,7 +214,8 @@ def on_feedback(body: dict[str, Any], action: dict[str, Any], context: BoltConte
         text = (f"✓ Recorded: the fix for *{title}* worked (<@{body['user']['id']}>)." if verdict == "fixed" else
                 f"✓ Recorded: the fix for *{title}* did not help (<@{body['user']['id']}>). "
                 "Tell me more here and I will look again.")
-        _settle(client, body, blocks.replaced(body["message"]["blocks"], blocks.FEEDBACK_BLOCK, blocks.context(text)))
+        _settle_thread(client, thread, functools.partial(blocks.feedback_given, cause=cause, by=blocks.context(text)),
+                       clicked=body)
 
 
 def on_show_fix(body: dict[str, Any], action: dict[str, Any], context: BoltContext, client: WebClient) -> None:
@@ -393,7 +394,7 @@ def _answer_message(post: _Post, conversation_id: str | None, owner: str, user: 
         if inputs:
             _converse(post, conversation_id, owner, inputs, note=note)
         if answered:
-            _settle_typed(post, answered, user)
+            _settle_answers(client, thread, answered, user, skip=post.ts)
 
 
 def _told(asked: tuple[str, ...], words: str, more: bool) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -420,26 +421,51 @@ def _told(asked: tuple[str, ...], words: str, more: bool) -> tuple[dict[str, Any
     return {"text": words, "facts": matched}, {**read, **matched}
 
 
-def _settle_typed(post: _Post, answered: Mapping[str, Any], user: str | None) -> None:
-    """The bot's earlier messages in the thread with the questions a typed reply answered: those lose their buttons.
+def _said(key: str, value: Any) -> str:
+    """An answer as the thread shows it: the fact's label and the value."""
+    return f"{blocks.escape(blocks.label(kb.current(), key))}: *{blocks.escape(str(value))}*"
 
-    Best effort: a thread that cannot be read (a scope missing) keeps its buttons, and the turn is answered all the same.
+
+def _settle_answers(client: WebClient, thread: Thread, answered: Mapping[str, Any], user: str | None, *,
+                    clicked: dict[str, Any] | None = None, skip: str | None = None) -> None:
+    """The questions ``answered`` tells show their answer instead of their buttons, wherever the bot asked them in
+    the thread: an answered fact keeps no live button, even on an older reply."""
+
+    def settle(message_blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for key, value in answered.items():
+            message_blocks = blocks.replaced(message_blocks, blocks.QUESTION_BLOCK + key,
+                                             blocks.context(f"✓ {_said(key, value)} (<@{user}>)"))
+        return message_blocks
+
+    _settle_thread(client, thread, settle, clicked=clicked, skip=skip)
+
+
+def _settle_thread(client: WebClient, thread: Thread, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+                   *, clicked: dict[str, Any] | None = None, skip: str | None = None) -> None:
+    """``change`` made to the clicked message and to the bot's other messages in the thread (but ``skip``).
+
+    The clicked message is changed as the click shows it, so it settles even when the thread cannot be read;
+    the others are read with conversations.replies, best effort: a thread that cannot be read (a scope missing)
+    or a message that cannot be changed keeps its buttons, and the turn is answered all the same.
     """
-    client, thread, knowledge = post.client, post.thread, kb.current()
+    if clicked is not None:
+        _settle(client, clicked, change(clicked["message"]["blocks"]))
+        skip = clicked["message"]["ts"]
     try:
         messages = client.conversations_replies(channel=thread.channel, ts=thread.ts, limit=200)["messages"]
     except SlackApiError:
-        log.exception("could not read Slack thread %s to settle its answered questions", thread)
+        log.exception("could not read Slack thread %s to settle its buttons", thread)
         return
     for message in messages:
-        if not message.get("bot_id") or message["ts"] == post.ts:
+        if not message.get("bot_id") or message["ts"] == skip:
             continue
-        settled = message.get("blocks", [])
-        for key, value in answered.items():
-            said = f"✓ {blocks.escape(blocks.label(knowledge, key))}: *{blocks.escape(str(value))}* (<@{user}>)"
-            settled = blocks.replaced(settled, blocks.QUESTION_BLOCK + key, blocks.context(said))
-        if settled != message.get("blocks", []):
+        settled = change(message.get("blocks", []))
+        if settled == message.get("blocks", []):
+            continue
+        try:
             client.chat_update(channel=thread.channel, ts=message["ts"], text=message.get("text", ""), blocks=settled)
+        except SlackApiError:
+            log.exception("could not settle the buttons of Slack message %s in %s", message["ts"], thread)
 
 
 def _unread(asked: tuple[str, ...]) -> str:
