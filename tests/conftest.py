@@ -18,11 +18,6 @@ from sqlalchemy import create_engine, func, select, text
 from assistant import db
 from tests.helpers import app_factory, serving
 
-# Apps built here do not sweep for lost runs in a thread of their own unless a test asks
-# (``REPRO_SWEEP=True``): a sweep thread outlives its test and logs, every few seconds, that the
-# test's database is gone.
-os.environ.setdefault("ASSISTANT_REPRO_SWEEP", "false")
-
 POSTGRES_URL = os.environ.get("ASSISTANT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -110,10 +105,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings in the developer's shell must not leak into the app under test."""
+    """Settings in the developer's shell must not leak into the app under test.
+
+    Apps do not sweep for lost runs in a thread of their own unless a test asks (``REPRO_SWEEP=True``):
+    a sweep thread outlives its test and logs, every few seconds, that the test's database is gone.
+    """
     for name in list(os.environ):
         if name.startswith("ASSISTANT_") and not name.startswith("ASSISTANT_TEST_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("ASSISTANT_REPRO_SWEEP", "false")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.services])])

@@ -36,7 +36,9 @@ def test_other_system_errors_are_not_hidden(monkeypatch):
 
 def test_threads_parse_while_finalizers_run_in_another():
     """The collision itself (python/cpython#106905): a finalizer run by the collector in the middle of
-    a parse lets another thread parse. Without the retry, about one parse in a thousand failed here."""
+    a parse lets another thread parse. Here two threads parse through syntax and a third, as Python's
+    traceback module does, with ast itself; without the lock and the retry, about one parse in a
+    thousand failed."""
     class Finalized:
         def __del__(self):
             sum(range(50))
@@ -55,7 +57,14 @@ def test_threads_parse_while_finalizers_run_in_another():
             except SystemError as exc:
                 failures.append(exc)
 
-    threads = [threading.Thread(target=parse) for _ in range(3)] + [threading.Thread(target=garbage)]
+    def foreign():
+        for _ in range(200):
+            try:
+                ast.parse(SOURCE)
+            except SystemError:
+                pass  # not ours to make again
+
+    threads = [threading.Thread(target=target) for target in (parse, parse, foreign, garbage)]
     for thread in threads:
         thread.start()
     for thread in threads:
