@@ -17,6 +17,7 @@ from assistant.channels.slack import blocks, store
 from assistant.repro.verdict import ask_for_missing
 from tests.channels import slack_web_api
 from tests.channels.slack_web_api import BOT_USER, TEAM, TOKEN, SlackWebApi
+from tests.channels.test_slack_blocks import CODE_LIKE
 from tests.helpers import assert_error
 from tests.repro.cases import RUNNABLE_DATASET, RUNNABLE_TRAINING
 
@@ -170,6 +171,25 @@ def internal_ids(api):
     return sorted(names & words) + re.findall(r"\b(?:conv|run)-[0-9a-f]{6,}", shown)
 
 
+def asked_texts(api):
+    """The words of every question the bot showed: in a reply (the section above a question's buttons, or one
+    asking to type the answer) and in the run form (its hints)."""
+    for call in api.calls:
+        if call.method in ("chat.postMessage", "chat.update"):
+            shown = call.args.get("blocks") or []
+            for block, after in zip(shown, [*shown[1:], {}]):
+                text = block.get("text", {}).get("text", "")
+                if str(after.get("block_id", "")).startswith(blocks.QUESTION_BLOCK) or "Type the answer" in text:
+                    yield text.split("\n", 1)[0]  # not the line in italics saying to type the answer
+        elif call.method == "views.open":
+            yield from (b["hint"]["text"] for b in call.args["view"]["blocks"] if "hint" in b)
+
+
+def code_in_questions(api):
+    """Code-like fragments (a call, an attribute, a keyword argument, an identifier) in the questions the bot showed."""
+    return [found for text in asked_texts(api) for found in CODE_LIKE.findall(text)]
+
+
 def stored(app, table):
     with app.app_context(), db.get_engine().connect() as connection:
         return connection.execute(select(table)).mappings().all()
@@ -231,6 +251,23 @@ def test_a_mention_is_answered_in_one_message_that_fits_a_phone(slack_app, slack
     close(slack_app)
     assert conversation["turns"][0]["body"] == {"symptom": SYMPTOM}
     assert internal_ids(slack_api) == []
+    assert code_in_questions(slack_api) == []
+
+
+@pytest.mark.parametrize("symptom, fact", [("loss becomes nan after a few epochs", "missing_fraction"),
+                                           ("my regression loss is huge, in the millions", "target_std"),
+                                           ("the loss jumps around a lot", "batch_size")])
+def test_questions_whose_wording_names_code_are_asked_in_plain_words(slack_app, slack_client, slack_api, symptom,
+                                                                     fact):
+    send_event(slack_client, mention(symptom))
+    (shown,) = answers(slack_api, 1)
+    close(slack_app)
+    plain = slack_app.extensions[kb.EXTENSION].facts[fact]["plain"]
+    assert any(plain in text for text in asked_texts(slack_api))
+    assert code_in_questions(slack_api) == [] and internal_ids(slack_api) == []
+    stored_reply = transcript(slack_app, "1700000000.000100")["turns"][1]["body"]
+    (api_question,) = [q["text"] for q in stored_reply["questions"] if q["fact"] == fact]
+    assert CODE_LIKE.search(api_question)  # the API's and the web page's wording is as it was, code and all
 
 
 def test_a_colleagues_message_in_the_thread_is_not_a_turn_unless_it_mentions_the_bot(slack_app, slack_client,
@@ -373,6 +410,7 @@ def test_a_clicked_answer_settles_in_place_and_a_double_tap_counts_once(slack_ap
     assert len(conversation["turns"]) == 4
     assert conversation["turns"][2]["body"] == {"facts": {answer["fact"]: answer["choice"]}}
     assert internal_ids(slack_api) == []
+    assert code_in_questions(slack_api) == []
 
 
 def test_i_dont_know_settles_the_questions(slack_app, slack_client, slack_api):
@@ -474,6 +512,7 @@ def test_show_the_fix_posts_that_cause_and_takes_its_button_off(slack_app, slack
     settled = [u for u in slack_api.received("chat.update") if u.args["ts"] == reply.ts][-1]
     assert other["value"] not in [b.get("accessory", {}).get("value") for b in settled.args["blocks"]]
     assert internal_ids(slack_api) == []
+    assert code_in_questions(slack_api) == []
 
 
 def test_a_direct_message_starts_a_conversation_and_channel_chatter_is_ignored(slack_app, slack_client, slack_api):
@@ -671,6 +710,7 @@ def test_a_run_shows_its_progress_in_one_message_that_ends_as_the_whole_verdict(
     assert plot.body == PNG
     assert len(slack_api.received("chat.postMessage")) == 3  # the reply, the run, the re-ranking
     assert internal_ids(slack_api) == []
+    assert code_in_questions(slack_api) == []
 
 
 class UnfinishedRuns(ImmediateRuns):

@@ -1,5 +1,6 @@
 """Block Kit rendering: a real reply, and replies far larger than the knowledge base gives, within Slack's limits."""
 import json
+import re
 
 import pytest
 
@@ -9,6 +10,10 @@ from tests.helpers import facts_from, reply_for
 
 
 KB = kb.load(kb.DEFAULT_DIR)
+#: Code in words meant for a person: a call, an attribute, a keyword argument, a snake_case or CamelCase name,
+#: backticks. The facts schema's own test of a question's plain words, so that both mean the same.
+CODE_LIKE = re.compile(json.loads((kb.DEFAULT_DIR / "schemas" / "facts.schema.json").read_text(encoding="utf-8"))
+                       ["properties"]["facts"]["additionalProperties"]["properties"]["plain"]["not"]["pattern"])
 
 
 def real_reply():
@@ -192,3 +197,18 @@ def test_feedback_settles_only_the_buttons_of_its_cause():
     settled = blocks.feedback_given(shown, "learning_rate_too_low", recorded)
     assert settled == [shown[0], shown[1], recorded]
     assert blocks.feedback_given(shown, "overfitting", recorded) == shown
+
+
+def test_every_question_is_asked_in_plain_words():
+    asked = {key: blocks.question(KB, key, spec["question"]) for key, spec in KB.facts.items() if "question" in spec}
+    assert {key: CODE_LIKE.findall(text) for key, text in asked.items() if CODE_LIKE.search(text)} == {}
+    assert asked["missing_fraction"] == "What fraction of input values are missing or NaN?"
+    assert "np.isnan(x_train).mean()" in KB.facts["missing_fraction"]["question"]  # the web page's and API's words
+
+
+def test_the_run_form_hints_are_plain_words():
+    fields, assumed = runs.form_fields(KB, {})
+    view = blocks.run_form(KB, fields, "{}", assumed)
+    hints = {b["block_id"]: b["hint"]["text"] for b in view["blocks"] if "hint" in b}
+    assert hints["batch_size"] == "What batch size do you train with?"
+    assert [text for text in hints.values() if CODE_LIKE.search(text)] == []

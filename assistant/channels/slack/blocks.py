@@ -5,7 +5,8 @@ Slack refuses a message with a section over 3,000 characters or more than 50 blo
 a button whose text exceeds 75 characters or whose value exceeds 2,000. A reply is made for a
 phone: what was read, the top cause with its evidence and fix, the other causes one line each,
 at most two questions, three rows of buttons or so; a long snippet follows as a file. Every
-Markdown text sent to Slack goes through :func:`mrkdwn`, and fact keys are shown by their labels.
+Markdown text sent to Slack goes through :func:`mrkdwn`, fact keys are shown by their labels, and questions
+whose wording names code are asked in their plain words (facts.yaml's ``plain``).
 """
 from __future__ import annotations
 
@@ -132,6 +133,12 @@ def humane(kb: KnowledgeBase, text: str) -> str:
                   lambda m: label(kb, m[0]) if m[0] in kb.vocabulary else m[0], text)
 
 
+def question(kb: KnowledgeBase, fact: str, asked: str) -> str:
+    """How the bot asks for ``fact``: its plain words in facts.yaml where the question ``asked`` names code
+    (``np.isnan(x_train).mean()`` means nothing on a phone), with fact keys written as labels."""
+    return humane(kb, kb.facts.get(fact, {}).get("plain", asked))
+
+
 def clip(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters, marked with an ellipsis where it was cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -232,19 +239,19 @@ def cause_lines(causes: Iterable[Mapping[str, Any]], first_rank: int) -> list[di
 def _questions(kb: KnowledgeBase, questions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Each question with its choices as buttons, or a line asking to type the answer."""
     blocks = []
-    for n, question in enumerate(questions):
-        text = escape(clip(humane(kb, question["text"]), ITEM_LIMIT))
+    for n, asked in enumerate(questions):
+        text = escape(clip(question(kb, asked["fact"], asked["text"]), ITEM_LIMIT))
         if n == 0:
             text = f"*It would help to know:* {text}"
-        choices = [choice for choice in question.get("choices", []) if len(choice) <= CHOICE_LIMIT][:MAX_CHOICES]
+        choices = [choice for choice in asked.get("choices", []) if len(choice) <= CHOICE_LIMIT][:MAX_CHOICES]
         if not choices:
             blocks.append(section(f"{text}\n_Type the answer here._"))
             continue
         blocks.append(section(text))
         blocks.append(actions(*(
-            button(choice, f"{ANSWER}-{i}", json.dumps({"fact": question["fact"], "choice": choice}))
+            button(choice, f"{ANSWER}-{i}", json.dumps({"fact": asked["fact"], "choice": choice}))
             for i, choice in enumerate(choices)
-        ), block_id=QUESTION_BLOCK + question["fact"]))
+        ), block_id=QUESTION_BLOCK + asked["fact"]))
     return blocks
 
 
@@ -391,7 +398,7 @@ def run_form(kb: KnowledgeBase, fields: Sequence[tuple[str, Any, bool]], metadat
         block = {"type": "input", "block_id": key, "optional": not required, "element": element,
                  "label": {"type": "plain_text", "text": clip(label(kb, key).capitalize(), 2000)}}
         if "question" in spec:
-            block["hint"] = {"type": "plain_text", "text": clip(spec["question"], 2000)}
+            block["hint"] = {"type": "plain_text", "text": clip(question(kb, key, spec["question"]), 2000)}
         inputs.append(block)
     note = ("Run notes, with what is filled in now: " + "; ".join(assumed) + "." if assumed else
             "Fields left empty are assumed, and the verdict says what was.")
