@@ -496,6 +496,20 @@ def test_feedback_settles_that_causes_buttons_in_every_reply(slack_app, slack_cl
     assert len(slack_api.received("chat.postMessage")) == 2
 
 
+def test_a_later_reply_shows_the_feedback_given_instead_of_its_buttons(slack_app, slack_client, slack_api):
+    replies = two_replies_asking_the_same(slack_client, slack_api)
+    fixed = button(replies[1], blocks.FIXED)
+    click(slack_client, replies[1], fixed)
+    send_event(slack_client, thread_message("0.01", "1700000000.000300"), event_id="Ev3")
+    *_, later = answers(slack_api, 3)
+    close(slack_app)
+    title = slack_app.extensions[kb.EXTENSION].causes[fixed["value"]].title
+    assert f"*Most likely: {title}*" in visible({"blocks": later.blocks})  # the same cause leads
+    assert not [b for b in buttons(later) if b["action_id"] in (blocks.FIXED, blocks.NOT_HELPFUL)]
+    assert f"✓ Recorded: the fix for *{title}* worked." in visible({"blocks": later.blocks})
+    assert len(stored(slack_app, db.feedback)) == 1
+
+
 def test_show_the_fix_posts_that_cause_and_takes_its_button_off(slack_app, slack_client, slack_api):
     send_event(slack_client, mention())
     (reply,) = answers(slack_api, 1)

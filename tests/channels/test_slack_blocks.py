@@ -212,3 +212,12 @@ def test_the_run_form_hints_are_plain_words():
     hints = {b["block_id"]: b["hint"]["text"] for b in view["blocks"] if "hint" in b}
     assert hints["batch_size"] == "What batch size do you train with?"
     assert [text for text in hints.values() if CODE_LIKE.search(text)] == []
+
+
+def test_a_cause_given_feedback_shows_it_instead_of_its_buttons():
+    cause = real_reply()["causes"][0]
+    for message in (blocks.reply_message(KB, real_reply(), runs=False, recorded={cause["id"]: "not_helpful"}),
+                    blocks.cause_message(KB, cause, {cause["id"]: "not_helpful"})):
+        assert not [e for e in elements(message) if e["action_id"] in (blocks.FIXED, blocks.NOT_HELPFUL)]
+        assert f"✓ Recorded: the fix for *{cause['title']}* did not help." in list(texts(message))
+    assert [e["action_id"] for e in elements(blocks.cause_message(KB, cause))] == [blocks.FIXED, blocks.NOT_HELPFUL]

@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from ...kb import KnowledgeBase
@@ -44,6 +45,8 @@ CODE_COLUMNS = 60
 
 _FENCE = "```"
 
+#: No feedback given yet: cause → verdict on its fix.
+NOTHING_RECORDED: Mapping[str, str] = MappingProxyType({})
 #: Action ids of the buttons, which the bot's listeners match.
 ANSWER = "answer"  # one per choice, numbered: answer-0, answer-1, ...
 DONT_KNOW = "dont_know"
@@ -229,6 +232,20 @@ def feedback_buttons(cause: Mapping[str, Any]) -> dict[str, Any]:
                    button("Didn't help", NOT_HELPFUL, cause["id"]), block_id=FEEDBACK_BLOCK)
 
 
+def feedback_note(title: str, verdict: str, user: str | None = None) -> str:
+    """What was recorded on a cause's fix (``fixed`` or ``not_helpful``), and by whom when known."""
+    by = f" (<@{user}>)" if user else ""
+    outcome = "worked" if verdict == "fixed" else "did not help"
+    return f"✓ Recorded: the fix for *{escape(clip(title, TITLE_LIMIT))}* {outcome}{by}."
+
+
+def feedback_row(cause: Mapping[str, Any], recorded: Mapping[str, str]) -> dict[str, Any]:
+    """The feedback buttons of the cause's fix, or what was recorded on it already (``recorded``: cause → verdict),
+    so that no reply offers them again for a cause that was given feedback."""
+    verdict = recorded.get(cause["id"])
+    return feedback_buttons(cause) if verdict is None else context(feedback_note(cause["title"], verdict))
+
+
 def cause_lines(causes: Iterable[Mapping[str, Any]], first_rank: int) -> list[dict[str, Any]]:
     """One line per cause with a "Show the fix" button, which posts that cause's evidence and fix."""
     return [section(f"{rank}. {escape(clip(cause['title'], TITLE_LIMIT))}  ·  {cause['confidence']:.0%}",
@@ -270,24 +287,27 @@ def notification(reply: Mapping[str, Any]) -> str:
     return clip(f"Most likely {top['title']}{why}", NOTIFICATION_LIMIT)
 
 
-def reply_message(kb: KnowledgeBase, reply: Mapping[str, Any], *, runs: bool, note: str | None = None) -> Message:
+def reply_message(kb: KnowledgeBase, reply: Mapping[str, Any], *, runs: bool, note: str | None = None,
+                  recorded: Mapping[str, str] = NOTHING_RECORDED) -> Message:
     """The reply as a thread message, for a phone.
 
     ``runs`` offers the "Validate with a short run" button; ``note`` (mrkdwn) says what the
-    reply answers, e.g. the answer someone clicked. Over the budget, the other causes and then
-    the second question are left out; the top cause and first question always fit.
+    reply answers, e.g. the answer someone clicked; ``recorded`` is the feedback given already.
+    Over the budget, the other causes and then the second question are left out; the top cause
+    and first question always fit.
     """
     others = list(reply["causes"][1:MAX_CAUSES])
     questions = list(reply["questions"][:MAX_QUESTIONS])
     while True:
-        message = _reply_message(kb, reply, others, questions, runs=runs, note=note)
+        message = _reply_message(kb, reply, others, questions, runs=runs, note=note, recorded=recorded)
         if len(json.dumps(message.blocks)) <= MESSAGE_BUDGET or not (others or len(questions) > 1):
             return message
         (others if others else questions).pop()
 
 
 def _reply_message(kb: KnowledgeBase, reply: Mapping[str, Any], others: Sequence[Mapping[str, Any]],
-                   questions: Sequence[Mapping[str, Any]], *, runs: bool, note: str | None) -> Message:
+                   questions: Sequence[Mapping[str, Any]], *, runs: bool, note: str | None,
+                   recorded: Mapping[str, str]) -> Message:
     blocks = [context(clip(note, ITEM_LIMIT))] if note else []
     if reply.get("readings"):
         seen = "; ".join(reply["readings"])
@@ -299,7 +319,7 @@ def _reply_message(kb: KnowledgeBase, reply: Mapping[str, Any], others: Sequence
     top = reply["causes"][0]
     blocks += _top(kb, top, bool(reply.get("uncertain")))
     code, snippet = _code(top)
-    blocks += [*code, feedback_buttons(top)]
+    blocks += [*code, feedback_row(top, recorded)]
     if others:
         blocks += [context("*Also possible:*"), *cause_lines(others, 2)]
     blocks += _questions(kb, questions)
@@ -311,15 +331,17 @@ def _reply_message(kb: KnowledgeBase, reply: Mapping[str, Any], others: Sequence
     return Message(notification(reply), blocks, snippet)
 
 
-def cause_message(kb: KnowledgeBase, cause: Mapping[str, Any]) -> Message:
-    """One cause asked for by "Show the fix": its evidence, its fix and its snippet, and the feedback buttons."""
+def cause_message(kb: KnowledgeBase, cause: Mapping[str, Any],
+                  recorded: Mapping[str, str] = NOTHING_RECORDED) -> Message:
+    """One cause asked for by "Show the fix": its evidence, its fix and its snippet, and the feedback buttons
+    (or what was recorded already)."""
     lines = [f"*{escape(clip(cause['title'], TITLE_LIMIT))}*  ·  {cause['confidence']:.0%}"]
     lines += [f"• {escape(clip(humane(kb, item), ITEM_LIMIT))}" for item in cause["evidence"][:MAX_EVIDENCE]]
     lines.append(f"*Why:* {escape(clip(humane(kb, cause['explanation']), PROSE_LIMIT))}")
     lines.append(f"*Fix:* {escape(clip(humane(kb, cause['fix']), PROSE_LIMIT))}")
     code, snippet = _code(cause)
     return Message(clip(f"The fix for {cause['title']}", NOTIFICATION_LIMIT),
-                   [section("\n".join(lines)), *code, feedback_buttons(cause)], snippet)
+                   [section("\n".join(lines)), *code, feedback_row(cause, recorded)], snippet)
 
 
 # --- Clicks settled in place ---------------------------------------------------------------------

@@ -206,14 +206,13 @@ def on_feedback(body: dict[str, Any], action: dict[str, Any], context: BoltConte
         conversation_id = _known_conversation(post)
         if conversation_id is None:
             return
-        if not store.feedback_recorded(conversation_id, cause, verdict) and \
+        if store.feedback_given(conversation_id).get(cause) != verdict and \
                 store.first_delivery(f"feedback:{conversation_id}:{cause}:{verdict}"):
             conversations.add_feedback(conversation_id, _owner(context), cause, verdict)
         known = kb.current().causes.get(cause)
-        title = blocks.escape(known.title if known else "this cause")
-        text = (f"✓ Recorded: the fix for *{title}* worked (<@{body['user']['id']}>)." if verdict == "fixed" else
-                f"✓ Recorded: the fix for *{title}* did not help (<@{body['user']['id']}>). "
-                "Tell me more here and I will look again.")
+        text = blocks.feedback_note(known.title if known else "this cause", verdict, body["user"]["id"])
+        if verdict != "fixed":
+            text += " Tell me more here and I will look again."
         _settle_thread(client, thread, functools.partial(blocks.feedback_given, cause=cause, by=blocks.context(text)),
                        clicked=body)
 
@@ -232,7 +231,7 @@ def on_show_fix(body: dict[str, Any], action: dict[str, Any], context: BoltConte
             post.show(blocks.Message("That cause is no longer in my knowledge base.", []))
             return
         _settle(client, body, blocks.without_button(message["blocks"], action["value"]))
-        post.show(blocks.cause_message(kb.current(), cause))
+        post.show(blocks.cause_message(kb.current(), cause, store.feedback_given(conversation_id)))
 
 
 def on_validate(body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
@@ -500,7 +499,8 @@ def _converse(post: _Post, conversation_id: str | None, owner: str, inputs: Mapp
         reply = conversations.reply_to(conversation_id, owner, inputs)
         if reply is None:
             raise LookupError(f"conversation {conversation_id} of Slack thread {post.thread} is gone")
-    post.show(blocks.reply_message(kb.current(), reply, runs=repro.reproductions() is not None, note=note))
+    post.show(blocks.reply_message(kb.current(), reply, runs=repro.reproductions() is not None, note=note,
+                                   recorded=store.feedback_given(conversation_id)))
 
 
 def _settle(client: WebClient, body: dict[str, Any], new_blocks: list[dict[str, Any]]) -> None:

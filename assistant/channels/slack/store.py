@@ -83,12 +83,14 @@ def _fresh(team: str, channel: str) -> str:
     return f"fresh:{team}:{channel}:"
 
 
-def feedback_recorded(conversation_id: str, cause: str, verdict: str) -> bool:
-    """Whether this verdict on the cause's fix is stored for the conversation already."""
+def feedback_given(conversation_id: str) -> dict[str, str]:
+    """The latest verdict stored on each cause's fix in the conversation: a tap that says it again records
+    nothing, and a later reply shows it instead of asking again."""
     f = db.feedback.c
     with db.get_engine().connect() as connection:
-        return connection.execute(select(f.id).where(f.conversation_id == conversation_id, f.cause_id == cause,
-                                                     f.verdict == verdict).limit(1)).first() is not None
+        rows = connection.execute(select(f.cause_id, f.verdict).where(f.conversation_id == conversation_id)
+                                  .order_by(f.id)).all()
+    return {row.cause_id: row.verdict for row in rows}
 
 
 def first_delivery(key: str) -> bool:
