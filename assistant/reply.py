@@ -129,7 +129,7 @@ def _cause_json(kb: KnowledgeBase, belief: Belief, values: dict[str, Any]) -> di
         "id": cause.id, "title": cause.title, "category": cause.category,
         "confidence": round(belief.confidence, 3),
         "evidence": belief.evidence, "against": belief.against,
-        "explanation": cause.explanation, "fix": cause.fix,
+        "explanation": cause.explanation, "fix": cause.fix, "effect": kb.effects.get(cause.id),
         "snippet": {"language": "python", "code": render_snippet(kb, cause.snippet, values)},
     }
 
@@ -162,8 +162,8 @@ def _markdown(diagnosis: Diagnosis, causes: list[dict[str, Any]], questions: lis
             lines.append(f"   - {item}")
     top = causes[0]
     if not diagnosis.unsure:  # a fix is offered for a diagnosis, not for a guess
-        lines += ["", f"**Why:** {top['explanation']}", "", f"**Fix:** {top['fix']}",
-                  "", "```python", top["snippet"]["code"].rstrip(), "```"]
+        fix = f"**Fix:** {top['fix']}" + (f" {top['effect']}" if top["effect"] else "")
+        lines += ["", f"**Why:** {top['explanation']}", "", fix, "", "```python", top["snippet"]["code"].rstrip(), "```"]
     if questions:
         lines += ["", "To tell these apart, it would help to know:"]
         lines += [f"- {q['text']}" for q in questions]

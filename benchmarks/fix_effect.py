@@ -1,6 +1,6 @@
 """What each cause's snippet achieves on a short run that has that cause's fault.
 
-    .venv/bin/python benchmarks/fix_effect.py [--epochs 30] [--samples 400] [cause ...]
+    .venv/bin/python benchmarks/fix_effect.py [--epochs 30] [--samples 400] [--write] [cause ...]
 
 For each cause, the session of the snippet tests (``tests/test_snippets.py``: a small compiled
 Keras model and its data, with the fault set up) is trained as the user trained it; then the
@@ -17,7 +17,8 @@ up by a point, or within ``NOISE`` of it with a loss 5% lower under the same los
 finite; a mean absolute error 5% lower; for speed, epochs 20% faster and as accurate), ``not
 better``, or ``inspects`` for a snippet that leaves the user's model as it was (it measures, or
 tries a change and keeps it only if validation improves). Last, one line:
-``fixes better on their own fault  N of M (K inspect)``.
+``fixes better on their own fault  N of M (K inspect)``. With ``--write``, the fixes that were
+better go to ``knowledge/effects.yaml``, from which a reply says what the fix achieved.
 """
 from __future__ import annotations
 
@@ -32,9 +33,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from assistant.kb.loader import EFFECTS_PATH  # noqa: E402
 from tests import test_snippets as snippets  # noqa: E402 (the session and the faults the snippet tests use)
 
 
@@ -197,6 +200,41 @@ def verdict(result: Effect) -> str:
 NOISE = 0.02
 
 
+#: How a reply names each score it quotes.
+SCORE_NAMES = {"accuracy": "validation accuracy", "balanced accuracy": "balanced validation accuracy",
+               "mae": "the mean absolute validation error", "loss": "the validation loss",
+               "seconds": "the seconds per epoch"}
+
+
+def quoted(result: Effect) -> tuple[str, float, float]:
+    """The score a reply quotes for a better fix, and its value before and after: the one that made it better."""
+    before, after = result.before, result.after or {}
+    if result.seconds is not None:
+        return SCORE_NAMES["seconds"], *result.seconds
+    judged = result.judge or "accuracy"
+    if judged in after and (after[judged] - before[judged] >= 0.01 or result.judge):
+        return SCORE_NAMES[judged], before[judged], after[judged]
+    return SCORE_NAMES["loss"], before["loss"], after["loss"]
+
+
+def write(results: dict[str, Effect], epochs: int, samples: int, path: Path) -> None:
+    """``effects.yaml``: every fix that was better on its own fault, with the score that showed it; the
+    causes not run this time keep what the file held."""
+    held = yaml.safe_load(path.read_text(encoding="utf-8"))["effects"] if path.is_file() else {}
+    effects = {cause: effect for cause, effect in held.items() if cause not in results}
+    for cause, result in results.items():
+        if verdict(result) == "better":
+            score, before, after = quoted(result)
+            effects[cause] = {"score": score, "before": round(before, 4), "after": round(after, 4)}
+    effects = dict(sorted(effects.items()))
+    header = (f"# What each cause's fix achieved on a short run with its fault: written by benchmarks/fix_effect.py\n"
+              f"# --write ({samples} training examples, {epochs} epochs; a small Keras model), not by hand. A reply adds\n"
+              "# `says`, filled in, after the fix of the cause it leads with.\n")
+    body = {"says": "On a short test run with this fault, the fix took {score} from {before} to {after}.",
+            "effects": effects}
+    path.write_text(header + yaml.safe_dump(body, sort_keys=False, width=120), encoding="utf-8")
+
+
 def _lower(after: float, before: float) -> bool:
     """By 5% at least; anything finite is lower than NaN or infinity."""
     return math.isfinite(after) and (not math.isfinite(before) or after <= 0.95 * before)
@@ -211,11 +249,12 @@ def main() -> None:
     parser.add_argument("causes", nargs="*", help="causes to run (default: all)")
     parser.add_argument("--epochs", type=int, default=30, help="for the faulty run and for the fix each")
     parser.add_argument("--samples", type=int, default=400, help="training examples (as many again validate)")
+    parser.add_argument("--write", action="store_true", help=f"write the better fixes to knowledge/{EFFECTS_PATH}")
     args = parser.parse_args()
     snippets.N_TRAIN, snippets.N_VAL = args.samples, args.samples
-    verdicts = []
+    verdicts, results = [], {}
     for cause in args.causes or sorted(snippets.FAULTS):
-        result = effect(cause, args.epochs)
+        result = results[cause] = effect(cause, args.epochs)
         verdicts.append(verdict(result))
         task = SCENARIOS.get(cause, Scenario()).task
         shown = f"{_shown(result.before)} -> {_shown(result.after)}" if result.after else _shown(result.before)
@@ -226,6 +265,8 @@ def main() -> None:
         print(f"{cause} ({task}): {shown}  [{verdicts[-1]}]", flush=True)
     inspect = verdicts.count("inspects")
     print(f"fixes better on their own fault  {verdicts.count('better')} of {len(verdicts) - inspect} ({inspect} inspect)")
+    if args.write:
+        write(results, args.epochs, args.samples, snippets.KB.directory / EFFECTS_PATH)
 
 
 if __name__ == "__main__":

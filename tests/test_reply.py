@@ -130,3 +130,22 @@ def test_a_template_that_renders_code_that_is_not_python_fails(kb_copy):
     (problem,) = knowledge_problems(kb_copy)[:-1]
     assert problem.startswith("snippets/overfitting.py.j2: renders code that is not Python: ")
     assert problem.endswith(", with every sample conversation")
+
+
+def test_the_leading_fix_says_what_it_achieved_where_it_was_measured(kb_copy):
+    from assistant.kb import load
+    from assistant.reasoning.engine import diagnose
+    from assistant.reply import render
+
+    (kb_copy / "effects.yaml").write_text(
+        "says: 'On a short test run with this fault, the fix took {score} from {before} to {after}.'\neffects:\n"
+        "  learning_rate_too_high: {score: validation accuracy, before: 0.507, after: 0.853}\n", encoding="utf-8")
+    kb = load(kb_copy)
+    facts = facts_from(symptom="loss becomes nan", metrics={"loss": [1.2, float("nan")]},
+                       training={"optimizer": "adam", "learning_rate": 3.0})
+    reply = render(kb, diagnose(kb, facts))
+    said = "On a short test run with this fault, the fix took validation accuracy from 0.507 to 0.853."
+    top, *others = reply["causes"]
+    assert top["id"] == "learning_rate_too_high" and top["effect"] == said
+    assert f"**Fix:** {top['fix']} {said}" in reply["text"]
+    assert all(cause["effect"] is None for cause in others)

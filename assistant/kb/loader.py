@@ -6,6 +6,7 @@ start (``create_app``) and hands it to every part that needs it.
 from __future__ import annotations
 
 import json
+import math
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +28,8 @@ from .words import Words
 
 #: The knowledge base shipped with the package.
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "knowledge"
+#: What each fix achieved on a short run with its fault, as ``benchmarks/fix_effect.py --write`` measured it.
+EFFECTS_PATH = "effects.yaml"
 
 
 class KnowledgeError(Exception):
@@ -229,7 +232,27 @@ def load(directory: Path | str = DEFAULT_DIR, *, learned: bool = True) -> Knowle
                          formulas=formulas, asks=frozen(asks), rules=rules, answers=frozen(answers), phrases=phrases,
                          alarms=tuple(Alarm(**entry) for entry in
                                       _validated(directory, "alarms.yaml", "alarms.schema.json")["alarms"]),
-                         places=where, words=_words(directory, causes), corrections=corrections)
+                         places=where, words=_words(directory, causes), corrections=corrections,
+                         effects=_effects(directory, causes))
+
+
+def _effects(directory: Path, causes: Mapping[str, Cause]) -> Mapping[str, str]:
+    """The sentence a reply adds after each cause's fix, when ``effects.yaml`` measured one."""
+    if not (directory / EFFECTS_PATH).is_file():
+        return frozen({})
+    measured = _validated(directory, EFFECTS_PATH, "effects.schema.json")
+    unknown = sorted(set(measured["effects"]) - set(causes))
+    if unknown:
+        raise KnowledgeError(f"{EFFECTS_PATH}: effects: no cause is named {', '.join(map(repr, unknown))}: measure "
+                             "again (benchmarks/fix_effect.py --write) or delete the entry")
+    return frozen({cause: measured["says"].format(score=effect["score"], before=_figure(effect["before"]),
+                                                  after=_figure(effect["after"]))
+                   for cause, effect in measured["effects"].items()})
+
+
+def _figure(value: float) -> str:
+    """A measured score as a person reads it: three figures, or NaN."""
+    return f"{value:.3g}" if math.isfinite(value) else "NaN"
 
 
 def _corrections(directory: Path) -> dict[str, Any] | None:

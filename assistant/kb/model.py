@@ -6,7 +6,7 @@ read, checked and made fast to use. Nothing here reads a file (see :mod:`.loader
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
@@ -352,6 +352,8 @@ class KnowledgeBase:
     words: Words | None = None
     #: The learned weight corrections (``learned/weights.yaml``) already applied to the rules and leaves, if any.
     corrections: Mapping[str, Any] | None = None
+    #: Cause → the sentence on what its fix achieved on a short run with its fault (``effects.yaml``).
+    effects: Mapping[str, str] = field(default_factory=dict)
 
     def askable(self, name: str) -> bool:
         return self.facts.get(name, {}).get("kind") == "input"

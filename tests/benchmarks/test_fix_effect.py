@@ -61,3 +61,23 @@ def test_the_dead_relu_fix_revives_a_run_whose_units_are_all_dead(monkeypatch):
     result = fix_effect.effect("dead_relu", epochs=20)
     assert result.before["accuracy"] < 0.6  # no unit passes a gradient: the run is stuck at chance
     assert fix_effect.verdict(result) == "better", result
+
+
+def test_written_effects_quote_the_score_that_made_the_fix_better_and_keep_the_causes_not_run(kb_copy):
+    from assistant.kb import load
+
+    results = {
+        "dead_relu": Effect({"loss": 0.69, "accuracy": 0.5}, {"loss": 0.05, "accuracy": 0.98}, "", None, True, None),
+        "overfitting": Effect({"loss": 0.36, "accuracy": 0.93}, {"loss": 0.17, "accuracy": 0.935}, "", None, True, None),
+        "outliers": Effect({"mae": math.nan}, {"mae": 0.113}, "", None, False, "mae"),
+        "label_noise": Effect({"loss": 0.5, "accuracy": 0.8}, None, "", None, False, None),
+        "model_too_complex": Effect({"loss": 0.1, "accuracy": 0.98}, {"loss": 0.2, "accuracy": 0.9}, "", None, True, None),
+    }
+    (kb_copy / "effects.yaml").write_text("says: 'x {score}'\neffects:\n  unshuffled_data: {score: accuracy, before: 0.1, after: 0.9}\n"
+                                          "  model_too_complex: {score: accuracy, before: 0.1, after: 0.9}\n", encoding="utf-8")
+    fix_effect.write(results, epochs=30, samples=400, path=kb_copy / "effects.yaml")
+    effects = load(kb_copy).effects
+    assert set(effects) == {"dead_relu", "overfitting", "outliers", "unshuffled_data"}  # no longer better: dropped
+    assert effects["dead_relu"].endswith("took validation accuracy from 0.5 to 0.98.")
+    assert "the validation loss from 0.36 to 0.17" in effects["overfitting"]  # accuracy moved by half a point
+    assert "from NaN to 0.113" in effects["outliers"]

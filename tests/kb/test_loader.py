@@ -117,3 +117,18 @@ def test_an_answer_key_that_is_not_an_input_fact_is_refused(kb_copy: Path):
 def test_a_file_that_breaks_its_schema_is_refused(kb_copy: Path):
     _replace_line(kb_copy / "phrases.yaml", "  percent: [percent]", "  percent: []")
     assert re.search(r"phrases\.yaml:\d+: numbers/percent: \[\] should be non-empty", _refused(kb_copy))
+
+
+def test_a_measured_effect_for_an_unknown_cause_or_without_its_score_is_refused(kb_copy: Path):
+    (kb_copy / "effects.yaml").write_text("says: 'took {score} from {before} to {after}'\neffects:\n"
+                                          "  dead_relus: {score: validation accuracy, before: 0.5, after: 0.9}\n",
+                                          encoding="utf-8")
+    assert "effects.yaml: effects: no cause is named 'dead_relus'" in _refused(kb_copy)
+    (kb_copy / "effects.yaml").write_text("says: 'took {score} from {before} to {after}'\neffects:\n"
+                                          "  dead_relu: {before: .nan, after: 0.9}\n", encoding="utf-8")
+    assert re.search(r"effects\.yaml:\d+: effects/dead_relu: 'score' is a required property", _refused(kb_copy))
+
+
+def test_without_measured_effects_no_fix_quotes_one(kb_copy: Path):
+    (kb_copy / "effects.yaml").unlink(missing_ok=True)
+    assert load(kb_copy).effects == {}
