@@ -80,6 +80,8 @@ def test_a_real_reply_fits_a_phone(runs):
         {"fact": first["fact"], "choice": c} for c in first["choices"][:blocks.MAX_CHOICES]]
     if reply["readings"]:
         assert next(texts(message)).startswith("*What I see:*")
+    if top["effect"]:  # what the fix achieved on a short run with this fault, under it
+        assert any("*Fix:* " in text and f"_{blocks.escape(top['effect'])}_" in text for text in texts(message))
 
 
 def shown(message):

@@ -223,6 +223,8 @@ def _top(kb: KnowledgeBase, cause: Mapping[str, Any], uncertain: bool) -> list[d
     lines = [f"*{head}: {escape(clip(cause['title'], TITLE_LIMIT))}*  ·  {cause['confidence']:.0%}"]
     lines += [f"• {escape(clip(humane(kb, item), ITEM_LIMIT))}" for item in cause["evidence"][:MAX_EVIDENCE]]
     lines.append(f"*Fix:* {escape(clip(humane(kb, cause['fix']), PROSE_LIMIT))}")
+    if cause.get("effect"):
+        lines.append(f"_{escape(cause['effect'])}_")
     return [section("\n".join(lines))]
 
 
