@@ -83,6 +83,10 @@ CASE_SYMPTOMS = {
 
 #: The way people put it on forums and in chat.
 FORUM = {
+    "why with lower value of learning rate the accuracy is increasing rapidly?": {"symptom_lower_lr_helps": True},
+    "Reducing the learning rate to 1e-5 fixed it": {"symptom_lower_lr_helps": True},
+    "I tried lowering the learning rate to improve it, but no luck": {"symptom_lower_lr_helps": None},
+    "lowering the learning rate didn't help": {"symptom_lower_lr_helps": None},
     "My Agent was always going straight.": {"symptom_same_class": True},
     "I am not getting any mask. all file is blank": {"symptom_same_class": True},
     "the predicted images are all black": {"symptom_same_class": True},
