@@ -142,6 +142,7 @@ def test_start_with_a_csvlogger_upload_shows_ranked_causes_and_the_plot(site, op
     assert confidences == sorted(confidences, reverse=True) and confidences[0] > 0
     expect(cards.first.locator(".evidence")).to_contain_text("epoch 4")  # the user's own numbers
     expect(cards.first.locator(".explanation")).not_to_be_empty()
+    expect(cards.first.locator(".effect")).to_contain_text("On a short test run with this fault, the fix took")
     expect(cards.first.locator("pre code")).to_contain_text("import")
     expect(reply.locator("[data-event=nan]")).to_contain_text("NaN at epoch 4")
     expect(reply.locator("[data-event=val_min]")).to_contain_text("epoch 2")

@@ -99,6 +99,7 @@ function causeCard(cause, at, previous, actions) {
       list("Against it", cause.against, "against"),
       cause.explanation ? h("p", { class: "explanation" }, cause.explanation) : null,
       cause.fix ? h("p", { class: "fix" }, h("strong", {}, "Fix: "), cause.fix) : null,
+      cause.effect ? h("p", { class: "effect" }, cause.effect) : null,
       cause.snippet ? snippet(cause, actions) : null,
       feedback(cause, actions)));
 }
