@@ -90,7 +90,8 @@ SCENARIOS = {
     "dead_relu": Scenario(prepare=_dead_units),
     "exploding_gradients": Scenario(setup={"n_hidden_layers": 6, "optimizer": "sgd", "learning_rate": 0.05},
                                     prepare=_blown_up_kernels),
-    "label_noise": Scenario(prepare=_flipped_labels),
+    # Wrong labels hurt a model large enough to learn them: 3 layers of 96 units, 100 epochs.
+    "label_noise": Scenario(setup={"n_hidden_layers": 3, "epochs": 100}, prepare=_flipped_labels, hidden_units=96),
     # Memorising shows on a small training set trained long: 64 examples, 200 epochs.
     "model_too_complex": Scenario(setup={"epochs": 200}),
     "overfitting": Scenario(setup={"n_samples": 64, "n_hidden_layers": 3}, hidden_units=96),
