@@ -69,6 +69,9 @@ async def send_raw(port: int, head: str, body: bytes, chunked: bool = False) -> 
                 break
             writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n" if chunked else piece)
             await writer.drain()
+            # Let the loop read an early answer before writing more: once the server has closed, a write
+            # that meets its reset fails the connection, and the answer not yet read with it.
+            await asyncio.sleep(0)
         if chunked and not answer.done():
             writer.write(b"0\r\n\r\n")
             await writer.drain()
