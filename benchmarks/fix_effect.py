@@ -34,6 +34,7 @@ from typing import Any, Callable
 
 import numpy as np
 import yaml
+from sklearn.metrics import balanced_accuracy_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -114,10 +115,11 @@ def _scores(model: Any, x_val: Any, y_val: Any, judge: str | None) -> dict[str, 
 
 
 def _balanced_accuracy(predictions: np.ndarray, y: np.ndarray) -> float:
-    """The mean over classes of the share of each class the model gets right."""
+    """The mean over classes of the share of each class the model gets right (scikit-learn's), from
+    probabilities: one sigmoid unit or a unit per class."""
     predicted = predictions.argmax(axis=-1) if predictions.shape[-1] > 1 else (predictions[:, 0] > 0.5).astype(int)
     truth = y.argmax(axis=-1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(-1).astype(int)
-    return float(np.mean([(predicted[truth == c] == c).mean() for c in np.unique(truth)]))
+    return float(balanced_accuracy_score(truth, predicted))
 
 
 @dataclass
