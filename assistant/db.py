@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -227,13 +228,32 @@ def _dumps(value: Any) -> str:
         return json.dumps(_json_safe(value), allow_nan=False)
 
 
+#: Seconds a SQLite connection waits for a lock another holds (the busy timeout, and the switch to WAL).
+SQLITE_WAIT_SECONDS = 30
+
+
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     """WAL lets readers run beside the writer; the busy timeout makes writers queue instead of failing."""
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_WAIT_SECONDS * 1000}")
+    _switch_to_wal(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """Set WAL, trying again while another connection switches the file: SQLite answers "database is
+    locked" to that at once, without its busy handler, as when gunicorn's workers start on a new file
+    (one of them then answered 503 until its next try)."""
+    deadline = time.monotonic() + SQLITE_WAIT_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _one_writer_per_process(engine: Engine) -> None:

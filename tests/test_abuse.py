@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import select
+import socket
 import time
 
 import pytest
@@ -51,35 +53,32 @@ async def open_stream(port: int, path: str, stop: asyncio.Event) -> int:
     """Open a progress stream as alice and hold it open, unread, until the abuse ends; returns its status."""
     reader, writer = await asyncio.open_connection(HOST, port)
     writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice\r\n\r\n".encode())
-    status = int((await reader.readline()).split()[1])
+    status = int((await asyncio.wait_for(reader.readline(), 30)).split()[1])
     await stop.wait()
     writer.close()
     return status
 
 
-async def send_raw(port: int, head: str, body: bytes, chunked: bool = False) -> int:
-    """Send a request with a large body (chunked or not) and return the status, however early it came."""
-    reader, writer = await asyncio.open_connection(HOST, port)
-    answer = asyncio.ensure_future(reader.readline())  # waiting already, so an early answer is kept
-    writer.write(head.encode())
+def send_raw(port: int, head: str, body: bytes, chunked: bool = False) -> int:
+    """Send a request with a large body (chunked or not) and return the status, however early it came.
+
+    A blocking socket, read even after a write failed, as curl does: the server answers 413 and
+    closes before the body ends, and the reset that meets the next write would make an asyncio
+    stream drop the answer still waiting in the socket.
+    """
     pieces = [body[start:start + (1 << 20)] for start in range(0, len(body), 1 << 20)]
-    try:
-        for piece in pieces:
-            if answer.done():
-                break
-            writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n" if chunked else piece)
-            await writer.drain()
-            # Let the loop read an early answer before writing more: once the server has closed, a write
-            # that meets its reset fails the connection, and the answer not yet read with it.
-            await asyncio.sleep(0)
-        if chunked and not answer.done():
-            writer.write(b"0\r\n\r\n")
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass  # the server answered and closed before the whole body was sent
-    line = await asyncio.wait_for(answer, 30)
-    writer.close()
-    return int(line.split()[1])
+    with socket.create_connection((HOST, port), timeout=30) as sock:
+        sock.sendall(head.encode())
+        try:
+            for piece in pieces:
+                if select.select([sock], [], [], 0)[0]:
+                    break  # answered already
+                sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n" if chunked else piece)
+            if chunked:
+                sock.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass  # the server answered and closed (or stopped reading) before the whole body was sent
+        return int(sock.makefile("rb").readline().split()[1])
 
 
 async def probe(port: int, path: str, headers: dict, stop: asyncio.Event) -> list[float]:
@@ -104,7 +103,7 @@ async def abuse(port: int) -> dict:
 
     async def flood_runs() -> list[int]:
         async def one() -> int:
-            return (await Client(port).send("POST", f"{API}/{conversation}/reproductions", {}, ALICE)).status
+            return (await Client(port, timeout=60).send("POST", f"{API}/{conversation}/reproductions", {}, ALICE)).status
         return list(await asyncio.gather(*(one() for _ in range(30))))
 
     async def wide_sample() -> int:
@@ -120,14 +119,14 @@ async def abuse(port: int) -> dict:
     began = time.monotonic()
     burst = await asyncio.gather(
         flood_runs(), wide_sample(),
-        send_raw(port, f"POST {API} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice\r\n"
-                       "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n", b"[" * (12 << 20), True),
-        send_raw(port, f"POST {API} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice\r\n"
-                       f"Content-Type: application/json\r\nContent-Length: {12 << 20}\r\n\r\n", b"[" * (12 << 20)))
+        asyncio.to_thread(send_raw, port, f"POST {API} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice\r\n"
+                          "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n", b"[" * (12 << 20), True),
+        asyncio.to_thread(send_raw, port, f"POST {API} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice\r\n"
+                          f"Content-Type: application/json\r\nContent-Length: {12 << 20}\r\n\r\n", b"[" * (12 << 20)))
     burst_seconds = time.monotonic() - began
     await asyncio.sleep(max(0.0, ABUSE_SECONDS - (time.monotonic() - began)))
     stop.set()
-    results = {name: await task for name, task in tasks.items()}
+    results = {name: await asyncio.wait_for(task, 30) for name, task in tasks.items()}
     await alice.close()
     return {"runs": burst[0], "wide_sample": burst[1], "chunked_12MB": burst[2], "sized_12MB": burst[3],
             "burst_seconds": burst_seconds, **results}
@@ -142,7 +141,7 @@ def test_the_service_stays_up_for_everyone_else(tmp_path, redis_url):
                "ASSISTANT_CELERY_RESULT_BACKEND": broker, "ASSISTANT_REPRO_SWEEP": "false"}
     try:
         with gunicorn(environ, tmp_path / "gunicorn.log", workers=2) as server:
-            found = asyncio.run(abuse(server.port))
+            found = asyncio.run(asyncio.wait_for(abuse(server.port), 180))  # a wait that never ends fails here
     finally:
         redis.Redis.from_url(broker).flushdb()
     healthz, other = found["healthz"], found["other_token"]

@@ -1,13 +1,16 @@
 """The schema as the app's start and ``init-db`` keep it: created, adopted or migrated, never twice."""
+import multiprocessing
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
 from click.testing import CliRunner
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import OperationalError
 
 from assistant import db, migrations
 from assistant.cli import main
@@ -33,7 +36,32 @@ def test_workers_starting_together_on_an_empty_database_migrate_it_once(database
     for worker in workers:
         _, errors = worker.communicate(timeout=120)
         assert worker.returncode == 0, errors
+        assert "cannot be reached" not in errors  # none waits for a later request to find the database
     assert versions(database_url) == [db.SCHEMA_REVISION]
+
+
+def _connect_when_all_are_ready(url: str, ready: Any, failures: Any) -> None:
+    engine = db._make_engine(url)
+    ready.wait()
+    try:
+        with engine.connect() as connection:
+            failures.put(connection.exec_driver_sql("PRAGMA journal_mode").scalar())
+    except OperationalError as error:
+        failures.put(str(error.orig))
+
+
+def test_processes_opening_a_new_sqlite_file_together_all_switch_it_to_wal(tmp_path):
+    """SQLite refuses a concurrent switch to WAL at once ("database is locked"), busy timeout or not:
+    four processes at once met that in most rounds before the switch was tried again."""
+    fork = multiprocessing.get_context("fork")
+    for round_ in range(10):
+        url, ready, answers = f"sqlite:///{tmp_path / f'{round_}.sqlite'}", fork.Barrier(4), fork.Queue()
+        processes = [fork.Process(target=_connect_when_all_are_ready, args=(url, ready, answers)) for _ in range(4)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(60)
+        assert [answers.get(timeout=5) for _ in processes] == ["wal"] * 4
 
 
 def test_init_db_reports_what_it_did_and_twice_is_a_no_op(client, runner):
