@@ -6,10 +6,11 @@ module only evaluates them, in the order the knowledge base compiled them in.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Collection, Mapping
 
 from ..kb import KnowledgeBase
-from ..kb.formulas import evaluate
+from ..kb.formulas import Derivation, evaluate
 
 
 def derive(kb: KnowledgeBase, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -35,12 +36,12 @@ def rederive(kb: KnowledgeBase, values: Mapping[str, Any], established: Collecti
     when one hypothetical answer is tried after another. ``established`` facts are never derived.
     """
     formulas = kb.formulas
-    scope = {**formulas.blank, **values}
-    out = dict(values)
-    dirty = set(changed)
-    for derivation in formulas.derivations:
+    out, dirty, scope = dict(values), set(changed), None
+    for derivation in _downstream(kb, frozenset(changed)):
         if derivation.name in established or not (derivation.reads & dirty or dirty.intersection(derivation.needs)):
             continue
+        if scope is None:
+            scope = {**formulas.blank, **values}
         value = evaluate(derivation, scope, formulas.functions)
         if value != out.get(derivation.name):
             scope[derivation.name] = value
@@ -50,3 +51,14 @@ def rederive(kb: KnowledgeBase, values: Mapping[str, Any], established: Collecti
                 out[derivation.name] = value
             dirty.add(derivation.name)
     return out, dirty
+
+
+@lru_cache(maxsize=1024)
+def _downstream(kb: KnowledgeBase, changed: frozenset[str]) -> tuple[Derivation, ...]:
+    """The formulas that read ``changed`` names, directly or through other formulas, in the order they are worked out."""
+    reached, found = set(changed), []
+    for derivation in kb.formulas.derivations:
+        if derivation.reads & reached or reached.intersection(derivation.needs):
+            reached.add(derivation.name)
+            found.append(derivation)
+    return tuple(found)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from itertools import compress
 from typing import Any, Collection, Iterator, Mapping
 
@@ -167,13 +167,27 @@ class _Scoring:
         return cls([rule.test(values) is True for _, _, rule, _ in kb.rules],
                    {tid: _tree_scores(kb, values, tid, readings) for tid in kb.trees}, _words(kb, values))
 
-    def changed(self, kb: KnowledgeBase, values: Mapping[str, Any], keys: set[str]) -> "_Scoring":
-        hits = list(self.hits)
-        for i in {i for key in keys for i in _rules_reading(kb).get(key, ())}:
-            hits[i] = kb.rules[i][2].test(values) is True
-        trees = {tid: _tree_scores(kb, values, tid) if kb.trees[tid].reads & keys else weights
-                 for tid, weights in self.trees.items()}
-        return _Scoring(hits, trees, _words(kb, values) if WORDS in keys else self.words)
+    def rescored(self, kb: KnowledgeBase, scores: Mapping[str, float], values: Mapping[str, Any],
+                 keys: set[str]) -> dict[str, float]:
+        """``scores`` (this scoring's) once the facts ``keys`` took their ``values``: only the rules and
+        trees that read them are worked out again, and only what they add changes."""
+        out = dict(scores)
+        rules, trees, _ = _read_by(kb, frozenset(keys))
+        for i in rules:
+            cid, weight, rule, _ = kb.rules[i]
+            if (rule.test(values) is True) != self.hits[i]:
+                out[cid] += -weight if self.hits[i] else weight
+        for tid in trees:
+            for cid, w in self.trees[tid].items():
+                out[cid] -= w
+            for cid, w in _tree_scores(kb, values, tid).items():
+                out[cid] += w
+        if WORDS in keys:
+            for cid, w in self.words.items():
+                out[cid] -= w
+            for cid, w in _words(kb, values).items():
+                out[cid] += w
+        return out
 
     def held(self, kb: KnowledgeBase) -> set[int]:
         """The rules that hold, by identity (a rule's condition is a dict, so rules do not hash)."""
@@ -199,6 +213,18 @@ def _rules_reading(kb: KnowledgeBase) -> dict[str, tuple[int, ...]]:
         for name in names:
             index.setdefault(name, []).append(i)
     return {name: tuple(rules) for name, rules in index.items()}
+
+
+@lru_cache(maxsize=4096)
+def _read_by(kb: KnowledgeBase, keys: frozenset[str]) -> tuple[tuple[int, ...], tuple[str, ...], tuple[str, ...]]:
+    """The rules (by position) and trees that read any of ``keys``, and the causes whose score they can change."""
+    rules = tuple(sorted({i for key in keys for i in _rules_reading(kb).get(key, ())}))
+    trees = tuple(tid for tid, tree in kb.trees.items() if tree.reads & keys)
+    causes = {kb.rules[i][0] for i in rules} | {cause for tid in trees for branch in kb.trees[tid].branches
+                                                  for cause in branch.weigh}
+    if WORDS in keys:
+        causes |= set(kb.causes)
+    return rules, trees, tuple(sorted(causes & set(kb.causes)))
 
 
 def _words(kb: KnowledgeBase, values: Mapping[str, Any]) -> dict[str, float]:
@@ -234,13 +260,22 @@ def _entropy(probs: Mapping[str, float]) -> float:
     return -sum(p * math.log(p) for p in probs.values() if p > 0)
 
 
+def _entropy_of(scores: Mapping[str, float], temperature: float) -> float:
+    """The entropy of the softmax of ``scores``, in one pass: ``ln Z - Σ p·z`` for z the scaled scores."""
+    top = max(scores.values())
+    scaled = [(s - top) / temperature for s in scores.values()]
+    weights = [math.exp(z) for z in scaled]
+    total = sum(weights)
+    return math.log(total) - sum(w * z for w, z in zip(weights, scaled)) / total
+
+
 def _all_values(kb: KnowledgeBase, facts: Facts) -> dict[str, Any]:
     values = facts.values()
     values.update(derive(kb, values))
     return values
 
 
-def _answer_odds(scores: Mapping[str, float], outcomes: list[dict[str, float]],
+def _answer_odds(scores: Mapping[str, float], outcomes: list[dict[str, float]], moved: Collection[str],
                  probs: Mapping[str, float], temperature: float) -> list[float]:
     """How likely each hypothetical answer is, given what each cause would make of it.
 
@@ -248,34 +283,41 @@ def _answer_odds(scores: Mapping[str, float], outcomes: list[dict[str, float]],
     read as log-likelihood ratios). A cause the question does not bear on expects an unremarkable
     answer, one that raises no cause more than the others do: most models have no missing values
     and a usual initializer, so asking about them is worth little unless their causes lead.
+    Only the causes in ``moved`` have a score that some answer changes.
     """
-    shifts = [{c: outcome[c] - scores[c] for c in probs} for outcome in outcomes]
-    remarkable = [sum(max(shift, 0.0) for shift in moved.values()) for moved in shifts]
+    shifts = [[outcome[c] - scores[c] for c in moved] for outcome in outcomes]
+    remarkable = [sum(shift for shift in row if shift > 0) for row in shifts]
     usual = [i for i, r in enumerate(remarkable) if r <= min(remarkable) + 1e-9]
     odds = [0.0] * len(outcomes)
-    for cause, p in probs.items():
-        moves = [moved[cause] for moved in shifts]
-        if max(moves) - min(moves) < 1e-9:
-            for i in usual:
-                odds[i] += p / len(usual)
+    unmoved = sum(p for cause, p in probs.items() if cause not in moved)
+    for k, cause in enumerate(moved):
+        moves = [row[k] for row in shifts]
+        top = max(moves)
+        if top - min(moves) < 1e-9:
+            unmoved += probs[cause]
             continue
-        likelihood = [math.exp((move - max(moves)) / temperature) for move in moves]
+        likelihood = [math.exp((move - top) / temperature) for move in moves]
+        total = sum(likelihood)
         for i, weight in enumerate(likelihood):
-            odds[i] += p * weight / sum(likelihood)
+            odds[i] += probs[cause] * weight / total
+    for i in usual:
+        odds[i] += unmoved / len(usual)
     return odds
 
 
-def _gain(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring: _Scoring, probs: dict[str, float],
-          name: str, answers: list[Any]) -> float:
-    """The expected drop in the entropy over causes once ``name`` is known to be one of ``answers``."""
-    outcomes = []
-    established = {fact.key for fact in facts}
+def _gain(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring: _Scoring, scores: dict[str, float],
+          probs: dict[str, float], entropy: float, name: str, answers: list[Any]) -> float:
+    """The expected drop in the entropy over causes (now ``entropy``) once ``name`` is known to be one of ``answers``."""
+    outcomes, moved = [], set()
+    established = {fact.key for fact in facts} | {name}
     for answer in answers:
-        trial, changed = rederive(kb, {**values, name: answer}, established | {name}, {name})
-        outcomes.append(scoring.changed(kb, trial, changed).scores(kb))
+        trial, changed = rederive(kb, {**values, name: answer}, established, {name})
+        outcome = scoring.rescored(kb, scores, trial, changed)
+        outcomes.append(outcome)
+        moved.update(cause for cause in _read_by(kb, frozenset(changed))[2] if outcome[cause] != scores[cause])
     temperature = kb.thresholds["confidence_temperature"]
-    likely = _answer_odds(scoring.scores(kb), outcomes, probs, temperature)
-    return _entropy(probs) - sum(p * _entropy(_softmax(outcome, temperature)) for p, outcome in zip(likely, outcomes))
+    likely = _answer_odds(scores, outcomes, sorted(moved), probs, temperature)
+    return entropy - sum(p * _entropy_of(outcome, temperature) for p, outcome in zip(likely, outcomes))
 
 
 def _questions(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring: _Scoring,
@@ -284,12 +326,14 @@ def _questions(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring:
     # commonest causes, and the answer that would lift a rarer one (the optimizer, once the
     # learning rate is known) is worth as much as any.
     candidates = sorted(set().union(*kb.asks.values()) - set(facts.values()) - set(declined))
+    scores, entropy = scoring.scores(kb), _entropy(probs)
     questions = []
     for name in candidates:
         answers = kb.answers.get(name, [])
         if not answers:
             continue
-        gain = _gain(kb, facts, values, scoring, probs, name, answers)
+        # Rounded: equal gains stay equal (ties go by name) whatever order the sums were taken in.
+        gain = round(_gain(kb, facts, values, scoring, scores, probs, entropy, name, answers), 9)
         if gain >= kb.thresholds["question_min_gain"]:
             spec = kb.facts[name]
             questions.append(Question(name, spec["question"], tuple(map(str, spec.get("choices", ()))), gain))
