@@ -4,17 +4,26 @@ An example is what the knowledge base knew in one conversation (a labelled case 
 reply, or a stored conversation someone gave feedback on) and a label: the right cause, or a cause
 that did not help. A cause's score is the engine's own (:mod:`assistant.reasoning.engine`, hand
 weights) plus a correction for each rule of it that held and each leaf weight of it reached (by the
-leaf's share); confidences are the engine's softmax. The corrections maximise the likelihood of the
-labels (``P(right)``, ``1 - P(rejected)``) less an L2 penalty on the corrections: the hand weights
-are the prior, so a few reports move them little and many move them more.
+leaf's share); confidences are the ones the engine reports: its softmax, the leader's share then
+calibrated (``engine._calibrated``: ``calibration_slope`` on its log-odds, plus ``calibration_intercept``
+and, without the user's settings, ``calibration_without_settings``). The corrections maximise the
+likelihood of the labels under those confidences (``P(right)``, ``1 - P(rejected)``) less an L2 penalty
+on the corrections: the hand weights are the prior, so a few reports move them little and many move
+them more. The likelihood is of the calibrated confidences, not of the raw softmax, because those
+are what the user is shown and what a write is judged by (ECE, log-loss): the raw softmax's
+likelihood rewards moves that the calibration, fitted with the hand weights, then undoes.
 
 scikit-learn's ``LogisticRegression`` takes neither an offset (the hand scores) nor features of
 their own per class, so this same L2-penalised logistic likelihood is minimised with SciPy's
 L-BFGS-B (the solver ``LogisticRegression`` uses), whose bounds keep every learned weight on the side
-of zero it was written on; scikit-learn splits the folds. The penalty is chosen by cross-validated
-log-loss on the examples fitted on, and that choice and the fit are scored in an outer
-cross-validation against the hand weights: a fit that makes those held-out figures worse is not
-written. Cases of a test split are only ever scored.
+of zero it was written on; scikit-learn splits the folds. The penalty is chosen by cross-validation
+on the examples fitted on, by the figures a write is judged on: among the penalties whose
+cross-validated top-1, top-3, ECE and log-loss are each no worse than the hand weights' on the same
+examples, the one of best top-1, then top-3, then log-loss; when none is, the strongest (which
+barely moves a weight). Log-loss alone would choose the weakest penalty, trading top-1 and ECE for
+likelihood. That choice and the fit are scored in an outer cross-validation against the hand
+weights: a fit that makes those held-out figures worse is not written. Cases of a test split are
+only ever scored.
 
 scikit-learn, SciPy and NumPy are imported here only; nothing the web tier loads imports this module.
 """
@@ -32,6 +41,7 @@ import yaml
 from scipy.optimize import minimize
 from sklearn.model_selection import KFold
 
+from ..evidence import SETTINGS
 from ..evidence.facts import Facts
 from ..reasoning import engine
 from . import learned, load
@@ -42,7 +52,7 @@ from .learn_words import (DEFAULT_CASES, Refused, _relative, expected_causes, fi
 from .model import KnowledgeBase
 
 #: The penalties cross-validation chooses among (the L2 strength on the corrections, in log-odds).
-PENALTIES = (3.0, 10.0, 30.0, 100.0, 300.0)
+PENALTIES = (3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)
 FOLDS = 5
 SEED = 0
 #: With fewer examples (or conversations) than this no cross-validation is run: the strongest penalty is taken.
@@ -70,6 +80,8 @@ class Example:
     base: np.ndarray
     #: How much each parameter counted (a rule 0 or 1, a leaf weight its leaf's share).
     held: np.ndarray
+    #: The calibration's intercept for this conversation (with or without the user's settings).
+    offset: float = 0.0
 
 
 class Parameters:
@@ -99,6 +111,7 @@ class Parameters:
         # A learned weight stays on its side of zero and within the schema's ten.
         self.bounds = [(-h, 10 - h) if h > 0 else (-10 - h, -h) if h < 0 else (-10, 10) for h in hand]
         self.temperature = kb.thresholds["confidence_temperature"]
+        self.slope = kb.thresholds["calibration_slope"]
 
     def example(self, group: str, kind: str, cause: str, fixed: bool, right: frozenset[str],
                 facts: Facts) -> Example:
@@ -111,8 +124,11 @@ class Parameters:
         for tid, i, share in engine.leaves(self.kb, values):
             for j in self._leaf_at.get((tid, i), ()):
                 held[j] += share
+        settings = any(fact.source in SETTINGS for fact in facts)
+        offset = (self.kb.thresholds["calibration_intercept"]
+                  + (0.0 if settings else self.kb.thresholds["calibration_without_settings"]))
         return Example(group, kind, cause, fixed, right, facts,
-                       np.array([scores[c] for c in self.causes]), held)
+                       np.array([scores[c] for c in self.causes]), held, offset)
 
 
 # --- the likelihood -------------------------------------------------------------------------------
@@ -125,12 +141,14 @@ class Data:
     held: np.ndarray
     label: np.ndarray
     fixed: np.ndarray
+    offset: np.ndarray
 
     @classmethod
     def of(cls, examples: Sequence[Example], causes: list[str]) -> "Data":
         index = {c: k for k, c in enumerate(causes)}
         return cls(np.array([e.base for e in examples]), np.array([e.held for e in examples]),
-                   np.array([index[e.cause] for e in examples]), np.array([e.fixed for e in examples]))
+                   np.array([index[e.cause] for e in examples]), np.array([e.fixed for e in examples]),
+                   np.array([e.offset for e in examples]))
 
 
 def scores(params: Parameters, data: Data, correction: np.ndarray) -> np.ndarray:
@@ -144,15 +162,32 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def _likelihood(params: Parameters, found: np.ndarray, data: Data) -> tuple[np.ndarray, np.ndarray]:
-    """Each example's negative log-likelihood under scores ``found``, and its gradient with respect to them."""
-    probs = _softmax(found / params.temperature)
+    """Each example's negative log-likelihood under scores ``found``, and its gradient with respect to them.
+
+    The label's probability is its confidence as the engine reports it: the softmax ``p`` at the
+    knowledge base's temperature, the leader ``b``'s share ``t`` mapped to ``s = sigmoid(slope *
+    logit(t) + offset)`` and every other cause's scaled by ``(1 - s) / (1 - t)`` (``engine._calibrated``;
+    the leader taken as fixed, as it is between the scores at which it changes).
+    """
+    temperature = params.temperature
+    probs = _softmax(found / temperature)
     rows = np.arange(len(data.label))
-    p = np.clip(probs[rows, data.label], 1e-12, 1 - 1e-12)
-    onehot = np.zeros_like(probs)
+    best = np.argmax(found, axis=1)  # ties: the first cause, as the engine
+    top = np.clip(probs[rows, best], 1e-9, 1 - 1e-9)
+    sure = 1 / (1 + np.exp(-(params.slope * np.log(top / (1 - top)) + data.offset)))
+    leads = best == data.label
+    p = np.clip(probs[rows, data.label], 1e-300, 1.0)
+    q = np.clip(np.where(leads, sure, p * (1 - sure) / (1 - top)), 1e-12, 1 - 1e-12)
+    onehot, leader = np.zeros_like(probs), np.zeros_like(probs)
     onehot[rows, data.label] = 1.0
-    losses = np.where(data.fixed, -np.log(p), -np.log(1 - p))
-    grad = np.where(data.fixed[:, None], probs - onehot, (p / (1 - p))[:, None] * (onehot - probs))
-    return losses, grad / params.temperature
+    leader[rows, best] = 1.0
+    # The gradient of log q: through the leader's log-odds, and for another cause through its own share too.
+    odds = (leader - probs) / (temperature * (1 - top))[:, None]
+    grad_log = np.where(leads[:, None], ((1 - sure) * params.slope)[:, None] * odds,
+                        (onehot - probs) / temperature + (top - sure * params.slope)[:, None] * odds)
+    losses = np.where(data.fixed, -np.log(q), -np.log(1 - q))
+    grad = np.where(data.fixed[:, None], -grad_log, (q / (1 - q))[:, None] * grad_log)
+    return losses, grad
 
 
 def fit(params: Parameters, data: Data, penalty: float) -> np.ndarray:
@@ -177,22 +212,41 @@ def _folds(examples: Sequence[Example]) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def _subset(data: Data, rows: np.ndarray) -> Data:
-    return Data(data.base[rows], data.held[rows], data.label[rows], data.fixed[rows])
+    return Data(data.base[rows], data.held[rows], data.label[rows], data.fixed[rows], data.offset[rows])
 
 
-def _held_out_loss(params: Parameters, data: Data, train: np.ndarray, held: np.ndarray, penalty: float) -> float:
-    part = _subset(data, held)
-    return float(_likelihood(params, scores(params, part, fit(params, _subset(data, train), penalty)), part)[0].sum())
+def _cross_validated(params: Parameters, examples: Sequence[Example], data: Data, penalty: float) -> np.ndarray:
+    """Every example's scores as fitted without its fold."""
+    found = np.array(data.base)
+    for train, held in _folds(examples):
+        found[held] = scores(params, _subset(data, held), fit(params, _subset(data, train), penalty))
+    return found
+
+
+def best(hand: "Figures", by_penalty: dict[float, "Figures"]) -> float:
+    """Among the penalties whose figures are no worse than the hand weights', the one of best top-1, top-3, log-loss.
+
+    None of them: the strongest penalty. Ties: the stronger.
+    """
+    safe = [penalty for penalty, found in by_penalty.items() if not found.worse(hand)]
+    if not safe:
+        return max(by_penalty)
+
+    def rank(penalty: float) -> tuple[float, ...]:
+        found = by_penalty[penalty]
+        return (-(found.top1 or 0.0), -(found.top3 or 0.0), found.log_loss, -penalty)
+
+    return min(safe, key=rank)
 
 
 def choose(params: Parameters, examples: Sequence[Example]) -> float:
-    """The penalty of least cross-validated log-loss (the strongest when there are too few conversations to tell)."""
+    """The penalty chosen by cross-validated figures (:func:`best`; the strongest when there are too few to tell)."""
     if len({e.group for e in examples}) < MIN_TO_CHOOSE:
         return max(PENALTIES)
-    data, folds = Data.of(examples, params.causes), _folds(examples)
-    loss = {penalty: sum(_held_out_loss(params, data, train, held, penalty) for train, held in folds)
-            for penalty in PENALTIES}
-    return min(PENALTIES, key=lambda penalty: (loss[penalty], -penalty))
+    data = Data.of(examples, params.causes)
+    hand = figures(params, examples, data.base)
+    return best(hand, {penalty: figures(params, examples, _cross_validated(params, examples, data, penalty))
+                       for penalty in PENALTIES})
 
 
 @dataclass
@@ -203,7 +257,7 @@ class Figures:
     top3: float | None
     #: Expected calibration error of the top cause's confidence as the engine reports it (calibrated).
     ece: float | None
-    #: Mean negative log-likelihood of every label, rejections too.
+    #: Mean negative log-likelihood of every label under the reported (calibrated) confidences, rejections too.
     log_loss: float
     ranked: int
 

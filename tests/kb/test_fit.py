@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from assistant.cli import main
 from assistant.kb import fit, learned, load
+from assistant.reasoning import engine
 
 API = "/api/v1/conversations"
 #: A loss that turns NaN, nothing else known: the learning rate leads, missing values come fourth.
@@ -73,6 +74,62 @@ def test_a_few_reports_move_the_weights_less_than_many(kb_copy):
         return float(np.abs(fit.fit(params, fit.Data.of(examples, params.causes), max(fit.PENALTIES))).sum())
 
     assert 0 < moved(3) < moved(30) / 3
+
+
+@pytest.mark.parametrize("request_", [NAN, SURE])
+def test_the_likelihood_is_of_the_confidences_the_engine_reports(kb_copy, request_):
+    kb = load(kb_copy)
+    params = fit.Parameters(kb)
+    facts = fit.first_reply_facts(kb, request_)
+    reported = {b.cause.id: b.confidence for b in engine.diagnose(kb, facts).beliefs}
+    leader = max(reported, key=reported.get)
+    for cause in (leader, "missing_values", "learning_rate_too_high"):
+        for fixed in (True, False):
+            example = params.example("a", "report", cause, fixed, frozenset(), facts)
+            data = fit.Data.of([example], params.causes)
+            loss = fit._likelihood(params, data.base, data)[0][0]
+            expected = -np.log(reported[cause]) if fixed else -np.log(1 - reported[cause])
+            assert loss == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_gradient_is_the_likelihoods(kb_copy):
+    kb = load(kb_copy)
+    params = fit.Parameters(kb)
+    examples = [params.example(str(n), "report", cause, fixed, frozenset(), fit.first_reply_facts(kb, request))
+                for n, (request, cause, fixed) in enumerate([(NAN, "missing_values", True),
+                                                             (SURE, "learning_rate_too_high", False),
+                                                             (SURE, "learning_rate_too_high", True),
+                                                             (NAN, "learning_rate_too_high", True)])]
+    data = fit.Data.of(examples, params.causes)
+    held = data.held.sum(axis=0) > 0
+    at = np.where(held, np.random.default_rng(0).normal(0, 0.3, len(held)), 0.0)
+
+    def loss(correction):
+        return fit._likelihood(params, fit.scores(params, data, correction), data)[0].sum()
+
+    _, grad = fit._likelihood(params, fit.scores(params, data, at), data)
+    analytic = ((grad @ params.owner.T) * data.held).sum(axis=0)
+    step = 1e-6
+    for j in np.flatnonzero(held):
+        moved = np.array(at)
+        moved[j] += step
+        assert analytic[j] == pytest.approx((loss(moved) - loss(at)) / step, abs=1e-4)
+
+
+def _figures(top1: float, ece: float, log_loss: float) -> fit.Figures:
+    return fit.Figures(top1, 0.7, ece, log_loss, 100)
+
+
+def test_the_penalty_is_chosen_among_those_no_worse_than_the_hand_weights():
+    hand = _figures(0.55, 0.05, 2.5)
+    # The weakest penalty has the best log-loss but a worse ECE; the next a worse top-1: the third is chosen.
+    by_penalty = {3.0: _figures(0.56, 0.08, 2.3), 10.0: _figures(0.54, 0.04, 2.4), 30.0: _figures(0.55, 0.05, 2.45),
+                  100.0: _figures(0.55, 0.05, 2.48), 300.0: _figures(0.55, 0.05, 2.5)}
+    assert fit.best(hand, by_penalty) == 30.0
+    assert fit.best(hand, {**by_penalty, 100.0: _figures(0.56, 0.05, 2.49)}) == 100.0  # top-1 before log-loss
+    # None no worse: the strongest, which barely moves a weight.
+    assert fit.best(hand, {3.0: _figures(0.56, 0.08, 2.3), 10.0: _figures(0.54, 0.04, 2.4)}) == 10.0
+    assert max(fit.PENALTIES) >= 1000
 
 
 def _scenario_cases(folder: Path, kb_dir: Path, chosen: slice) -> Path:
