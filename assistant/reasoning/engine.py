@@ -256,17 +256,28 @@ def _softmax(scores: Mapping[str, float], temperature: float) -> dict[str, float
     return {k: e / total for k, e in exp.items()}
 
 
-def _entropy(probs: Mapping[str, float]) -> float:
-    return -sum(p * math.log(p) for p in probs.values() if p > 0)
+class _Spread:
+    """The softmax of the current scores kept as its sums, so that the entropy once a few scores
+    change is worked out from those few: ``H = ln Z - M / Z`` for ``Z = Σ e^z`` and ``M = Σ z e^z``,
+    z the scores less the top one, over the temperature (the same for any such shift)."""
 
+    def __init__(self, scores: Mapping[str, float], temperature: float) -> None:
+        self.top, self.temperature = max(scores.values()), temperature
+        self.scaled = {c: (s - self.top) / temperature for c, s in scores.items()}
+        self.weight = {c: math.exp(z) for c, z in self.scaled.items()}
+        self.total = sum(self.weight.values())
+        self.moment = sum(w * self.scaled[c] for c, w in self.weight.items())
+        self.entropy = math.log(self.total) - self.moment / self.total
 
-def _entropy_of(scores: Mapping[str, float], temperature: float) -> float:
-    """The entropy of the softmax of ``scores``, in one pass: ``ln Z - Σ p·z`` for z the scaled scores."""
-    top = max(scores.values())
-    scaled = [(s - top) / temperature for s in scores.values()]
-    weights = [math.exp(z) for z in scaled]
-    total = sum(weights)
-    return math.log(total) - sum(w * z for w, z in zip(weights, scaled)) / total
+    def entropy_with(self, scores: Mapping[str, float], changed: Collection[str]) -> float:
+        """The entropy once the causes ``changed`` have the scores in ``scores``."""
+        total, moment = self.total, self.moment
+        for cause in changed:
+            z = (scores[cause] - self.top) / self.temperature
+            w = math.exp(z)
+            total += w - self.weight[cause]
+            moment += w * z - self.weight[cause] * self.scaled[cause]
+        return math.log(total) - moment / total
 
 
 def _all_values(kb: KnowledgeBase, facts: Facts) -> dict[str, Any]:
@@ -306,18 +317,19 @@ def _answer_odds(scores: Mapping[str, float], outcomes: list[dict[str, float]], 
 
 
 def _gain(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring: _Scoring, scores: dict[str, float],
-          probs: dict[str, float], entropy: float, name: str, answers: list[Any]) -> float:
-    """The expected drop in the entropy over causes (now ``entropy``) once ``name`` is known to be one of ``answers``."""
-    outcomes, moved = [], set()
+          probs: dict[str, float], spread: _Spread, name: str, answers: list[Any]) -> float:
+    """The expected drop in the entropy over causes once ``name`` is known to be one of ``answers``."""
+    outcomes, entropies, moved = [], [], set()
     established = {fact.key for fact in facts} | {name}
     for answer in answers:
         trial, changed = rederive(kb, {**values, name: answer}, established, {name})
         outcome = scoring.rescored(kb, scores, trial, changed)
+        touched = [cause for cause in _read_by(kb, frozenset(changed))[2] if outcome[cause] != scores[cause]]
         outcomes.append(outcome)
-        moved.update(cause for cause in _read_by(kb, frozenset(changed))[2] if outcome[cause] != scores[cause])
-    temperature = kb.thresholds["confidence_temperature"]
-    likely = _answer_odds(scores, outcomes, sorted(moved), probs, temperature)
-    return entropy - sum(p * _entropy_of(outcome, temperature) for p, outcome in zip(likely, outcomes))
+        entropies.append(spread.entropy_with(outcome, touched))
+        moved.update(touched)
+    likely = _answer_odds(scores, outcomes, sorted(moved), probs, spread.temperature)
+    return spread.entropy - sum(p * entropy for p, entropy in zip(likely, entropies))
 
 
 def _questions(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring: _Scoring,
@@ -326,14 +338,15 @@ def _questions(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring:
     # commonest causes, and the answer that would lift a rarer one (the optimizer, once the
     # learning rate is known) is worth as much as any.
     candidates = sorted(set().union(*kb.asks.values()) - set(facts.values()) - set(declined))
-    scores, entropy = scoring.scores(kb), _entropy(probs)
+    scores = scoring.scores(kb)
+    spread = _Spread(scores, kb.thresholds["confidence_temperature"])
     questions = []
     for name in candidates:
         answers = kb.answers.get(name, [])
         if not answers:
             continue
         # Rounded: equal gains stay equal (ties go by name) whatever order the sums were taken in.
-        gain = round(_gain(kb, facts, values, scoring, scores, probs, entropy, name, answers), 9)
+        gain = round(_gain(kb, facts, values, scoring, scores, probs, spread, name, answers), 9)
         if gain >= kb.thresholds["question_min_gain"]:
             spec = kb.facts[name]
             questions.append(Question(name, spec["question"], tuple(map(str, spec.get("choices", ()))), gain))

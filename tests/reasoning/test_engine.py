@@ -1,6 +1,8 @@
 """The engine ranks causes from facts, cites the user's data, and asks what separates the leaders."""
 from __future__ import annotations
 
+import math
+
 from assistant.evidence import gather
 from assistant.reasoning.engine import _answer_odds, diagnose
 from tests.helpers import facts_from, shipped_kb
@@ -182,3 +184,17 @@ def test_a_question_that_would_lift_a_rarer_cause_is_asked_when_little_is_known(
     after = diagnose(KB, facts).beliefs[0]
     assert after.cause.id == "learning_rate_too_low"
     assert any("meant to run at" in line for line in after.evidence)
+
+
+def test_the_entropy_once_a_few_scores_change_is_the_softmaxs_entropy_worked_out_afresh():
+    from assistant.reasoning.engine import _softmax, _Spread
+
+    def afresh(scores: dict[str, float]) -> float:
+        return -sum(p * math.log(p) for p in _softmax(scores, 1.4).values() if p > 0)
+
+    scores = {"a": 2.0, "b": 0.5, "c": -1.0, "d": 0.0}
+    spread = _Spread(scores, 1.4)
+    assert spread.entropy == pytest_approx(afresh(scores))
+    for changed in ({"a": -3.0}, {"b": 9.0, "c": 1.0}, {"d": 0.0}, {"a": 2.0, "b": 2.0, "c": 2.0, "d": 2.0}):
+        assert spread.entropy_with({**scores, **changed}, list(changed)) == pytest_approx(afresh({**scores, **changed}))
+    assert spread.entropy_with({**scores, "b": 9.0}, ["b"]) < spread.entropy  # one cause far ahead: less spread
