@@ -16,8 +16,9 @@ from .model import Default, Implication, Implied, KeyPhrase, Phrases, Stated, fr
 from .places import Places
 
 FILE = "phrases.yaml"
-#: Every phrase is matched without regard to case.
-FLAGS = re.IGNORECASE
+#: Every phrase is matched without regard to case, and with ASCII word characters: in "loss值为nan",
+#: English terms among words of a script written without spaces, \b holds before "nan" as a reader expects.
+FLAGS = re.IGNORECASE | re.ASCII
 #: A number written with thousands separators: 1,234,567.
 THOUSANDS = r"\d{1,3}(?:,\d{3})+"
 #: The subjects whose numbers the reader keeps: losses as written, the others as fractions.

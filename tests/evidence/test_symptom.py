@@ -83,6 +83,10 @@ CASE_SYMPTOMS = {
 
 #: The way people put it on forums and in chat.
 FORUM = {
+    # English terms among words of a script without spaces: a word boundary is one between Latin letters.
+    "训练时loss值为nan": {"symptom_loss_nan": True},
+    "第一个epoch时loss就出现nan": {"symptom_loss_nan": True},
+    "准确率accuracy一直是0.5不变": {"symptom_loss_nan": None},
     "why with lower value of learning rate the accuracy is increasing rapidly?": {"symptom_lower_lr_helps": True},
     "Reducing the learning rate to 1e-5 fixed it": {"symptom_lower_lr_helps": True},
     "I tried lowering the learning rate to improve it, but no luck": {"symptom_lower_lr_helps": None},
