@@ -198,3 +198,14 @@ def test_the_entropy_once_a_few_scores_change_is_the_softmaxs_entropy_worked_out
     for changed in ({"a": -3.0}, {"b": 9.0, "c": 1.0}, {"d": 0.0}, {"a": 2.0, "b": 2.0, "c": 2.0, "d": 2.0}):
         assert spread.entropy_with({**scores, **changed}, list(changed)) == pytest_approx(afresh({**scores, **changed}))
     assert spread.entropy_with({**scores, "b": 9.0}, ["b"]) < spread.entropy  # one cause far ahead: less spread
+
+
+def test_labels_made_as_images_bring_the_label_encoding_forward_for_a_nan_loss():
+    """Masks and annotations the user made are where class values outside 0..K-1 come from."""
+    def rank(symptom: str) -> int:
+        diagnosis, _ = run(symptom=symptom)
+        return [b.cause.id for b in diagnosis.beliefs].index("label_encoding_mismatch")
+
+    plain = rank("I trained a U-Net on my own dataset; the loss is nan from the first epoch")
+    masks = rank("I trained a U-Net on my own dataset with masks made in labelme; the loss is nan from the first epoch")
+    assert masks < plain and masks <= 2
