@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -48,7 +50,8 @@ logconfig_dict: dict[str, Any] = {
 
 
 def on_starting(server: Any) -> None:
-    """Give the workers an empty folder to keep their Prometheus counts in, before the first one is forked.
+    """Give the workers an empty folder to keep their Prometheus counts in, and the service a current
+    schema (:func:`migrate_first`), before the first worker is forked.
 
     The variable must be set before a worker imports prometheus_client, and stale files of an
     earlier run would add old counts to the new ones.
@@ -59,6 +62,28 @@ def on_starting(server: Any) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.db"):
         stale.unlink()
+    if server.app.app_uri == wsgi_app:  # the service, not another app under these settings
+        migrate_first(server.log)
+
+
+def migrate_first(log: Any) -> None:
+    """Bring the database's schema up to date in a process of its own, before any worker is forked.
+
+    The workers then find it current: none imports Alembic for the rest of its life (about 9 MB
+    of each worker's memory) and none waits on another's migration. A database that cannot be
+    reached is left to the workers, which answer 503 until it can be and migrate it then.
+    """
+    # A command of its own, as an operator would run it: no metrics of the workers', no sweep of the runs.
+    environ = {**{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
+               "ASSISTANT_REPRO_SWEEP": "false"}
+    done = subprocess.run([sys.executable, "-c", "from assistant.cli import main; main()", "init-db"],
+                          env=environ, capture_output=True, text=True, timeout=900)
+    if done.returncode == 0:
+        log.info(done.stdout.strip())
+    else:
+        said = (done.stderr or done.stdout).strip().splitlines()
+        log.warning("the schema was not brought up to date before the workers started (they will try): %s",
+                    said[-1] if said else f"init-db exited with {done.returncode}")
 
 
 def on_exit(server: Any) -> None:

@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -149,6 +150,10 @@ def main() -> None:
                    "ASSISTANT_REPRO_BACKEND": "off",
                    "ASSISTANT_RATELIMIT_ENABLED": "false", "ASSISTANT_LOG_LEVEL": "WARNING",
                    "PROMETHEUS_MULTIPROC_DIR": f"{tmp}/metrics"}
+        # The schema first, in a process of its own, as the service's own start does (assistant.serving.migrate_first).
+        subprocess.run([sys.executable, "-c", "from assistant.cli import main; main()", "init-db"],
+                       env={**os.environ, **environ}, cwd=Path(__file__).resolve().parents[1], check=True,
+                       capture_output=True)
         with gunicorn(environ, Path(tmp) / "app.log", workers=args.workers,
                       app="benchmarks.serve_throughput:measured_app()") as server:
             (bare, _, _) = measure(server, "bare JSON endpoint (GET /healthz)", lambda c: c.send("GET", "/healthz"), args)

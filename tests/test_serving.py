@@ -3,6 +3,7 @@ no TensorFlow in a web worker, and a clean stop."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from assistant import db
 from benchmarks.loopback import Gunicorn, free_port, gunicorn
+from tests.test_db import versions
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSISTANT = Path(sys.executable).with_name("assistant")
@@ -77,3 +80,19 @@ def test_a_server_whose_database_is_unreachable_starts_and_says_it_is_not_ready(
             get(f"{server.url}/api/v1/conversations")
         assert refused.value.code == 503 and refused.value.headers["Retry-After"] == "5"
         assert server.process.poll() is None and len(server.workers()) == 2
+
+
+def test_the_schema_is_brought_up_before_the_workers_fork_and_alembic_stays_out_of_them(tmp_path):
+    """The master migrates a new database through a process of its own: what the workers are forked
+    from never imported Alembic, and they find the schema current."""
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    starting = ("import logging, sys; from types import SimpleNamespace; from assistant import serving;"
+                "serving.on_starting(SimpleNamespace(app=SimpleNamespace(app_uri=serving.wsgi_app),"
+                " log=logging.getLogger('gunicorn.error'))); print('alembic' in sys.modules)")
+    environ = {**os.environ, "ASSISTANT_DATABASE_URL": url, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+               "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", starting], cwd=ROOT, env=environ, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False"]
+    assert versions(url) == [db.SCHEMA_REVISION]
