@@ -66,6 +66,10 @@ def on_starting(server: Any) -> None:
         migrate_first(server.log)
 
 
+#: The command that brings the schema up to date, as an operator would run it (``assistant init-db``).
+INIT_DB = [sys.executable, "-c", "from assistant.cli import main; main()", "init-db"]
+
+
 def migrate_first(log: Any) -> None:
     """Bring the database's schema up to date in a process of its own, before any worker is forked.
 
@@ -76,8 +80,7 @@ def migrate_first(log: Any) -> None:
     # A command of its own, as an operator would run it: no metrics of the workers', no sweep of the runs.
     environ = {**{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
                "ASSISTANT_REPRO_SWEEP": "false"}
-    done = subprocess.run([sys.executable, "-c", "from assistant.cli import main; main()", "init-db"],
-                          env=environ, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(INIT_DB, env=environ, capture_output=True, text=True, timeout=900)
     if done.returncode == 0:
         log.info(done.stdout.strip())
     else:

@@ -151,8 +151,9 @@ def main() -> None:
                    "ASSISTANT_RATELIMIT_ENABLED": "false", "ASSISTANT_LOG_LEVEL": "WARNING",
                    "PROMETHEUS_MULTIPROC_DIR": f"{tmp}/metrics"}
         # The schema first, in a process of its own, as the service's own start does (assistant.serving.migrate_first).
-        subprocess.run([sys.executable, "-c", "from assistant.cli import main; main()", "init-db"],
-                       env={**os.environ, **environ}, cwd=Path(__file__).resolve().parents[1], check=True,
+        from assistant.serving import INIT_DB
+
+        subprocess.run(INIT_DB, env={**os.environ, **environ}, cwd=Path(__file__).resolve().parents[1], check=True,
                        capture_output=True)
         with gunicorn(environ, Path(tmp) / "app.log", workers=args.workers,
                       app="benchmarks.serve_throughput:measured_app()") as server:
