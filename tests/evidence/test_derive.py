@@ -65,9 +65,24 @@ def test_extreme_values_far_from_the_mean_are_measured_in_standard_deviations():
     ({"loss": "mse", "output_units": 3, "task": "multiclass_classification"}, False),
     ({"loss": "binary_crossentropy", "output_units": 1, "task": "binary_classification"}, True),
     ({"loss": "sparse_categorical_crossentropy", "output_units": 4, "task": "multiclass_classification"}, True),
+    # binary_crossentropy scores each softmax output as a yes/no of its own: wrong over many classes
+    ({"loss": "binary_crossentropy", "output_activation": "softmax", "n_classes": 16,
+      "task": "multiclass_classification"}, False),
+    ({"loss": "binary_crossentropy", "output_activation": "softmax", "output_units": 2,
+      "task": "binary_classification"}, True),
 ])
 def test_loss_fits_task(values, fits):
     assert derive(shipped_kb(), values)["loss_fits_task"] is fits
+
+
+@pytest.mark.parametrize("values, classes", [
+    ({"symptom_loss_value": 2.303}, 10),  # ln 10: a uniform guess over ten classes
+    ({"symptom_loss_value": 2.303, "n_classes": 10}, 10),
+    ({"symptom_loss_value": 6.0, "task": "binary_classification"}, None),  # ln 403 cannot be a guess over two
+    ({"symptom_loss_value": 0.6931, "task": "binary_classification"}, 2),
+])
+def test_a_quoted_loss_is_a_uniform_guess_only_over_the_classes_there_are(values, classes):
+    assert derive(shipped_kb(), values).get("uniform_classes") == classes
 
 
 @pytest.mark.parametrize("values, fits", [

@@ -185,6 +185,16 @@ FORUM = {
     "predicting on a single image gives the wrong class": {"symptom_new_inputs_wrong": True},
     "val_acc and model.evaluate accuracy don't match": {"symptom_new_inputs_wrong": True},
     "Works in Keras but the predictions are wrong after converting to TFLite": {"symptom_converted_model": True},
+    "ValueError: Input contains NaN, infinity or a value too large for dtype('float32')": {"symptom_data_nan": True},
+    "there are NaN values in my dataset": {"symptom_data_nan": True},
+    "the data has some missing values": {"symptom_data_nan": True},
+    "Model learns with keras but doesn't learn with tf.keras": {"symptom_version_difference": True},
+    "Why is my autoencoder with tensorflow 2.0 performing very bad compared to the same code in keras?":
+        {"symptom_version_difference": True},
+    "accuracy went from 97% to 70% after upgrading from 0.18.5 to 0.21.3": {"symptom_version_difference": True},
+    "Neural Network only outputting 1 regardless of the input": {"symptom_outputs_one": True},
+    'the outputs are all the value "1.0"': {"symptom_outputs_one": True},
+    "val_accuracy stays about 0.11": {"symptom_val_near_zero": None, "symptom_val_accuracy": 0.11},
 }
 
 #: Words that must not be read as the symptom they mention.
@@ -215,6 +225,10 @@ NEGATIVES = {
     "the images are loaded with target_size=(224, 224)": {"symptom_large_targets"},
     "the salary column is one of my features": {"symptom_large_targets"},
     "I am not using a custom loss": {"symptom_custom_loss"},
+    "my data has no NaN": {"symptom_data_nan"},
+    "my data doesn't contain nans": {"symptom_data_nan"},
+    "I use this repo on my own dataset and have the loss suddenly hitting nan": {"symptom_data_nan"},
+    "I use Keras 2.3 and my model always predicts 1": {"symptom_version_difference", "symptom_outputs_one"},
 }
 
 
