@@ -195,6 +195,8 @@ FORUM = {
     "Neural Network only outputting 1 regardless of the input": {"symptom_outputs_one": True},
     'the outputs are all the value "1.0"': {"symptom_outputs_one": True},
     "val_accuracy stays about 0.11": {"symptom_val_near_zero": None, "symptom_val_accuracy": 0.11},
+    "I am also getting high traning accuracy vs low validation accuracy.": {"symptom_gap": True},
+    "training accuracy is high but test accuracy is low": {"symptom_gap": True},
 }
 
 #: Words that must not be read as the symptom they mention.
