@@ -131,7 +131,7 @@ def _role(p: Phrases, text: str, previous: int, number: re.Match, following: int
 def _skipped(p: Phrases, text: str, start: int, number: re.Match) -> bool:
     preceding = text[start:number.start()]
     return bool(p.count_noun.match(text, number.end()) or p.versus.match(text, number.end())
-                or p.bound.search(preceding) or p.position.search(preceding))
+                or (p.bound.search(preceding) and not p.floor.search(preceding)) or p.position.search(preceding))
 
 
 def _mentions(p: Phrases, text: str) -> Iterator[Mention]:

@@ -295,6 +295,8 @@ class Phrases:
     position: re.Pattern[str]
     #: Searched in the text before a number: a bound ("below 0") or a comparison ("98% vs").
     bound: re.Pattern[str]
+    #: Searched in the text before a bound: a negation that makes it a floor ("can't get below 5.5").
+    floor: re.Pattern[str]
     #: Matched right after a number: a comparison ("98% vs 40%").
     versus: re.Pattern[str]
     #: Searched in a loss number's clause before it, and after it: the first loss.

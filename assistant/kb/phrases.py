@@ -300,6 +300,7 @@ def compile_phrases(doc: Mapping[str, Any], facts: Mapping[str, Mapping[str, Any
         count_noun=c.compiled(rf"\s*(?:{words('numbers', 'count_nouns')})\b", ("numbers", "count_nouns")),
         position=c.compiled(rf"\b(?:{words('numbers', 'positions')})\s*#?\s*$", ("numbers", "positions")),
         bound=c.compiled(rf"\b(?:{words('numbers', 'bounds')}|{versus})\s*$", ("numbers", "bounds")),
+        floor=c.compiled(rf"(?:{words('numbers', 'floors')})\s*$", ("numbers", "floors")),
         versus=c.compiled(rf"\s*(?:{versus})\s", ("numbers", "versus")),
         first_before=c.compiled(rf"\b(?:{words('numbers', 'first', 'before')})\b"
                                 rf"|\b(?:{words('numbers', 'first', 'right_before')})\s*$", ("numbers", "first")),

@@ -197,6 +197,12 @@ FORUM = {
     "val_accuracy stays about 0.11": {"symptom_val_near_zero": None, "symptom_val_accuracy": 0.11},
     "I am also getting high traning accuracy vs low validation accuracy.": {"symptom_gap": True},
     "training accuracy is high but test accuracy is low": {"symptom_gap": True},
+    "For some reason, I can't get a loss below 5.545 regardless of options": {"symptom_plateau": True,
+                                                                             "symptom_loss_value": 5.545},
+    "the loss does not go under 0.69": {"symptom_plateau": True, "symptom_loss_value": 0.69},
+    "the loss is below 0.1 now": {"symptom_loss_value": None},
+    "seems the network converges to all zeros prediction": {"symptom_same_class": True},
+    "the model predicts all zeros": {"symptom_same_class": True},
 }
 
 #: Words that must not be read as the symptom they mention.
@@ -228,6 +234,7 @@ NEGATIVES = {
     "the salary column is one of my features": {"symptom_large_targets"},
     "I am not using a custom loss": {"symptom_custom_loss"},
     "my data has no NaN": {"symptom_data_nan"},
+    "Generating with the trained models just gives me static": {"symptom_same_class"},
     "my data doesn't contain nans": {"symptom_data_nan"},
     "I use this repo on my own dataset and have the loss suddenly hitting nan": {"symptom_data_nan"},
     "I use Keras 2.3 and my model always predicts 1": {"symptom_version_difference", "symptom_outputs_one"},
