@@ -203,6 +203,9 @@ FORUM = {
     "the loss is below 0.1 now": {"symptom_loss_value": None},
     "seems the network converges to all zeros prediction": {"symptom_same_class": True},
     "the model predicts all zeros": {"symptom_same_class": True},
+    "I followed your instructions and made my own dataset. However, all my loss is Nan":
+        {"symptom_own_data": True, "symptom_loss_nan": True},
+    "works on MNIST, but I trained it on a custom dataset": {"symptom_own_data": True},
 }
 
 #: Words that must not be read as the symptom they mention.
@@ -235,6 +238,7 @@ NEGATIVES = {
     "I am not using a custom loss": {"symptom_custom_loss"},
     "my data has no NaN": {"symptom_data_nan"},
     "Generating with the trained models just gives me static": {"symptom_same_class"},
+    "I use the dataset from the paper": {"symptom_own_data"},
     "my data doesn't contain nans": {"symptom_data_nan"},
     "I use this repo on my own dataset and have the loss suddenly hitting nan": {"symptom_data_nan"},
     "I use Keras 2.3 and my model always predicts 1": {"symptom_version_difference", "symptom_outputs_one"},
