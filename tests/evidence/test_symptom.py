@@ -206,6 +206,9 @@ FORUM = {
     "I followed your instructions and made my own dataset. However, all my loss is Nan":
         {"symptom_own_data": True, "symptom_loss_nan": True},
     "works on MNIST, but I trained it on a custom dataset": {"symptom_own_data": True},
+    "model accuracy drops after reaching 99 percent accuracy and loss 0.01": {"symptom_collapse": True},
+    "It reached 0.99. But after a few more epoches, the model converges to loss 0.6 and accuracy 0.5":
+        {"symptom_collapse": True},
 }
 
 #: Words that must not be read as the symptom they mention.
@@ -239,6 +242,7 @@ NEGATIVES = {
     "my data has no NaN": {"symptom_data_nan"},
     "Generating with the trained models just gives me static": {"symptom_same_class"},
     "I use the dataset from the paper": {"symptom_own_data"},
+    "after a few more epochs, validation accuracy drops to 0.5": {"symptom_collapse"},
     "my data doesn't contain nans": {"symptom_data_nan"},
     "I use this repo on my own dataset and have the loss suddenly hitting nan": {"symptom_data_nan"},
     "I use Keras 2.3 and my model always predicts 1": {"symptom_version_difference", "symptom_outputs_one"},
