@@ -207,6 +207,10 @@ FORUM = {
         {"symptom_own_data": True, "symptom_loss_nan": True},
     "works on MNIST, but I trained it on a custom dataset": {"symptom_own_data": True},
     "model accuracy drops after reaching 99 percent accuracy and loss 0.01": {"symptom_collapse": True},
+    "It seems the accuracy calculation method got changed for multi-label classification?":
+        {"symptom_metric_doubt": True},
+    "how is the accuracy calculated in keras?": {"symptom_metric_doubt": True},
+    "the loss does not change at all": {"symptom_loss_flat": True},
     "It reached 0.99. But after a few more epoches, the model converges to loss 0.6 and accuracy 0.5":
         {"symptom_collapse": True},
 }
@@ -243,6 +247,8 @@ NEGATIVES = {
     "Generating with the trained models just gives me static": {"symptom_same_class"},
     "I use the dataset from the paper": {"symptom_own_data"},
     "after a few more epochs, validation accuracy drops to 0.5": {"symptom_collapse"},
+    "my accuracy is wrong, only 40%": {"symptom_metric_doubt"},
+    "I haven't changed anything in data or code": {"symptom_loss_flat"},
     "my data doesn't contain nans": {"symptom_data_nan"},
     "I use this repo on my own dataset and have the loss suddenly hitting nan": {"symptom_data_nan"},
     "I use Keras 2.3 and my model always predicts 1": {"symptom_version_difference", "symptom_outputs_one"},
