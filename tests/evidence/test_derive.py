@@ -123,3 +123,14 @@ def test_working_out_again_only_what_an_answer_touches_gives_what_deriving_from_
             again, changed = rederive(kb, {**values, name: answer}, set(known) | {name}, {name})
             assert again == fresh, name
             assert changed >= {k for k in fresh.keys() | values.keys() if fresh.get(k) != values.get(k)}
+
+
+@pytest.mark.parametrize("values, chance", [
+    ({"loss_at_uniform": True, "uniform_classes": 10, "n_classes": 10}, True),
+    ({"loss_at_uniform": True, "uniform_classes": 10}, True),  # K is all that is known of the classes
+    ({"loss_at_uniform": True, "uniform_classes": 94306, "task": "binary_classification"}, False),
+    ({"loss_at_uniform": False}, False),
+])
+def test_a_measured_loss_at_ln_k_is_a_guess_only_over_the_classes_there_are(values, chance):
+    assert derive(shipped_kb(), values)["loss_at_chance"] is chance
+
