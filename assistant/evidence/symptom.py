@@ -47,7 +47,7 @@ QUOTE_REACH = 60
 #: Texts longer than this are read only this far (a symptom is a chat message, not a log).
 MAX_TEXT = 20_000
 
-_SENTENCE = re.compile(r"[.!?](?!\d)|\n")
+_SENTENCE = re.compile(r"[.!?](?!\d)|[\n。！？]")  # the full stops of Chinese and Japanese too
 
 
 def _clause_start(p: Phrases, text: str, position: int) -> int:

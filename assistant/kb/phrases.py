@@ -289,7 +289,7 @@ def compile_phrases(doc: Mapping[str, Any], facts: Mapping[str, Mapping[str, Any
         outranks=frozen({winner: tuple(losers) for winner, losers in doc["outranks"].items()}),
         negation=c.compiled(rf"^(?:{words('negation', 'words')})$", ("negation", "words")),
         doubt=c.compiled(rf"\b(?:{words('negation', 'doubts')})\b", ("negation", "doubts")),
-        clause=c.compiled(rf"[,;:()\[\]\n]|[.!?](?!\d)|\s-+\s|\b(?:{words('clauses', 'words')})\b",
+        clause=c.compiled(rf"[,;:()\[\]\n，；：（）、。！？]|[.!?](?!\d)|\s-+\s|\b(?:{words('clauses', 'words')})\b",
                           ("clauses", "words")),
         subject=c.compiled("|".join(rf"\b(?P<{name}>{rx})\b" for name, rx in subjects.items()),
                            ("numbers", "subjects")),

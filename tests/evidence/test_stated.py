@@ -73,6 +73,7 @@ STATED = {
     "I feed the raw pixel values": {"input_scaling": "none"},
     "I didn't normalize the inputs": {"input_scaling": "none"},
     "the data goes in without any scaling": {"input_scaling": "none"},
+    "x_train数据在加载的时候没有进行标准化": {"input_scaling": "none"},
     # negation
     "I don't use dropout": {"dropout": 0.0},
     "It's not binary, there are 5 classes": {"task": "multiclass_classification", "n_classes": 5},

@@ -210,6 +210,13 @@ FORUM = {
     "It seems the accuracy calculation method got changed for multi-label classification?":
         {"symptom_metric_doubt": True},
     "how is the accuracy calculated in keras?": {"symptom_metric_doubt": True},
+    # Chinese, as on the GitHub issues of Chinese repositories
+    "训练结果没有变化，loss和accuracy都没有变化，是不是x_train数据没有进行标准化的问题":
+        {"symptom_loss_flat": True, "symptom_mentions_accuracy": True},
+    "训练集准确率快到1了，难到不是过拟合了吗": {"symptom_val_worse": True, "symptom_mentions_accuracy": True},
+    "改成自己的数据集之后train的acc总是在几乎1的数值，测试结果为纯色。标签为8位png的索引图。":
+        {"symptom_own_data": True, "symptom_same_class": True, "symptom_label_images": True, "symptom_accuracy": 1.0},
+    "出现nan，调整学习率也没效果": {"symptom_loss_nan": True, "symptom_nan_despite_fix": True},
     "the loss does not change at all": {"symptom_loss_flat": True},
     "It reached 0.99. But after a few more epoches, the model converges to loss 0.6 and accuracy 0.5":
         {"symptom_collapse": True},
