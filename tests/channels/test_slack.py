@@ -500,6 +500,10 @@ def test_a_later_reply_shows_the_feedback_given_instead_of_its_buttons(slack_app
     replies = two_replies_asking_the_same(slack_client, slack_api)
     fixed = button(replies[1], blocks.FIXED)
     click(slack_client, replies[1], fixed)
+    deadline = time.monotonic() + 15
+    while [b for b in buttons(shown_now(slack_api, replies[1].ts)) if b["action_id"] == blocks.FIXED]:
+        assert time.monotonic() < deadline, "the click was never settled"
+        time.sleep(0.02)
     send_event(slack_client, thread_message("0.01", "1700000000.000300"), event_id="Ev3")
     *_, later = answers(slack_api, 3)
     close(slack_app)
