@@ -217,6 +217,7 @@ FORUM = {
     "改成自己的数据集之后train的acc总是在几乎1的数值，测试结果为纯色。标签为8位png的索引图。":
         {"symptom_own_data": True, "symptom_same_class": True, "symptom_label_images": True, "symptom_accuracy": 1.0},
     "出现nan，调整学习率也没效果": {"symptom_loss_nan": True, "symptom_nan_despite_fix": True},
+    "VAE costs are nan": {"symptom_loss_nan": True, "symptom_unsafe_math": True},
     "the loss does not change at all": {"symptom_loss_flat": True},
     "It reached 0.99. But after a few more epoches, the model converges to loss 0.6 and accuracy 0.5":
         {"symptom_collapse": True},
