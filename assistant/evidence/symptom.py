@@ -146,6 +146,9 @@ def _mentions(p: Phrases, text: str) -> Iterator[Mention]:
                 continue
             at, subject = next(((at, name) for at, name in reversed(subjects) if at < number.start()),
                                (number.start(), ""))
+            named_after = p.subject_after.match(text, number.end(), end)
+            if named_after and (subject in ("", "val") or subject.endswith("accuracy")):  # a loss stays a loss
+                at, subject = number.start(), named_after.lastgroup
             previous = numbers[i - 1].end() if i else start
             following = numbers[i + 1].start() if i + 1 < len(numbers) else end
             quoted = max(at, previous) if number.start() - at <= QUOTE_REACH else number.start()

@@ -285,6 +285,8 @@ class Phrases:
     clause: re.Pattern[str]
     #: The subjects a number can measure, one named group each, in their order.
     subject: re.Pattern[str]
+    #: A subject named right after a number ("50% on test"), matched at the number's end; it wins.
+    subject_after: re.Pattern[str]
     #: A number as people type it (groups ``value`` and ``percent``).
     number: re.Pattern[str]
     #: A word read as the number 0 (full match).

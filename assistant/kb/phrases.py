@@ -282,6 +282,9 @@ def compile_phrases(doc: Mapping[str, Any], facts: Mapping[str, Mapping[str, Any
         return c.alternatives(items, path)
 
     subjects = {name: words("numbers", "subjects", name) for name in doc["numbers"]["subjects"]}
+    subjects_after = {name: words("numbers", "subjects_after", name) for name in doc["numbers"]["subjects_after"]}
+    for name in subjects_after.keys() - subjects.keys():
+        c.problem(("numbers", "subjects_after", name), f"{name} is not one of numbers: subjects")
     zero, versus = words("numbers", "zero"), words("numbers", "versus")
     link = rf"(?:\s*(?:{words('answers', 'link_signs')}|\b(?:{words('answers', 'link_words')})\b))*"
     phrases = Phrases(
@@ -293,6 +296,8 @@ def compile_phrases(doc: Mapping[str, Any], facts: Mapping[str, Mapping[str, Any
                           ("clauses", "words")),
         subject=c.compiled("|".join(rf"\b(?P<{name}>{rx})\b" for name, rx in subjects.items()),
                            ("numbers", "subjects")),
+        subject_after=c.compiled("|".join(rf"\s*(?P<{name}>{rx})\b" for name, rx in subjects_after.items()) or "(?!)",
+                                 ("numbers", "subjects_after")),
         number=c.compiled(rf"(?<![\w./])(?P<value>-?(?:{THOUSANDS}|\d+)(?:\.\d+)?(?:e[-+]?\d+)?|-?\.\d+|(?:{zero}))"
                           rf"(?P<percent>\s?%|\s?(?:{words('numbers', 'percent')})\b)?(?![\w/]|\.\d)",
                           ("numbers", "zero")),

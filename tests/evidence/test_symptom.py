@@ -218,6 +218,10 @@ FORUM = {
         {"symptom_own_data": True, "symptom_same_class": True, "symptom_label_images": True, "symptom_accuracy": 1.0},
     "出现nan，调整学习率也没效果": {"symptom_loss_nan": True, "symptom_nan_despite_fix": True},
     "VAE costs are nan": {"symptom_loss_nan": True, "symptom_unsafe_math": True},
+    "my regression model predicts the mean": {"symptom_same_class": True},
+    "I get 100% accuracy on training but 50% on test":
+        {"symptom_train_accuracy": 1.0, "symptom_val_accuracy": 0.5, "symptom_gap": True},
+    "the loss is 0.5 on training": {"symptom_loss_value": 0.5, "symptom_train_accuracy": None},
     "the loss does not change at all": {"symptom_loss_flat": True},
     "It reached 0.99. But after a few more epoches, the model converges to loss 0.6 and accuracy 0.5":
         {"symptom_collapse": True},
