@@ -219,6 +219,11 @@ FORUM = {
     "出现nan，调整学习率也没效果": {"symptom_loss_nan": True, "symptom_nan_despite_fix": True},
     "VAE costs are nan": {"symptom_loss_nan": True, "symptom_unsafe_math": True},
     "my regression model predicts the mean": {"symptom_same_class": True},
+    "my validation loss is much higher than training loss": {"symptom_gap": True},
+    "training loss keeps going up": {"symptom_explodes": True},
+    "Why the test set loss is rising": {"symptom_val_worse": True, "symptom_explodes": None},
+    "the classes are 90% negative and 10% positive": {"symptom_imbalanced_data": True, "symptom_accuracy": None},
+    "accuracy jumps between 0.3 and 0.7": {"symptom_jumpy": True},
     "I get 100% accuracy on training but 50% on test":
         {"symptom_train_accuracy": 1.0, "symptom_val_accuracy": 0.5, "symptom_gap": True},
     "the loss is 0.5 on training": {"symptom_loss_value": 0.5, "symptom_train_accuracy": None},
