@@ -9,7 +9,7 @@ from . import code, curves, limits, symptom
 from .curves import curve_facts
 from .facts import EvidenceError, Fact, Facts
 from .inputs import coerce, contract_facts
-from .metrics import parse_metrics
+from .metrics import parse_metrics, pasted_log
 from .symptom import answer_facts, stated_facts, symptom_facts
 
 __all__ = ["SETTINGS", "Evidence", "EvidenceError", "Fact", "Facts", "gather", "produces"]
@@ -74,7 +74,8 @@ def gather(kb: KnowledgeBase, *, symptom: str | None = None, text: str | None = 
 
     Metrics sent as text (a pasted log, an uploaded file) never fail the turn: what cannot be
     read of them is stated as facts (``history_unreadable``, ``history_partial``, ``history_unread``)
-    that the reply reads out.
+    that the reply reads out. Without metrics, a Keras console log pasted among the words is read
+    as the history, whichever channel the words came by.
     """
     found: list[Fact] = []
     history_json = None
@@ -91,6 +92,8 @@ def gather(kb: KnowledgeBase, *, symptom: str | None = None, text: str | None = 
         read = {fact.key for fact in answered}
         said = [fact for fact in stated_facts(kb, text, source="your answer") if fact.key not in read]
         found += limits.checked(said + answered + _code_facts(kb, text), "text")
+    if (metrics is None or metrics == "") and (symptom or text):
+        metrics = pasted_log(symptom or text or "")  # a log pasted among the words is the history when none was sent
     if metrics is not None and metrics != "":
         pasted = isinstance(metrics, (str, bytes, bytearray))  # a log or file as the user has it, not a client's JSON
         try:

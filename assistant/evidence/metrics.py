@@ -143,6 +143,19 @@ class _Cells:
         return f"{self.noun} {self.rows[row]}"
 
 
+#: A Keras console log among a message's words: a line that starts an epoch.
+_CONSOLE_LOG = re.compile(r"^\W*Epoch \d+/\d+", re.MULTILINE)
+
+
+def pasted_log(words: str) -> str | None:
+    """The Keras console log a person pasted among their words, as metrics text; None without one.
+
+    People write one message: what they see, their code, and part of the log. Code fences are
+    dropped so that the epochs inside them read as lines of the log.
+    """
+    return words.replace("```", "\n") if _CONSOLE_LOG.search(words) else None
+
+
 def parse_metrics(raw: str | bytes | dict | list, *, filename: str | None = None, lenient: bool = False) -> History:
     """Read a training history in any supported format, detected from the value itself.
 

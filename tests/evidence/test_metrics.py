@@ -657,6 +657,35 @@ def test_gather_reads_a_whole_log_as_whole():
     assert "history_unread" not in facts
 
 
+PASTED = """My model does not learn. Here is what fit prints:
+```
+Epoch 1/3
+100/100 [==============================] - 2s 20ms/step - loss: 0.6932 - accuracy: 0.5010
+Epoch 2/3
+100/100 [==============================] - 2s 20ms/step - loss: 0.6931 - accuracy: 0.4990
+Epoch 3/3
+100/100 [==============================] - 2s 20ms/step - loss: 0.6931 - accuracy: 0.5003
+```
+What is wrong?"""
+
+
+@pytest.mark.parametrize("words", ["symptom", "text"])
+def test_gather_reads_a_log_pasted_among_the_words_as_the_history(words):
+    evidence = gather(shipped_kb(), **{words: PASTED})
+    assert evidence.history["epoch"] == [1, 2, 3] and evidence.history["loss"][-1] == 0.6931
+    facts = {fact.key: fact.value for fact in evidence.facts}
+    assert facts["epochs_run"] == 3 and facts["loss_at_uniform"] is True
+
+
+def test_a_log_sent_as_metrics_wins_over_one_among_the_words():
+    evidence = gather(shipped_kb(), symptom=PASTED, metrics={"loss": [2.0, 1.0]})
+    assert evidence.history["loss"] == [2.0, 1.0]
+
+
+def test_words_without_a_console_log_give_no_history():
+    assert gather(shipped_kb(), symptom="loss: 0.69 and accuracy: 0.5 after 3 epochs").history is None
+
+
 def test_gather_still_refuses_a_json_history_with_a_wrong_value():
     with pytest.raises(EvidenceError, match="column loss"):
         gather(shipped_kb(), metrics={"loss": [0.7, "abc"]})

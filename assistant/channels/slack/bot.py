@@ -35,6 +35,7 @@ from ... import conversations, kb, repro
 from ...evidence import gather
 from ...evidence.facts import EvidenceError
 from ...evidence.inputs import coerce
+from ...evidence.metrics import pasted_log
 from ...evidence.symptom import answer_facts
 from . import EXTENSION, blocks, files, runs, store
 from .store import Thread
@@ -43,8 +44,6 @@ log = logging.getLogger(__name__)
 
 #: Message subtypes that are a person writing: a plain message, one with files, one also sent to the channel.
 PERSON_SUBTYPES = (None, "file_share", "thread_broadcast")
-#: A pasted Keras console log in a message; it is read as the turn's metrics too.
-CONSOLE_LOG = re.compile(r"^\W*Epoch \d+/\d+", re.MULTILINE)
 #: A direct message that asks for a new conversation instead of continuing the last one.
 START_OVER = re.compile(r"\W*(?:start (?:over|again|afresh)|new (?:problem|conversation|question)|reset)\W*",
                         re.IGNORECASE)
@@ -355,7 +354,7 @@ def _take_message(event: dict[str, Any], context: BoltContext, client: WebClient
         return  # a colleague talking in the thread, not to the bot
     conversation_id = None if link is None else link.conversation_id
     shared = event.get("files", [])
-    working = "Looking at your log…" if shared or CONSOLE_LOG.search(words) else "Looking at that…"
+    working = "Looking at your log…" if shared or pasted_log(words) else "Looking at that…"
     with _answering(_Post(client, thread), working) as post:
         answer = functools.partial(_answer_message, post, conversation_id, _owner(context), user, words, shared, note)
         if shared:  # a download may take seconds: it waits in a pool of its own, not in front of others' turns
@@ -373,8 +372,6 @@ def _answer_message(post: _Post, conversation_id: str | None, owner: str, user: 
         inputs, notes = files.read_shared(kb.current(), client, shared, current_app.config["MAX_CONTENT_LENGTH"])
         if notes:
             client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts, text=blocks.escape("\n".join(notes)))
-        if CONSOLE_LOG.search(words) and "metrics" not in inputs:
-            inputs["metrics"] = words.replace("```", "\n")
         if conversation_id is None:
             if not words:  # a conversation starts from the user's words
                 post.show(blocks.Message(USAGE, []))
