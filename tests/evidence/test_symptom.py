@@ -220,6 +220,10 @@ FORUM = {
     "VAE costs are nan": {"symptom_loss_nan": True, "symptom_unsafe_math": True},
     "my regression model predicts the mean": {"symptom_same_class": True},
     "my validation loss is much higher than training loss": {"symptom_gap": True},
+    "the training goes fine, but the validation set either doesn't improve or only improves slightly":
+        {"symptom_gap": True},
+    "accuracy fixed at 0.5, while training loss stably drops": {"symptom_metric_stuck": True},
+    "the loss goes down to 0.35 but accuracy stays the same": {"symptom_metric_stuck": True},
     "training loss keeps going up": {"symptom_explodes": True},
     "Why the test set loss is rising": {"symptom_val_worse": True, "symptom_explodes": None},
     "the classes are 90% negative and 10% positive": {"symptom_imbalanced_data": True, "symptom_accuracy": None},
