@@ -39,7 +39,8 @@ def main() -> None:
     print(f"cases {len(outcomes)}  done {len(done)}")
     print(f"time to verdict  median {statistics.median(seconds):.1f} s  p90 {p90:.1f} s")
     print(f"reproduced {sum(o['reproduced'] for o in done) / len(outcomes):.2f}  "
-          f"confirmed {sum(o['confirmed'] for o in done) / len(outcomes):.2f}")
+          f"confirmed {sum(o['confirmed'] for o in done) / len(outcomes):.2f}  "
+          f"(reproduced only with an assumed fault: {sum(bool(o.get('assumed')) for o in done)})")
     print(f"overhead share  {1 - training / sum(seconds):.2f}")
 
 

@@ -69,8 +69,9 @@ class Reproductions:
             values.update({fact.key: fact.value for fact in gather(knowledge, sample=sample).facts})
             rows = sample_data(sample, limits)
         try:
-            spec = build(run_names(knowledge.keras), values, metrics=_tracked_metrics(conversation_id, owner), model_json=model_json,
-                         sample=rows, caps=limits)
+            history = _last_history(conversation_id, owner)
+            spec = build(run_names(knowledge.keras), values, metrics=_tracked_metrics(history), model_json=model_json,
+                         sample=rows, caps=limits, history=history)
         except IncompleteFacts as missing:
             missing.reply = conversations.add_findings(conversation_id, owner, {"reproduction": "requested"}, [],
                                                        verdict.ask_for_missing(missing.missing))
@@ -126,11 +127,15 @@ def caps() -> Caps:
                 config["REPRO_MAX_STEPS"])
 
 
-def _tracked_metrics(conversation_id: str, owner: str | None) -> list[str]:
-    """The metric names of the last history the user uploaded, so the run tracks the same."""
+def _last_history(conversation_id: str, owner: str | None) -> dict[str, list]:
+    """The last history the user uploaded (``history.history``), or an empty one."""
     found = conversations.transcript(conversation_id, owner) or {"turns": []}
     for turn in reversed(found["turns"]):
         if turn["role"] == "user" and turn["body"].get("history"):
-            return [name for name in turn["body"]["history"] if name not in ("epoch", "loss")
-                    and not name.startswith("val_")]
-    return []
+            return dict(turn["body"]["history"])
+    return {}
+
+
+def _tracked_metrics(history: dict[str, list]) -> list[str]:
+    """The metric names of the user's history, so the run tracks the same."""
+    return [name for name in history if name not in ("epoch", "loss") and not name.startswith("val_")]

@@ -13,14 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..evidence.facts import Fact, Facts
-from ..kb import KnowledgeBase
-from ..reasoning.engine import diagnose
+from ..kb import Catalog, KnowledgeBase
+from ..reasoning.engine import Belief, diagnose
 from .spec import ARCHITECTURE, PART_OF, Caps, RunSpec, fitting, run_names, scaled
 
 #: Fixes tried per run: those of the leading causes whose fix changes the run ...
 FIXES = 3
 #: ... found among this many leading causes.
 LEADERS = 5
+#: Faults assumed per run: the leading cause's, when the facts cannot show it (a baseline with it, and its fix) ...
+ASSUMED = 1
+#: ... and only when the diagnosis gives that cause at least this confidence.
+ASSUME_CONFIDENCE = 0.5
 #: Checks run at most, and only those expected to remove at least this much entropy (nats).
 CHECKS = 2
 MIN_GAIN = 0.05
@@ -36,25 +40,27 @@ RATIOS = (0.01, 1.0, 100.0)
 
 @dataclass(frozen=True)
 class Experiment:
-    """One training run of a job: the baseline, the fix of a cause, or a check."""
+    """One training run of a job: the baseline, the baseline with a cause's fault assumed, the fix of a cause, or a check."""
 
     name: str
-    kind: str  # baseline | fix | check
+    kind: str  # baseline | assumed | fix | check
     title: str
     spec: RunSpec
     cause: str | None = None
     check: str | None = None
-    #: Settings changed from the baseline: name → [before, after].
+    #: Settings changed from the baseline (for a fix of an assumed fault: from that run): name → [before, after].
     changes: dict[str, list[Any]] | None = None
+    #: The experiment a fix is judged against: the baseline, or the run that assumed its cause's fault.
+    against: str = "baseline"
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "title": self.title, "spec": self.spec.to_json(),
-                "cause": self.cause, "check": self.check, "changes": self.changes or {}}
+                "cause": self.cause, "check": self.check, "changes": self.changes or {}, "against": self.against}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Experiment:
         return cls(data["name"], data["kind"], data["title"], RunSpec.from_json(data["spec"]), data.get("cause"),
-                   data.get("check"), data.get("changes") or {})
+                   data.get("check"), data.get("changes") or {}, data.get("against") or "baseline")
 
 
 def problems(kb: KnowledgeBase) -> list[str]:
@@ -73,6 +79,8 @@ def problems(kb: KnowledgeBase) -> list[str]:
             found.append(f"{at('fixes', cause)}: fixes: unknown cause '{cause}'")
         found += [f"{at('fixes', cause, 'set', name)}: fixes/{cause}: unknown setting '{name}'"
                   for name in fix["set"] if name not in PART_OF]
+        found += [f"{at('fixes', cause, 'fault', 'set', name)}: fixes/{cause}/fault: unknown setting '{name}'"
+                  for name in fix.get("fault", {}).get("set", ()) if name not in PART_OF]
     for name, check in catalog.checks.items():
         found += [f"{at('checks', name, 'set', s)}: checks/{name}: unknown setting '{s}'"
                   for s in check["set"] if s not in PART_OF]
@@ -100,9 +108,9 @@ def _value(spec: RunSpec, name: str, rule: Any, names: Mapping[str, Any]) -> Any
         return fitting(spec, names)[name]
     if rule == "contiguous":
         return ()
-    if not isinstance(rule, Mapping):
-        return rule
     current = spec.get(name)
+    if not isinstance(rule, Mapping):  # a literal, as a float where the setting is one (0 and 0.0 train alike)
+        return float(rule) if isinstance(current, float) and type(rule) is int else rule
 
     def bound(value: Any) -> float:
         return names["default_learning_rates"][spec.training.optimizer] if value == "default" else value
@@ -149,16 +157,49 @@ def check_gain(kb: KnowledgeBase, facts: Facts, fact: str) -> float:
     return _entropy(_confidences(kb, facts)) - after
 
 
+def _changeable(spec: RunSpec, changes: Mapping[str, Any]) -> bool:
+    """Whether a variant changes anything a run can change: an uploaded model's layers stay as they are."""
+    return bool(changes) and not (spec.model.keras_json and ARCHITECTURE & changes.keys())
+
+
+def assumed(spec: RunSpec, belief: Belief, catalog: Catalog, caps: Caps, names: Mapping[str, Any]) -> list[Experiment]:
+    """The baseline with a cause's fault put in, and the cause's fix of that run; none when the facts already hold it.
+
+    What users tell us rarely shows every fault (a bias that starts far below zero, labels that
+    are wrong, a signal too weak for the rare class), so a baseline built from their facts may
+    not show their problem. A run with the fault assumed that does, and whose fix removes it,
+    says which fact is missing; the verdict asks for it.
+    """
+    cause, fix = belief.cause.id, catalog.fixes.get(belief.cause.id, {})
+    if "fault" not in fix or belief.confidence < ASSUME_CONFIDENCE:
+        return []
+    faulty, added = variant(spec, fix["fault"]["set"], caps, names)
+    if not _changeable(spec, added):
+        return []
+    fixed, changes = variant(faulty, fix["set"], caps, names)
+    if not _changeable(faulty, changes):
+        return []
+    name = f"assume:{cause}"
+    return [Experiment(name, "assumed", f"Your setup with {fix['fault']['says']}", faulty, cause=cause, changes=added),
+            Experiment(f"fix:{cause}", "fix", f"Fix: {belief.cause.title}", fixed, cause=cause, changes=changes,
+                       against=name)]
+
+
 def plan(spec: RunSpec, facts: Facts, kb: KnowledgeBase, caps: Caps) -> list[Experiment]:
-    """The baseline, the fixes of the leading causes, and the checks that best separate them."""
+    """The baseline, a fault assumed for the leading cause, the fixes of the leading causes, and the checks that
+    best separate them."""
     catalog, names = kb.experiments, run_names(kb.keras)
     experiments = [Experiment("baseline", "baseline", "Your setup", spec)]
-    for belief in diagnose(kb, facts).beliefs[:LEADERS]:
+    leaders = diagnose(kb, facts).beliefs[:LEADERS]
+    for belief in leaders[:ASSUMED]:
+        experiments += assumed(spec, belief, catalog, caps, names)
+    for belief in leaders:
         cause = belief.cause.id
-        if cause not in catalog.fixes or len(experiments) > FIXES:  # the baseline and FIXES fixes
+        fixes = sum(e.kind == "fix" for e in experiments)
+        if cause not in catalog.fixes or fixes >= FIXES or any(e.cause == cause for e in experiments):
             continue
         fixed, changes = variant(spec, catalog.fixes[cause]["set"], caps, names)
-        if not changes or (spec.model.keras_json and ARCHITECTURE & changes.keys()):
+        if not _changeable(spec, changes):
             continue  # nothing to change, or a change to an uploaded model's layers
         experiments.append(Experiment(f"fix:{cause}", "fix", f"Fix: {belief.cause.title}", fixed, cause=cause,
                                       changes=changes))

@@ -23,6 +23,9 @@ OUTLIER_Z = 20.0
 WIDE_STD = 10.0
 #: Fewest samples a run is scaled down to before it gives up epochs instead.
 MIN_SAMPLES = 200
+#: Regression losses whose value is the squared error (its root is the error's size) or the error's size itself.
+SQUARED_LOSSES = frozenset({"mse"})
+LINEAR_LOSSES = frozenset({"mae", "huber", "log_cosh"})
 
 
 def run_names(keras: Keras) -> dict[str, Any]:
@@ -86,6 +89,10 @@ class Model:
     batch_norm: bool = False
     #: How many Dense layers, from the input on, have trainable=False.
     frozen_layers: int = 0
+    #: The hidden layers' starting bias (a fault a run may assume: far below zero, every ReLU unit dead).
+    bias_init: float = 0.0
+    #: Above 0: kernels start at this many times He's scale instead of ``kernel_initializer`` (an assumed fault).
+    init_gain: float = 0.0
     keras_json: str | None = None
 
 
@@ -108,6 +115,10 @@ class Data:
     missing_fraction: float = 0.0
     sorted_by_label: bool = False
     label_noise: float = 0.0
+    #: The generated regression targets' standard deviation (0: the generator's own).
+    target_scale: float = 0.0
+    #: How far apart the generated classes lie (scikit-learn's class_sep); small is a weak signal.
+    class_sep: float = 1.0
     impute_missing: bool = False
     clip_outliers: bool = False
     standardize: bool = False
@@ -233,6 +244,32 @@ def _scale(values: Mapping[str, Any]) -> dict[str, Any]:
     return {"scale": "standard", "feature_mean": mean, "feature_std": std}
 
 
+def _smallest(history: Mapping[str, Sequence[Any]], key: str) -> float | None:
+    numbers = [float(v) for v in history.get(key, ()) if isinstance(v, (int, float)) and math.isfinite(v)]
+    return min(numbers, default=None)
+
+
+def target_scale(values: Mapping[str, Any], history: Mapping[str, Sequence[Any]]) -> float:
+    """How spread the generated regression targets are, so that a run's losses are the size of the user's.
+
+    The user's target_std (or a third of target_max) when known; else the size of the smallest
+    error their model reached on training or validation data (a model that got to an MSE of 0.8
+    had targets near unit size; one stuck at 30,000 had targets in the hundreds), at least 1.
+    The validation loss counts: input outliers inflate only the training loss. 0 (the
+    generator's own scale) when nothing tells.
+    """
+    if values.get("target_std"):
+        return float(values["target_std"])
+    if values.get("target_max"):
+        return float(values["target_max"]) / 3
+    lows = [low for low in (_smallest(history, "loss"), _smallest(history, "val_loss")) if low is not None and low >= 0]
+    loss = values.get("loss")
+    if not lows or loss not in SQUARED_LOSSES | LINEAR_LOSSES:
+        return 0.0
+    error = math.sqrt(min(lows)) if loss in SQUARED_LOSSES else min(lows)
+    return max(1.0, error)
+
+
 def _required(values: Mapping[str, Any], model_json: str | None) -> list[str]:
     needed = ["task", "optimizer", "loss"]
     if model_json is None:
@@ -246,11 +283,13 @@ def _required(values: Mapping[str, Any], model_json: str | None) -> list[str]:
 
 
 def build(names: Mapping[str, Any], values: Mapping[str, Any], *, metrics: Sequence[str] = (), model_json: str | None = None,
-          sample: dict[str, list] | None = None, caps: Caps = Caps()) -> RunSpec:
+          sample: dict[str, list] | None = None, caps: Caps = Caps(),
+          history: Mapping[str, Sequence[Any]] | None = None) -> RunSpec:
     """The spec of the user's own run, from what the conversation knows; scaled down to the caps.
 
     ``metrics`` are the names the user's history tracked (the run tracks the same), ``model_json``
-    an uploaded ``model.to_json()``, ``sample`` uploaded rows to train on instead of generated data.
+    an uploaded ``model.to_json()``, ``sample`` uploaded rows to train on instead of generated data,
+    ``history`` the user's own (``history.history``), whose losses say how large regression targets are.
     """
     missing = _required(values, model_json)
     if missing:
@@ -302,6 +341,7 @@ def build(names: Mapping[str, Any], values: Mapping[str, Any], *, metrics: Seque
         n_samples=len(sample["y"]) if sample else known("n_samples", 1000, "a typical size"),
         n_classes=k, class_shares=shares, labels=codes, one_hot=values.get("label_format") == "one_hot",
         missing_fraction=values.get("missing_fraction") or 0.0, sorted_by_label=bool(values.get("sorted_by_label")),
+        target_scale=target_scale(values, history or {}) if task == "regression" else 0.0,
         sample=sample, **_scale(values))
     tracked = tuple(dict.fromkeys(m for m in metrics if m in names["metrics"]))
     training = Training(

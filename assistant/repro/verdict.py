@@ -125,10 +125,29 @@ class Analysis:
     #: Whether the fixes say anything: the user's setup showed their problem, or failed outright.
     #: A fix that improves a run which never had the problem is no evidence about its cause.
     judged: bool
+    #: The baseline with a cause's fault assumed, where the facts did not hold it.
+    assumed: tuple[Outcome, ...] = ()
 
     @property
     def reproduced(self) -> bool:
-        return self.baseline.leaf in self.reported
+        """The user's setup, or that setup with an assumed fault, showed the reported symptom."""
+        return self.baseline.leaf in self.reported or self.assumption is not None
+
+    @property
+    def assumption(self) -> Outcome | None:
+        """The run with an assumed fault that showed the symptom, where the user's setup as described did not."""
+        if self.baseline.leaf in self.reported:
+            return None
+        return next((o for o in self.assumed if o.leaf in self.reported), None)
+
+    def before(self, fix: Outcome) -> Outcome:
+        """The run a fix changed: the user's setup, or that setup with its cause's fault assumed."""
+        return next((o for o in self.assumed if o.experiment.name == fix.experiment.against), self.baseline)
+
+    def judges(self, fix: Outcome, broken: frozenset[str]) -> bool:
+        """Whether the run a fix changed showed the problem or failed outright, so that the fix says anything."""
+        before = self.before(fix)
+        return before.leaf in self.reported or before.leaf in broken
 
 
 def _run_values(kb: KnowledgeBase, known: Mapping[str, Any], history: Mapping[str, Any]) -> dict[str, Any]:
@@ -169,17 +188,14 @@ def analyse(facts: Facts, experiments: Sequence[Experiment], results: Mapping[st
         values = _run_values(kb, known, result["history"])
         return Outcome(experiment, result, leaf(kb.trees["curves"], values), values)
 
-    by_kind: dict[str, list[Outcome]] = {"baseline": [], "fix": [], "check": []}
+    by_kind: dict[str, list[Outcome]] = {"baseline": [], "assumed": [], "fix": [], "check": []}
     for experiment in experiments:
         by_kind[experiment.kind].append(outcome(experiment))
     baseline = by_kind["baseline"][0]
     reproduced = baseline.leaf in symptom
     judged = reproduced or baseline.leaf in catalog.broken
-    fixes = [Outcome(o.experiment, o.result, o.leaf, o.values,
-                     removed=reproduced and o.leaf is not None and o.leaf not in symptom,
-                     improved=judged and o.leaf is not None and _improved(o, baseline, kb.thresholds["flat_change"]),
-                     broken=o.leaf is None or o.leaf in catalog.broken)
-             for o in by_kind["fix"]]
+    against = {o.experiment.name: o for o in by_kind["baseline"] + by_kind["assumed"]}
+    fixes = [_judged(o, against.get(o.experiment.against, baseline), symptom, kb, catalog) for o in by_kind["fix"]]
     findings = [Fact(REPRODUCED, reproduced, source,
                      f"a short run of your setup {'showed' if reproduced else 'did not show'} the reported symptom")]
     summary = (baseline.result.get("internals") or {}).get("summary", {})
@@ -191,21 +207,37 @@ def analyse(facts: Facts, experiments: Sequence[Experiment], results: Mapping[st
             if value is not None:
                 findings.append(Fact(catalog.checks[check.experiment.check]["fact"], value, source,
                                      f"{check.experiment.title}: {course(check.history)}"))
-    return Analysis(symptom, baseline, fixes, by_kind["check"], findings, judged)
+    return Analysis(symptom, baseline, fixes, by_kind["check"], findings, judged, tuple(by_kind["assumed"]))
+
+
+def _judged(fixed: Outcome, before: Outcome, symptom: frozenset[str], kb: KnowledgeBase, catalog: Catalog) -> Outcome:
+    """A fix against the run it changed (the user's setup, or that setup with its cause's fault assumed): only a
+    run that showed the problem, or failed outright, can show what the fix did."""
+    reproduced = before.leaf in symptom
+    judged = reproduced or before.leaf in catalog.broken
+    trained = fixed.leaf is not None
+    return Outcome(fixed.experiment, fixed.result, fixed.leaf, fixed.values,
+                   removed=reproduced and trained and fixed.leaf not in symptom,
+                   improved=judged and trained and _improved(fixed, before, kb.thresholds["flat_change"]),
+                   broken=not trained or fixed.leaf in catalog.broken)
 
 
 def _fix_line(outcome: Outcome, analysis: Analysis, catalog: Catalog) -> str:
-    experiment, baseline = outcome.experiment, analysis.baseline
-    head = f"- **{experiment.title.removeprefix('Fix: ')}**, with {changes_in_words(experiment, catalog)}: "
+    experiment, baseline = outcome.experiment, analysis.before(outcome)
+    head = f"- **{experiment.title.removeprefix('Fix: ')}**, with {changes_in_words(experiment, catalog)}"
+    head += f" (on your setup with {catalog.fixes[experiment.cause]['fault']['says']}): " \
+        if baseline.experiment.kind == "assumed" else ": "
     if outcome.leaf is None:
         return head + f"the run failed ({outcome.result.get('error') or outcome.result.get('skipped')})."
-    if not analysis.judged:
-        judged = "Not judged: your setup's run did not show the problem."
+    if not analysis.judges(outcome, catalog.broken):
+        judged = ("Not judged: your setup's run did not show the problem." if baseline is analysis.baseline
+                  else "Not judged: the run with the fault did not show the problem either.")
     elif outcome.confirmed:
         judged = "Confirmed: " + ("the symptom is gone." if outcome.removed else "clearly better on validation data.")
     else:
         judged = "Not confirmed: " + ("it broke the run." if outcome.broken else "no clear change.")
-    return head + f"{course(outcome.history)}; your setup: {course(baseline.history, brief=True)}. {judged}"
+    compared = "your setup" if baseline is analysis.baseline else "with the fault"
+    return head + f"{course(outcome.history)}; {compared}: {course(baseline.history, brief=True)}. {judged}"
 
 
 def verdict_text(analysis: Analysis, leading: str | None, catalog: Catalog, notes: Sequence[str]) -> str:
@@ -217,13 +249,19 @@ def verdict_text(analysis: Analysis, leading: str | None, catalog: Catalog, note
     if base.leaf is None:
         lines = [f"**Could not run your setup.** A {where} failed: "
                  f"{base.result.get('error') or base.result.get('skipped') or 'it did not finish'}."]
-    elif analysis.reproduced:
+    elif base.leaf in analysis.reported:
         lines = [f"**Reproduced.** A {where} shows the same problem ({base.leaf.replace('_', ' ')}): "
                  f"{course(base.history)}."]
+    elif analysis.assumption is not None:
+        lines = [f"**Reproduced with an assumption.** A {where} did not show what you reported"
+                 f" ({base.leaf.replace('_', ' ')} instead): {course(base.history)}."
+                 + _assumed_line(analysis.assumption, catalog)]
     else:
         lines = [f"**Not reproduced.** A {where} did not show what you reported"
                  f" ({base.leaf.replace('_', ' ')} instead): {course(base.history)}. The problem may lie in"
                  " something the facts so far do not describe, such as the data itself."]
+        lines += [f"Assuming {catalog.fixes[o.experiment.cause]['fault']['says']} did not show it either"
+                  f" ({(o.leaf or 'no run').replace('_', ' ')})." for o in analysis.assumed]
     if analysis.fixes:
         lines += ["", "What each fix changed:"] + [_fix_line(o, analysis, catalog) for o in analysis.fixes]
     if analysis.checks:
@@ -234,12 +272,19 @@ def verdict_text(analysis: Analysis, leading: str | None, catalog: Catalog, note
         best = next(o for o in analysis.fixes if o.experiment.cause == leading)
         lines += ["", f"**Verdict:** {best.experiment.title.removeprefix('Fix: ')}. Its fix "
                   + ("removed the symptom." if best.removed else "clearly improved the run.")]
-    elif analysis.judged:
+    elif analysis.judged or analysis.assumption is not None:
         lines += ["", "**Verdict:** none of the fixes tried changed the outcome; the causes below are"
                   " re-ranked with what the run measured."]
     if notes:
         lines += ["", "_Run notes: " + "; ".join(notes) + "._"]
     return "\n".join(lines)
+
+
+def _assumed_line(outcome: Outcome, catalog: Catalog) -> str:
+    """What the run with an assumed fault showed, and the question that would settle the fault."""
+    fault = catalog.fixes[outcome.experiment.cause]["fault"]
+    return (f" With {fault['says']}, it does ({outcome.leaf.replace('_', ' ')}): {course(outcome.history)}."
+            f" What you told me does not say so; that fact is missing. {fault['asks']}")
 
 
 def leading_cause(analysis: Analysis, facts: Facts, kb: KnowledgeBase) -> str | None:
@@ -272,7 +317,9 @@ def conclude(run: Mapping[str, Any], results: Mapping[str, Mapping[str, Any]]) -
         leading = leading_cause(analysis, facts, kb)
         text = verdict_text(analysis, leading, catalog, notes)
         found.update(analysis=analysis, leading=leading, text=text)
+        assumption = analysis.assumption
         summary = {"id": run["id"], "reproduced": analysis.reproduced, "verdict": text, "leading": leading,
+                   "assumed": assumption.experiment.cause if assumption else None,
                    "confirmed": [o.experiment.cause for o in analysis.fixes if o.confirmed],
                    "refuted": [o.experiment.cause for o in analysis.fixes if o.leaf and not o.confirmed]}
         return {**reply, "text": text + "\n\n---\n\n" + reply["text"], "reproduction": summary}
@@ -287,7 +334,7 @@ def conclude(run: Mapping[str, Any], results: Mapping[str, Mapping[str, Any]]) -
     if reply is None:
         return None
     analysis = found["analysis"]
-    outcomes = {o.experiment.name: o for o in [analysis.baseline, *analysis.fixes, *analysis.checks]}
+    outcomes = {o.experiment.name: o for o in [analysis.baseline, *analysis.assumed, *analysis.fixes, *analysis.checks]}
     return {
         **reply["reproduction"],
         "symptom": {"reported": sorted(analysis.reported), "baseline": analysis.baseline.leaf},

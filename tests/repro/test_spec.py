@@ -151,3 +151,26 @@ def test_a_data_sample_is_thinned_evenly_and_keeps_its_order():
 def test_a_sample_without_numeric_features_is_refused():
     with pytest.raises(SpecError, match="no numeric feature"):
         sample_data("colour,label\nred,1\nblue,0\n", Caps())
+
+
+REGRESSION = {**FACTS, "task": "regression", "loss": "mse", "output_activation": "linear", "output_units": 1,
+              "class_counts": None, "n_classes": None}
+
+
+@pytest.mark.parametrize("told, history, scale", [
+    ({}, {}, 0.0),  # nothing tells: the generator's own
+    ({"target_std": 42.0}, {"loss": [0.5]}, 42.0),
+    ({"target_max": 300.0}, {}, 100.0),
+    # Input outliers inflate only the training loss: the clean validation loss says unit-size targets.
+    ({}, {"loss": [1.4e8, 3.5e5], "val_loss": [0.87, 0.81]}, 1.0),
+    ({}, {"loss": [30587.0, 30452.0], "val_loss": [30600.0, "nan"]}, pytest.approx(174.5, abs=0.1)),
+    ({"loss": "mae"}, {"loss": [900.0, 120.0]}, 120.0),
+    ({"loss": "msle"}, {"loss": [9.0, 4.0]}, 0.0),  # its value says nothing plain about the targets' size
+])
+def test_regression_targets_are_as_large_as_the_users_losses_say(told, history, scale):
+    spec = build(NAMES, {**REGRESSION, **told}, history=history)
+    assert spec.data.target_scale == scale
+
+
+def test_classification_targets_are_never_rescaled():
+    assert build(NAMES, FACTS, history={"loss": [400.0]}).data.target_scale == 0.0
