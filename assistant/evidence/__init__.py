@@ -92,8 +92,9 @@ def gather(kb: KnowledgeBase, *, symptom: str | None = None, text: str | None = 
         read = {fact.key for fact in answered}
         said = [fact for fact in stated_facts(kb, text, source="your answer") if fact.key not in read]
         found += limits.checked(said + answered + _code_facts(kb, text), "text")
-    if (metrics is None or metrics == "") and (symptom or text):
-        metrics = pasted_log(symptom or text or "")  # a log pasted among the words is the history when none was sent
+    among_words = (metrics is None or metrics == "") and bool(symptom or text)
+    if among_words:  # a log pasted among the words is the history when none was sent
+        metrics = pasted_log(symptom or text or "")
     if metrics is not None and metrics != "":
         pasted = isinstance(metrics, (str, bytes, bytearray))  # a log or file as the user has it, not a client's JSON
         try:
@@ -101,7 +102,8 @@ def gather(kb: KnowledgeBase, *, symptom: str | None = None, text: str | None = 
         except EvidenceError as error:
             if not pasted:
                 raise
-            found += _unread(error.message)
+            if not among_words:  # words that only mention an epoch ("at Epoch 3/10 it turns NaN") sent no log
+                found += _unread(error.message)
         else:
             measured = curve_facts(kb, history)
             if history.skipped:

@@ -686,6 +686,11 @@ def test_words_without_a_console_log_give_no_history():
     assert gather(shipped_kb(), symptom="loss: 0.69 and accuracy: 0.5 after 3 epochs").history is None
 
 
+def test_words_that_only_name_an_epoch_are_no_unreadable_log():
+    evidence = gather(shipped_kb(), symptom="At Epoch 3/10 the loss turns NaN")
+    assert evidence.history is None and not history_facts(evidence)
+
+
 def test_gather_still_refuses_a_json_history_with_a_wrong_value():
     with pytest.raises(EvidenceError, match="column loss"):
         gather(shipped_kb(), metrics={"loss": [0.7, "abc"]})
