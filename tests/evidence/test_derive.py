@@ -134,3 +134,14 @@ def test_working_out_again_only_what_an_answer_touches_gives_what_deriving_from_
 def test_a_measured_loss_at_ln_k_is_a_guess_only_over_the_classes_there_are(values, chance):
     assert derive(shipped_kb(), values)["loss_at_chance"] is chance
 
+
+
+@pytest.mark.parametrize("values, contradicts", [
+    ({"loss_last": 0.03, "accuracy_last": 0.009}, True),  # a low loss cannot come with no right answers
+    ({"loss_last": 0.03, "accuracy_last": 0.95}, False),
+    ({"loss_last": 2.3, "accuracy_last": 0.1}, False),  # ln 10 and chance: a guess, consistent
+    ({"symptom_loss_value": 0.17, "symptom_accuracy": 0.05}, True),
+    ({"loss_last": 0.03}, None),
+])
+def test_a_low_loss_next_to_an_accuracy_near_zero_says_the_metric_measures_something_else(values, contradicts):
+    assert derive(shipped_kb(), values).get("accuracy_contradicts_loss") is contradicts
