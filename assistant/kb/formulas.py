@@ -74,7 +74,8 @@ def uniform_classes(loss: float, tolerance: float) -> int | None:
 def library(keras_get: Callable[[str, str | None, str], Any], thresholds: Mapping[str, float]) -> dict[str, Any]:
     """The functions a formula may call, bound to one knowledge base's Keras names and thresholds."""
     return {
-        "len": len, "max": max, "min": min, "abs": abs, "sum": sum, "any": any, "all": all, "ceil": math.ceil, "round": round,
+        "len": len, "max": max, "min": min, "abs": abs, "sum": sum, "any": any, "all": all,
+        "ceil": math.ceil, "round": round,
         "is_number": lambda value: isinstance(value, (int, float)) and not isinstance(value, bool),
         "positive": _positive, "labels": _labels, "first_known": _first_known, "all_of": _all_of,
         "family": lambda loss: keras_get("losses", loss, "family"),

@@ -40,7 +40,8 @@ RATIOS = (0.01, 1.0, 100.0)
 
 @dataclass(frozen=True)
 class Experiment:
-    """One training run of a job: the baseline, the baseline with a cause's fault assumed, the fix of a cause, or a check."""
+    """One training run of a job: the baseline, the baseline with a cause's fault assumed, the fix of a cause,
+    or a check."""
 
     name: str
     kind: str  # baseline | assumed | fix | check

@@ -185,7 +185,8 @@ def build_model(spec: RunSpec, names: dict[str, Any]) -> Any:
 
 
 def _kernel_initializer(model_spec: Any) -> Any:
-    """The spec's initializer by name, or He's normal scaled by ``init_gain``: weights that grow the signal at every layer."""
+    """The spec's initializer by name, or He's normal scaled by ``init_gain``: weights that grow the signal at
+    every layer."""
     if model_spec.init_gain > 0:
         return keras.initializers.VarianceScaling(2.0 * model_spec.init_gain ** 2, "fan_in", "untruncated_normal")
     return model_spec.kernel_initializer
