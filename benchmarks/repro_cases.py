@@ -7,9 +7,9 @@ request, the facts the assistant would ask for next are answered from the case's
 (as shared/eval/score.py answers questions), then a run is started on the embedded local
 backend and followed to its end. Reported: the share of runs whose baseline reproduced the
 reported symptom (aim >= 95%; counted too where only the baseline with the leading cause's fault
-assumed did, and how many those were: the verdict then asks for the missing fact), the share whose verdict confirms the expected cause (the leading
-confirmed cause is the case's primary or an acceptable one), and the median time from the
-POST to the verdict (aim <= 60 s on 2 cores).
+assumed did, and how many those were: the verdict then asks for the missing fact), the share
+whose verdict confirms the expected cause (the leading confirmed cause is the case's primary or
+an acceptable one), and the median time from the POST to the verdict (aim <= 60 s on 2 cores).
 """
 from __future__ import annotations
 

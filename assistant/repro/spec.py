@@ -23,9 +23,6 @@ OUTLIER_Z = 20.0
 WIDE_STD = 10.0
 #: Fewest samples a run is scaled down to before it gives up epochs instead.
 MIN_SAMPLES = 200
-#: Regression losses whose value is the squared error (its root is the error's size) or the error's size itself.
-SQUARED_LOSSES = frozenset({"mse"})
-LINEAR_LOSSES = frozenset({"mae", "huber", "log_cosh"})
 
 
 def run_names(keras: Keras) -> dict[str, Any]:
@@ -44,6 +41,8 @@ def run_names(keras: Keras) -> dict[str, Any]:
         "with_momentum": sorted(keras.having("optimizers", "momentum")),
         "loss_classes": {name: keras.get("losses", name, "class") for name in runs["losses"]
                          if keras.get("losses", name, "class")},
+        "loss_errors": {name: keras.get("losses", name, "error") for name in runs["losses"]
+                        if keras.get("losses", name, "error")},
         "model_json_classes": sorted(keras.model_json_classes),
         "heads": {kind: {**fit, "metrics": list(fit["metrics"])} for kind, fit in keras.tables["heads"].items()},
     }
@@ -249,25 +248,24 @@ def _smallest(history: Mapping[str, Sequence[Any]], key: str) -> float | None:
     return min(numbers, default=None)
 
 
-def target_scale(values: Mapping[str, Any], history: Mapping[str, Sequence[Any]]) -> float:
+def target_scale(values: Mapping[str, Any], history: Mapping[str, Sequence[Any]], error: str | None) -> float:
     """How spread the generated regression targets are, so that a run's losses are the size of the user's.
 
     The user's target_std (or a third of target_max) when known; else the size of the smallest
     error their model reached on training or validation data (a model that got to an MSE of 0.8
     had targets near unit size; one stuck at 30,000 had targets in the hundreds), at least 1.
-    The validation loss counts: input outliers inflate only the training loss. 0 (the
-    generator's own scale) when nothing tells.
+    The validation loss counts: input outliers inflate only the training loss. ``error`` says what
+    the loss's value is (keras.yaml: ``squared`` or ``absolute``). 0 (the generator's own scale)
+    when nothing tells.
     """
     if values.get("target_std"):
         return float(values["target_std"])
     if values.get("target_max"):
         return float(values["target_max"]) / 3
     lows = [low for low in (_smallest(history, "loss"), _smallest(history, "val_loss")) if low is not None and low >= 0]
-    loss = values.get("loss")
-    if not lows or loss not in SQUARED_LOSSES | LINEAR_LOSSES:
+    if not lows or error not in ("squared", "absolute"):
         return 0.0
-    error = math.sqrt(min(lows)) if loss in SQUARED_LOSSES else min(lows)
-    return max(1.0, error)
+    return max(1.0, math.sqrt(min(lows)) if error == "squared" else min(lows))
 
 
 def _required(values: Mapping[str, Any], model_json: str | None) -> list[str]:
@@ -341,7 +339,8 @@ def build(names: Mapping[str, Any], values: Mapping[str, Any], *, metrics: Seque
         n_samples=len(sample["y"]) if sample else known("n_samples", 1000, "a typical size"),
         n_classes=k, class_shares=shares, labels=codes, one_hot=values.get("label_format") == "one_hot",
         missing_fraction=values.get("missing_fraction") or 0.0, sorted_by_label=bool(values.get("sorted_by_label")),
-        target_scale=target_scale(values, history or {}) if task == "regression" else 0.0,
+        target_scale=target_scale(values, history or {}, names["loss_errors"].get(values.get("loss")))
+        if task == "regression" else 0.0,
         sample=sample, **_scale(values))
     tracked = tuple(dict.fromkeys(m for m in metrics if m in names["metrics"]))
     training = Training(

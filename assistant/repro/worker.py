@@ -35,7 +35,7 @@ import tensorflow as tf
 from sklearn.datasets import make_classification, make_moons, make_regression
 
 from .plot import curves_png
-from .spec import RunSpec, check_model_json
+from .spec import Model, RunSpec, check_model_json
 
 #: prctl(2)'s options: the signal this process gets when the thread that started it dies; its name.
 PR_SET_PDEATHSIG = 1
@@ -184,7 +184,7 @@ def build_model(spec: RunSpec, names: dict[str, Any]) -> Any:
     return keras.Sequential(layers)
 
 
-def _kernel_initializer(model_spec: Any) -> Any:
+def _kernel_initializer(model_spec: Model) -> Any:
     """The spec's initializer by name, or He's normal scaled by ``init_gain``: weights that grow the signal at
     every layer."""
     if model_spec.init_gain > 0:
