@@ -44,13 +44,23 @@ def run_case(client, case: dict) -> dict:
     result = run["result"] or {}
     expected = {case["expected"]["primary"], *case["expected"].get("acceptable", [])}
     return {"status": run["status"], "error": run["error"], "seconds": time.perf_counter() - clock,
-            "training_seconds": sum(e.get("seconds", 0.0) for e in result.get("experiments", [])),
+            "training_seconds": training_wall(result.get("experiments", [])),
             "reproduced": bool(result.get("reproduced")), "assumed": result.get("assumed"),
             "leading": result.get("leading"),
             "confirmed": result.get("leading") in expected, "symptom": result.get("symptom"),
             "tried": [e["name"] for e in run["plan"]],
             "trained": {e["name"]: {"epochs": len(e["history"].get("loss", [])),
                                     "seconds": round(e.get("seconds", 0), 2)} for e in result.get("experiments", [])}}
+
+
+def training_wall(experiments: list[dict]) -> float:
+    """Seconds during which at least one experiment was training: experiments train at once in lanes."""
+    spans = sorted((e["started"], e["started"] + e["seconds"]) for e in experiments if e.get("seconds"))
+    total, reached = 0.0, float("-inf")
+    for start, end in spans:
+        total += max(0.0, end - max(start, reached))
+        reached = max(reached, end)
+    return total
 
 
 CASES = Path(__file__).resolve().parents[2] / "shared" / "cases"

@@ -5,8 +5,8 @@
 Runs ``N`` of the public cases with a training configuration (spread evenly over them; all by
 default) the way ``benchmarks/repro_cases.py`` does, through the API on the local backend, and
 prints the median and 90th percentile of the time from the POST to the verdict, the reproduced
-and confirmed rates, and ``overhead share  S``: the share of the time to a verdict spent outside
-the experiments' own training (process start, imports, data, planning, storing, polling). The
+and confirmed rates, and ``overhead share  S``: the share of the time to a verdict during which
+no experiment was training (process start, imports, data, planning, storing, polling). The
 first run of the benchmark also pays for starting the warm worker, as the first run after a
 service starts does. Aims (2 cores): median <= 6 s, overhead share <= 0.25, reproduced >= 0.95,
 confirmed >= 0.90.

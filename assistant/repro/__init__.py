@@ -7,6 +7,7 @@ TensorFlow: only the worker process does.
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flask import Flask, current_app
@@ -28,7 +29,8 @@ DEFAULTS: dict[str, Any] = {
     "REPRO_TIMEOUT": 90,  # wall-clock seconds a job may take, TensorFlow's start-up included
     "REPRO_CPU_SECONDS": 120,
     "REPRO_MEMORY_MB": 2048,
-    "REPRO_THREADS": 1,  # TensorFlow threads per job
+    "REPRO_THREADS": 1,  # TensorFlow threads per experiment
+    "REPRO_PROCESSES": min(4, os.cpu_count() or 1),  # experiments of a job trained at once, a process each
     "REPRO_LEASE_SECONDS": 15,  # a run whose holder has not renewed its claim for this long lost it
     "REPRO_ATTEMPTS": 3,  # starts of a run whose worker keeps dying, before it fails
     "REPRO_SWEEP": True,  # this process sweeps for runs whose holder stopped

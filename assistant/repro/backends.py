@@ -68,11 +68,13 @@ class Limits:
     cpu: int
     memory_mb: int
     threads: int = 1
+    #: Experiments of the run trained at once, each in a process of its own; the limits hold for them together.
+    processes: int = 1
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Limits:
         return cls(float(config["REPRO_TIMEOUT"]), int(config["REPRO_CPU_SECONDS"]), int(config["REPRO_MEMORY_MB"]),
-                   int(config["REPRO_THREADS"]))
+                   int(config["REPRO_THREADS"]), int(config["REPRO_PROCESSES"]))
 
 
 class RunsUnavailable(Exception):
@@ -84,15 +86,40 @@ class JobFailed(Exception):
 
 
 def _usage(pid: int) -> tuple[float, int]:
-    """CPU seconds and resident bytes of a process, from /proc (zeros where there is none)."""
+    """CPU seconds and memory of a run's process ``pid`` and its lanes, from /proc (zeros where there is none).
+
+    CPU: the process, its lanes, and the lanes that ended (its reaped children). Memory: its
+    resident bytes, plus what each lane holds privately; a lane shares the rest (TensorFlow
+    itself) with it, which counts it once.
+    """
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            lanes = children.read().split()
+        seconds = _cpu(str(pid), reaped=True)
         with open(f"/proc/{pid}/statm") as statm:
             resident = int(statm.read().split()[1]) * _PAGE
     except (OSError, IndexError, ValueError):
         return 0.0, 0
-    return (int(fields[11]) + int(fields[12])) / _TICKS, resident
+    for lane in lanes:
+        try:
+            seconds += _cpu(lane)
+            resident += _private(lane)
+        except (OSError, IndexError, ValueError):  # it ended meanwhile: its CPU time is its parent's now
+            continue
+    return seconds, resident
+
+
+def _cpu(pid: str, reaped: bool = False) -> float:
+    """User and system CPU seconds of a process, with its reaped children's if ``reaped``."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return sum(map(int, fields[11:15] if reaped else fields[11:13])) / _TICKS
+
+
+def _private(pid: str) -> int:
+    """Bytes a process alone maps: its private pages, clean and dirty."""
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        return sum(int(line.split()[1]) * 1024 for line in rollup if line.startswith(("Private_Clean", "Private_Dirty")))
 
 
 def _environment(threads: int) -> dict[str, str]:
@@ -180,7 +207,7 @@ def run_worker(run_id: str, experiments: list[dict[str, Any]], names: Mapping[st
     """
     started = time.monotonic()
     job = {"experiments": experiments, "names": names, "deadline": time.time() + limits.wall * SOFT_DEADLINE,
-           "threads": limits.threads}
+           "threads": limits.threads, "processes": limits.processes}
     space = (limits.memory_mb + ADDRESS_SPACE_HEADROOM_MB) * 1024 * 1024
     worker = _take_warm_worker(limits.threads)
     reason: str | None = "the run's supervisor failed"

@@ -9,7 +9,9 @@ or an error), the ``plot``, then ``done``; the warm worker brackets it with ``st
 child's pid, which the supervisor watches and kills) and ``exit`` (its exit status). Everything
 TensorFlow or Keras prints goes to stderr instead (its start-up logging already does), so it
 never mixes into the protocol. The warm worker never runs a TensorFlow op itself (TensorFlow's
-thread pools would not survive a fork); each child starts them for its own job. The supervisor
+thread pools would not survive a fork); each child starts them for its own job, or, to train
+several experiments at once, forks lanes of its own first (in its process group, under its
+limits), which start them each for theirs. The supervisor
 in :mod:`assistant.repro.backends` starts the warm worker; should the supervisor die (its Celery
 worker killed), the warm worker sees its stdin close, kills its child and exits, and a child
 dies with its warm worker.
@@ -20,6 +22,8 @@ import base64
 import ctypes
 import json
 import math
+import multiprocessing
+import multiprocessing.connection
 import os
 import resource
 import select
@@ -60,6 +64,8 @@ PROBE_ROWS = 256
 LR_RANGE = (1e-6, 1.0)
 #: Sigmoid outputs this close to 0 or 1 (tanh to ±1) are saturated.
 SATURATED = 0.01
+#: Validation rows evaluated per step: the loss over them is the same, in far fewer calls.
+VALIDATION_BATCH = 1024
 Emit = Callable[[dict[str, Any]], None]
 
 
@@ -192,8 +198,12 @@ def _kernel_initializer(model_spec: Model) -> Any:
     return model_spec.kernel_initializer
 
 
-def compile_model(model: Any, spec: RunSpec, names: dict[str, Any]) -> Any:
-    """Compile as the user did; returns the loss object, which the internals reuse."""
+def compile_model(model: Any, spec: RunSpec, names: dict[str, Any], steps_per_execution: int = 1) -> Any:
+    """Compile as the user did; returns the loss object, which the internals reuse.
+
+    ``steps_per_execution`` runs that many batches per call into TensorFlow: the same updates in
+    the same order, without Python's overhead between every batch of a small model.
+    """
     training = spec.training
     options: dict[str, Any] = {"learning_rate": training.learning_rate}
     if training.optimizer in names["with_momentum"]:
@@ -208,7 +218,8 @@ def compile_model(model: Any, spec: RunSpec, names: dict[str, Any]) -> Any:
     binary = spec.data.task == "binary_classification"
     named = {"recall": keras.metrics.Recall, "precision": keras.metrics.Precision, "auc": keras.metrics.AUC}
     metrics = [named[m](name=m) if m in named else m for m in training.metrics if m not in named or binary]
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=False)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=False,
+                  steps_per_execution=steps_per_execution)
     return loss
 
 
@@ -330,23 +341,26 @@ def run_experiment(experiment: dict[str, Any], names: dict[str, Any], emit: Emit
     keras.utils.set_random_seed(spec.data.seed)
     x_train, y_train, x_val, y_val = (data or make_data)(spec)
     model = build_model(spec, names)
-    loss = compile_model(model, spec, names)
     training = spec.training
-    steps = math.ceil(len(x_train) / training.batch_size) * training.epochs
+    per_epoch = math.ceil(len(x_train) / training.batch_size)
+    range_test = training.lr_schedule == "range"  # sets the rate before every batch, so batches go one by one
+    loss = compile_model(model, spec, names, steps_per_execution=1 if range_test else per_epoch)
     probe = Probe(experiment["name"], training.epochs, x_train[:PROBE_ROWS], y_train[:PROBE_ROWS], loss, emit,
-                  lr_steps=steps if training.lr_schedule == "range" else 0)
+                  lr_steps=per_epoch * training.epochs if range_test else 0)
     class_weight = None
     if training.class_weight == "balanced" and spec.data.task != "regression" and not spec.data.one_hot:
         values, counts = np.unique(y_train, return_counts=True)
         class_weight = {int(v): len(y_train) / (len(values) * c) for v, c in zip(values, counts)}
-    clock = time.perf_counter()
+    started, clock = time.time(), time.perf_counter()
     history = model.fit(x_train, y_train, batch_size=training.batch_size, epochs=training.epochs,
                         validation_data=(x_val, y_val) if len(x_val) else None, shuffle=training.shuffle,
+                        validation_batch_size=max(training.batch_size, VALIDATION_BATCH),
                         class_weight=class_weight, callbacks=[probe, keras.callbacks.TerminateOnNaN()], verbose=0)
     result: dict[str, Any] = {
         "history": {key: [float(v) for v in values] for key, values in history.history.items()},
         "internals": probe.internals(),
-        "seconds": time.perf_counter() - clock,  # the training itself: what a run cannot do without
+        # The training itself, what a run cannot do without, and when it began (experiments overlap).
+        "seconds": time.perf_counter() - clock, "started": started,
     }
     if probe.steps:
         result["steps"] = probe.steps
@@ -376,33 +390,111 @@ def trained_as(experiment: dict[str, Any]) -> str:
 
 
 def run_job(job: dict[str, Any], emit: Emit) -> None:
-    """Every experiment of a job in order, each result emitted as it ends; then the plot and ``done``."""
-    tf.config.threading.set_intra_op_parallelism_threads(job.get("threads", 1))
-    tf.config.threading.set_inter_op_parallelism_threads(job.get("threads", 1))
-    histories, data = {}, shared_data()
-    trained: dict[str, tuple[str, dict[str, Any]]] = {}
-    for experiment in job["experiments"]:
+    """Every experiment of a job, each result emitted as it ends; then the plot and ``done``.
+
+    With ``processes`` above one, that many lanes (forked processes, one experiment at a time
+    each) train the experiments at once, taking them in the plan's order; otherwise they train
+    here, one after another. An experiment that trains what an earlier one trains is not trained
+    again: its result is the earlier one's.
+    """
+    experiments = job["experiments"]
+    first = {}
+    for experiment in experiments:
+        first.setdefault(trained_as(experiment), experiment["name"])
+    trained = [e for e in experiments if first[trained_as(e)] == e["name"]]
+    if job.get("processes", 1) > 1 and len(trained) > 1:
+        results = _in_lanes(trained, job, emit)
+    else:
+        _set_threads(job)
+        data = shared_data()
+        results = {e["name"]: _train(e, job, emit, data) for e in trained}
+    histories = {}
+    for experiment in experiments:
         name = experiment["name"]
-        if time.time() > job["deadline"]:
-            emit({"event": "result", "name": name, "skipped": "the run's time ran out before this experiment"})
-            continue
-        same = trained_as(experiment)
-        if same in trained:  # trained already under another name: its result, at no cost
-            first, result = trained[same]
-            result = {**result, "seconds": 0.0, "same_as": first}
-        else:
-            try:
-                result = run_experiment(experiment, job["names"], emit, data)
-            except Exception as exc:  # a Keras error is the user's setup failing, which the verdict reports
-                emit({"event": "result", "name": name, "error": f"{type(exc).__name__}: {str(exc)[:500]}"})
-                continue
-            trained[same] = (name, result)
-        if experiment["kind"] != "check":
+        result = results[first[trained_as(experiment)]]
+        if name not in results:
+            result = {**result, "name": name, "seconds": 0.0, "same_as": result["name"]} if "history" in result \
+                else {**result, "name": name}
+            emit(result)
+        if experiment["kind"] != "check" and "history" in result:
             histories[experiment["title"]] = result["history"]
-        emit({"event": "result", "name": name, **result})
     if histories:
         emit({"event": "plot", "png": base64.b64encode(curves_png(histories)).decode("ascii")})
     emit({"event": "done"})
+
+
+def _set_threads(job: dict[str, Any]) -> None:
+    """TensorFlow's thread pools for this process: set before its first operation, which starts them."""
+    tf.config.threading.set_intra_op_parallelism_threads(job.get("threads", 1))
+    tf.config.threading.set_inter_op_parallelism_threads(job.get("threads", 1))
+
+
+def _train(experiment: dict[str, Any], job: dict[str, Any], emit: Emit,
+           data: Callable[[RunSpec], tuple[np.ndarray, ...]]) -> dict[str, Any]:
+    """One experiment's ``result`` message, emitted and returned: its outcome, its error, or that time ran out."""
+    message: dict[str, Any] = {"event": "result", "name": experiment["name"]}
+    if time.time() > job["deadline"]:
+        message["skipped"] = "the run's time ran out before this experiment"
+    else:
+        try:
+            message.update(run_experiment(experiment, job["names"], emit, data))
+        except Exception as exc:  # a Keras error is the user's setup failing, which the verdict reports
+            message["error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
+    emit(message)
+    return message
+
+
+class LaneDied(Exception):
+    """A lane ended before it reported the experiment it was training; ``code`` is its exit status."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"a training process ended with exit status {code}")
+        self.code = code
+
+
+def _in_lanes(experiments: list[dict[str, Any]], job: dict[str, Any], emit: Emit) -> dict[str, dict[str, Any]]:
+    """Train ``experiments`` in ``job["processes"]`` forked lanes, handing each lane the next one in the plan
+    as it ends the last; relay their messages; their results by name. Raises LaneDied.
+
+    A lane forks from this process, which has run no TensorFlow operation (its thread pools would
+    not survive the fork); it dies with this process, in the same process group, under the same limits.
+    """
+    context = multiprocessing.get_context("fork")
+    waiting, results, lanes = list(experiments), {}, {}
+    for _ in range(min(job["processes"], len(experiments))):
+        ours, theirs = context.Pipe()
+        lane = context.Process(target=_lane, args=(theirs, job, os.getpid()), daemon=True)
+        lane.start()
+        theirs.close()
+        ours.send(waiting.pop(0))
+        lanes[ours] = lane
+    while lanes:
+        for conn in multiprocessing.connection.wait(list(lanes)):
+            try:
+                message = conn.recv()
+            except EOFError:  # it died training: the run cannot be concluded without that experiment
+                lane = lanes.pop(conn)
+                lane.join()
+                raise LaneDied(lane.exitcode) from None
+            emit(message)
+            if message["event"] == "result":
+                results[message["name"]] = message
+                if waiting:
+                    conn.send(waiting.pop(0))
+                else:  # nothing left for it: it ends
+                    conn.send(None)
+                    lanes.pop(conn).join()
+    return results
+
+
+def _lane(conn: Any, job: dict[str, Any], parent: int) -> None:
+    """A lane: train each experiment it is sent, its messages sent back, until it is sent None."""
+    die_with_parent(parent)
+    _set_threads(job)
+    data = shared_data()
+    while (experiment := conn.recv()) is not None:
+        _train(experiment, job, conn.send, data)
+    conn.close()
 
 
 def _child(request: dict[str, Any], parent: int, emit: Emit, protocol: IO[str]) -> None:
@@ -418,6 +510,11 @@ def _child(request: dict[str, Any], parent: int, emit: Emit, protocol: IO[str]) 
         run_job(request["job"], emit)
         protocol.flush()
         code = 0
+    except LaneDied as died:  # ends as its lane did, so the supervisor says why (a signal: the system's limits)
+        if died.code < 0:
+            sys.stderr.flush()
+            os.kill(os.getpid(), -died.code)
+        print(died, file=sys.stderr)
     except BaseException:  # noqa: BLE001 - whatever it was, the supervisor reads it on stderr
         traceback.print_exc()
     finally:

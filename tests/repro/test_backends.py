@@ -2,6 +2,12 @@
 import base64
 import json
 import marshal
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 import redis
@@ -43,6 +49,61 @@ def test_a_run_trains_in_a_worker_process_and_concludes(run_app):
         turns = conversations.transcript(conversation_id, None)["turns"]
     assert turns[-1]["body"]["reproduction"]["id"] == run_id
     assert worker_pids(run_id) == []
+
+
+def test_a_runs_experiments_train_at_once_in_lanes_and_give_what_one_process_gives(run_app):
+    runs = {}
+    for processes in (1, 2):
+        app = run_app(REPRO_PROCESSES=processes)
+        conversation_id, run_id = start_run(app)
+        run = wait_for(finished(app, conversation_id, run_id), timeout=180)
+        assert run["status"] == "done", run["error"]
+        runs[processes] = {e["name"]: e for e in run["result"]["experiments"]}
+    assert runs[1].keys() == runs[2].keys()
+    for name, alone in runs[1].items():
+        for metric, values in alone["history"].items():
+            assert runs[2][name]["history"][metric] == pytest.approx(values, rel=1e-5, nan_ok=True), (name, metric)
+    trained = [(e["started"], e["started"] + e["seconds"]) for e in runs[2].values() if e.get("seconds")]
+    assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(trained) for b in trained[i + 1:])  # overlapping
+
+
+def test_a_lane_that_dies_fails_its_run_and_takes_the_others_with_it(run_app):
+    app = run_app(REPRO_PROCESSES=2)
+    conversation_id, run_id = start_run(app)
+    warm = {w.process.pid for w in backends._idle}
+    lanes = wait_for(lambda: [pid for pid in worker_pids(run_id) if parent(pid) not in warm
+                              and parent(pid) in worker_pids(run_id)], timeout=60)
+    os.kill(lanes[0], signal.SIGKILL)
+    run = wait_for(finished(app, conversation_id, run_id), timeout=60)
+    assert run["status"] == "failed" and "stopped by the system" in run["error"]
+    assert worker_pids(run_id) == []
+
+
+def test_a_runs_cpu_and_memory_count_every_lane(tmp_path):
+    """A leader with two lanes that each burn CPU and hold 64 MB of their own: all of it is the run's."""
+    script = tmp_path / "lanes.py"
+    script.write_text(textwrap.dedent("""
+        import os, sys, time
+        for _ in range(2):
+            if os.fork() == 0:
+                held = bytearray(64 * 2**20)  # written, so resident and private
+                end = time.process_time() + 0.6
+                while time.process_time() < end:
+                    pass
+                print("busy", flush=True)
+                time.sleep(60)
+        time.sleep(60)
+    """))
+    leader = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert [leader.stdout.readline() for _ in range(2)] == ["busy\n"] * 2
+        seconds, resident = backends._usage(leader.pid)
+        alone = int(Path(f"/proc/{leader.pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    finally:
+        leader.kill()
+        leader.wait()
+    assert seconds >= 1.1
+    assert resident >= alone + 2 * 64 * 2**20
 
 
 def test_a_run_past_its_wall_clock_limit_is_killed(run_app):
@@ -127,8 +188,8 @@ def test_runs_fork_from_one_warm_worker_that_imported_tensorflow_once(run_app):
     assert wait_for(finished(app, conversation_id, first), timeout=180)["status"] == "done"
     warm = {w.process.pid: w for w in backends._idle if w.alive()}  # another test's run may hold one more
     conversation_id, cancelled = start_run(app)
-    (child,) = wait_for(lambda: worker_pids(cancelled), timeout=60)
-    forked_from = warm[parent(child)]
+    named = wait_for(lambda: worker_pids(cancelled), timeout=60)  # the run's process, and the lanes it forked
+    (forked_from,) = {warm[parent(pid)] for pid in named if parent(pid) in warm}
     with app.app_context():
         store.cancel(cancelled, conversation_id, None)
     wait_for(lambda: not worker_pids(cancelled), timeout=5)
