@@ -16,7 +16,7 @@ from ..kb.formulas import Derivation, evaluate
 def derive(kb: KnowledgeBase, values: Mapping[str, Any]) -> dict[str, Any]:
     """Every derived fact that the known values determine (known values themselves win)."""
     formulas = kb.formulas
-    scope = {**formulas.blank, **values}
+    scope = formulas.scope(values)
     out: dict[str, Any] = {}
     for derivation in formulas.derivations:
         if derivation.name in values:
@@ -41,7 +41,7 @@ def rederive(kb: KnowledgeBase, values: Mapping[str, Any], established: Collecti
         if derivation.name in established or not (derivation.reads & dirty or dirty.intersection(derivation.needs)):
             continue
         if scope is None:
-            scope = {**formulas.blank, **values}
+            scope = formulas.scope(values)
         value = evaluate(derivation, scope, formulas.functions)
         if value != out.get(derivation.name):
             scope[derivation.name] = value

@@ -5,6 +5,7 @@ unknown conditions are what the assistant asks questions about.
 """
 from __future__ import annotations
 
+import operator
 from typing import Any, Callable, Iterator, Mapping
 
 Condition = Mapping[str, Any]
@@ -12,13 +13,15 @@ Condition = Mapping[str, Any]
 Predicate = Callable[[Mapping[str, Any]], "bool | None"]
 #: The value of a measurement that was looked for and not seen: every comparison with it is false.
 NOT_OBSERVED = object()
+#: The operator module's functions where one fits (``in`` takes its operands the other way round): every rule
+#: of every turn, and of every hypothetical answer a question is weighed with, calls one.
 COMPARISONS = {
-    "is": lambda value, ref: value == ref,
+    "is": operator.eq,
     "in": lambda value, ref: value in ref,
-    "above": lambda value, ref: value > ref,
-    "below": lambda value, ref: value < ref,
-    "at_least": lambda value, ref: value >= ref,
-    "at_most": lambda value, ref: value <= ref,
+    "above": operator.gt,
+    "below": operator.lt,
+    "at_least": operator.ge,
+    "at_most": operator.le,
 }
 
 

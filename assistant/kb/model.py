@@ -170,7 +170,17 @@ class Formulas:
     #: What a formula's globals hold: the formula library, and no builtins.
     functions: dict[str, Any]
     #: Every name a formula may read, None for a fact, a threshold's value for a threshold.
-    blank: Mapping[str, Any]
+    blank: MappingProxyType[str, Any]
+
+    def scope(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """What a formula reads: ``values`` over :attr:`blank`.
+
+        Copied through the proxy's own ``copy`` (its dict's): unpacking a proxy with ``**`` reads it
+        name by name, and each hypothetical answer a question is weighed with builds a scope.
+        """
+        scope = self.blank.copy()
+        scope.update(values)
+        return scope
 
 
 @dataclass(frozen=True)

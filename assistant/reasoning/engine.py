@@ -168,7 +168,7 @@ class _Scoring:
                    {tid: _tree_scores(kb, values, tid, readings) for tid in kb.trees}, _words(kb, values))
 
     def rescored(self, kb: KnowledgeBase, scores: Mapping[str, float], values: Mapping[str, Any],
-                 keys: set[str]) -> dict[str, float]:
+                 keys: Collection[str]) -> dict[str, float]:
         """``scores`` (this scoring's) once the facts ``keys`` took their ``values``: only the rules and
         trees that read them are worked out again, and only what they add changes."""
         out = dict(scores)
@@ -297,12 +297,13 @@ def _answer_odds(scores: Mapping[str, float], outcomes: list[dict[str, float]], 
     Only the causes in ``moved`` have a score that some answer changes.
     """
     shifts = [[outcome[c] - scores[c] for c in moved] for outcome in outcomes]
-    remarkable = [sum(shift for shift in row if shift > 0) for row in shifts]
-    usual = [i for i, r in enumerate(remarkable) if r <= min(remarkable) + 1e-9]
+    remarkable = [sum([shift for shift in row if shift > 0]) for row in shifts]
+    least = min(remarkable) + 1e-9
+    usual = [i for i, r in enumerate(remarkable) if r <= least]
     odds = [0.0] * len(outcomes)
-    unmoved = sum(p for cause, p in probs.items() if cause not in moved)
-    for k, cause in enumerate(moved):
-        moves = [row[k] for row in shifts]
+    bears = set(moved)
+    unmoved = sum([p for cause, p in probs.items() if cause not in bears])
+    for cause, moves in zip(moved, zip(*shifts)):  # each cause's shift under every answer
         top = max(moves)
         if top - min(moves) < 1e-9:
             unmoved += probs[cause]
@@ -316,15 +317,17 @@ def _answer_odds(scores: Mapping[str, float], outcomes: list[dict[str, float]], 
     return odds
 
 
-def _gain(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring: _Scoring, scores: dict[str, float],
+def _gain(kb: KnowledgeBase, known: set[str], values: dict[str, Any], scoring: _Scoring, scores: dict[str, float],
           probs: dict[str, float], spread: _Spread, name: str, answers: list[Any]) -> float:
-    """The expected drop in the entropy over causes once ``name`` is known to be one of ``answers``."""
+    """The expected drop in the entropy over causes once ``name`` is known to be one of ``answers``; ``known`` are the
+    facts the conversation established."""
     outcomes, entropies, moved = [], [], set()
-    established = {fact.key for fact in facts} | {name}
+    established = known | {name}
     for answer in answers:
         trial, changed = rederive(kb, {**values, name: answer}, established, {name})
-        outcome = scoring.rescored(kb, scores, trial, changed)
-        touched = [cause for cause in _read_by(kb, frozenset(changed))[2] if outcome[cause] != scores[cause]]
+        keys = frozenset(changed)  # built once, for both lookups of what reads it
+        outcome = scoring.rescored(kb, scores, trial, keys)
+        touched = [cause for cause in _read_by(kb, keys)[2] if outcome[cause] != scores[cause]]
         outcomes.append(outcome)
         entropies.append(spread.entropy_with(outcome, touched))
         moved.update(touched)
@@ -340,13 +343,14 @@ def _questions(kb: KnowledgeBase, facts: Facts, values: dict[str, Any], scoring:
     candidates = sorted(set().union(*kb.asks.values()) - set(facts.values()) - set(declined))
     scores = scoring.scores(kb)
     spread = _Spread(scores, kb.thresholds["confidence_temperature"])
+    known = {fact.key for fact in facts}
     questions = []
     for name in candidates:
         answers = kb.answers.get(name, [])
         if not answers:
             continue
         # Rounded: equal gains stay equal (ties go by name) whatever order the sums were taken in.
-        gain = round(_gain(kb, facts, values, scoring, scores, probs, spread, name, answers), 9)
+        gain = round(_gain(kb, known, values, scoring, scores, probs, spread, name, answers), 9)
         if gain >= kb.thresholds["question_min_gain"]:
             spec = kb.facts[name]
             questions.append(Question(name, spec["question"], tuple(map(str, spec.get("choices", ()))), gain))
