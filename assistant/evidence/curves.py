@@ -6,6 +6,7 @@ that turns a series into a yes/no is a named value of ``thresholds.yaml``, with 
 from __future__ import annotations
 
 import math
+import operator
 from itertools import pairwise
 
 from ..kb import KnowledgeBase
@@ -15,6 +16,9 @@ from .metrics import History
 
 #: A metric's reported values: ``(epoch, value)``, epochs ascending.
 Series = list[tuple[int, float]]
+#: A point's value. Histories run to thousands of epochs, so the passes over them that can run at C
+#: speed (``map`` with this, ``math.isfinite``) do.
+_value = operator.itemgetter(1)
 
 #: Every fact :func:`curve_facts` may emit (facts.yaml, kind ``curve``): declared here, next to the code
 #: that measures them, so ``assistant kb check`` refuses a curve fact that nothing measures.
@@ -89,21 +93,27 @@ def curve_facts(kb: KnowledgeBase, history: History) -> list[Fact]:
 
 
 def _first_epoch_of(series: Series, value: float) -> int:
-    return next(epoch for epoch, v in series if v == value)
+    return series[list(map(_value, series)).index(value)][0]
+
+
+def _finite(series: Series) -> Series:
+    """The points whose value is finite: the series itself when all are, as in most histories."""
+    if all(map(math.isfinite, map(_value, series))):
+        return series
+    return [(epoch, value) for epoch, value in series if math.isfinite(value)]
 
 
 def _loss_facts(out: _Collector, loss: Series) -> None:
-    bad = next(((epoch, value) for epoch, value in loss if not math.isfinite(value)), None)
-    if bad:
-        epoch, value = bad
+    good = _finite(loss)
+    if len(good) < len(loss):
+        epoch, value = next((epoch, value) for epoch, value in loss if not math.isfinite(value))
         out.add("loss_is_nan", True, f"loss became {value} at epoch {epoch}", epoch)
         out.add("nan_epoch", epoch, f"first non-finite loss at epoch {epoch}", epoch)
     else:
         out.add("loss_is_nan", False, "every loss value is finite")
-    good = [(epoch, value) for epoch, value in loss if math.isfinite(value)]
     if not good:
         return
-    values = [value for _, value in good]
+    values = list(map(_value, good))
     (first_epoch, first), (last_epoch, last) = good[0], good[-1]
     low, high = min(values), max(values)
     out.add("loss_first", first, f"loss {_fmt(first)} at epoch {first_epoch}", first_epoch)
@@ -126,7 +136,7 @@ def _loss_facts(out: _Collector, loss: Series) -> None:
 
 def _shape_facts(out: _Collector, values: list[float], last_epoch: int, scale: float, *, ended: bool) -> None:
     """The shape of the finite losses; ``ended`` is false when the run went on into NaN, so it cannot be "still falling"."""
-    steps = [b - a for a, b in pairwise(values)]
+    steps = list(map(operator.sub, values[1:], values))  # each epoch's value less the one before
     low, high = min(values), max(values)
     span = high - low
     flat, identical = out.limit("flat_change") * scale, out.limit("identical") * scale
@@ -137,7 +147,7 @@ def _shape_facts(out: _Collector, values: list[float], last_epoch: int, scale: f
     # A rise counts when it is a real part of the loss's range: at a converged 5e-4 the epoch-to-epoch
     # noise goes up half the time, yet it is nothing beside the fall from 0.1.
     rise = max(identical, out.limit("swing_min_share") * span)
-    ups = sum(step > rise for step in steps) / len(steps)
+    ups = sum([step > rise for step in steps]) / len(steps)
     if len(steps) >= 3 and ups >= out.limit("oscillation_share") and span > flat:
         swings = _mean([abs(b - a) for a, b in pairwise(steps)])
         roughness = swings / max(abs(_mean(values)), 1e-12)
@@ -163,8 +173,8 @@ def _shape_facts(out: _Collector, values: list[float], last_epoch: int, scale: f
 
 def _jump_facts(out: _Collector, values: list[float], last_epoch: int) -> None:
     """A loss that leaps up in one epoch, or climbs back after its best: steps that overshoot."""
-    spike = out.limit("spike_share")
-    jumps = [(i, b / a - 1) for i, (a, b) in enumerate(pairwise(values), 1) if a > 0 and b > a * (1 + spike)]
+    spike = 1 + out.limit("spike_share")
+    jumps = [(i, b / a - 1) for i, (a, b) in enumerate(pairwise(values), 1) if a > 0 and b > a * spike]
     if jumps:
         i, rise = max(jumps, key=lambda jump: jump[1])
         out.add("loss_spikes", True, f"loss jumped {rise:.0%} in one epoch, from {_fmt(values[i - 1])} to "
@@ -189,41 +199,42 @@ def _uniform_facts(out: _Collector, values: list[float], last_epoch: int) -> Non
 
 
 def _validation_facts(out: _Collector, loss: Series, val: Series) -> None:
-    val = [(epoch, value) for epoch, value in val if math.isfinite(value)]
+    val = _finite(val)
     if len(val) < 2:
         return
-    values = [value for _, value in val]
+    values = list(map(_value, val))
     low, last = min(values), values[-1]
     best = _first_epoch_of(val, low)
     out.add("val_min_epoch", best, f"validation loss was lowest ({_fmt(low)}) at epoch {best}", best)
     train_last = loss[-1][1]
     trained = {epoch: value for epoch, value in loss if not math.isnan(value)}
     after = values[values.index(low):]
-    rising = len(after) >= 3 and sum(b > a for a, b in pairwise(after)) / (len(after) - 1) >= 0.5
+    rising = len(after) >= 3 and sum([b > a for a, b in pairwise(after)]) / (len(after) - 1) >= 0.5
     train_fell = trained.get(best) is not None and math.isfinite(train_last) and train_last < trained[best]
     if rising and last > low * (1 + out.limit("val_rise")) and train_fell and train_last < last:
         out.add("val_gap_growing", True,
                 f"validation loss rose from {_fmt(low)} at epoch {best} to {_fmt(last)} "
                 f"while training loss fell to {_fmt(train_last)}", val[-1][0])
     both = [(trained[epoch], value) for epoch, value in val if epoch in trained]
-    if len(both) >= 2 and sum(v < t * out.limit("val_below_train") for t, v in both) / len(both) > 0.8:
+    below = out.limit("val_below_train")
+    if len(both) >= 2 and sum([v < t * below for t, v in both]) / len(both) > 0.8:
         out.add("val_better_than_train", True,
                 f"validation loss ({_fmt(last)}) stays below training loss ({_fmt(train_last)})")
 
 
 def _accuracy_facts(out: _Collector, name: str, acc: Series, loss: Series) -> None:
     label = name.replace("_", " ")
-    finite = [(epoch, value) for epoch, value in acc if math.isfinite(value)]
+    finite = _finite(acc)
     if not finite:
         return
-    values = [value for _, value in finite]
+    values = list(map(_value, finite))
     last, best = values[-1], max(values)
     out.add(f"{name}_last", round(last, 6), f"{label} {last:.4g} at the last epoch", acc[-1][0])
     out.add(f"{name}_max", round(best, 6), f"best {label} {best:.4g}", _first_epoch_of(finite, best))
     if len(values) >= 2 and best - min(values) <= out.limit("identical"):
         out.add(f"{name}_constant", True, f"{label} is exactly {last:.4g} at every epoch")
     if name == "accuracy" and len(values) >= 2 and loss:
-        lv = [value for _, value in loss]
+        lv = list(map(_value, loss))
         stuck = best < out.limit("stuck_metric") or best - min(values) <= out.limit("stuck_metric_range")
         fell = lv[0] > 0 and lv[-1] < lv[0] * out.limit("loss_fell_share")
         if all(map(math.isfinite, lv)) and fell and stuck:

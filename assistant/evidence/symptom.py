@@ -480,8 +480,7 @@ def _keras_names(kb: KnowledgeBase, key: str, text: str) -> dict[int, tuple[int,
     Names are compared squashed (``squash``), so a name is a run of pieces whose letters, joined,
     spell a known alias: the longest run from each piece on wins.
     """
-    aliases = kb.vocabulary[key].aliases
-    prefixes = {alias[:n] for alias in aliases for n in range(1, len(alias) + 1)}
+    aliases, prefixes = kb.vocabulary[key].aliases, kb.vocabulary[key].prefixes
     tokens = list(_TOKEN.finditer(text))
     found: dict[int, tuple[int, str]] = {}
     i = 0

@@ -47,6 +47,11 @@ class Spec:
         names = self.names or {}
         return {squash(alias): canon for canon, aliases in names.items() for alias in (canon, *aliases)}
 
+    @cached_property
+    def prefixes(self) -> frozenset[str]:
+        """Every start of a squashed spelling: where a reader of names spelled over several words can stop looking."""
+        return frozenset(alias[:n] for alias in self.aliases for n in range(1, len(alias) + 1))
+
 
 @dataclass(frozen=True)
 class Rule:
