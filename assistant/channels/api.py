@@ -32,6 +32,8 @@ MAX_JSON_DEPTH = 32
 SIZE_LIMITS = {"maxLength": "characters", "maxItems": "items", "maxProperties": "entries"}
 #: How much of a refused value a message quotes.
 SHOWN = 200
+#: The JSON values that hold no text and nest nothing.
+_SCALARS = {int, float, bool, type(None)}
 
 
 def _maximum(validator: Draft202012Validator, maximum: float, instance: Any, schema: dict[str, Any]) -> Any:
@@ -117,6 +119,9 @@ def _shape(value: Any) -> tuple[int, tuple[str, str] | None]:
         if isinstance(item, str):
             if broken := _SURROGATE.search(item):
                 return deepest, (_path(trail), broken[0])
+            continue
+        if isinstance(item, list) and set(map(type, item)) <= _SCALARS:  # a metric's values: nothing to walk into
+            deepest = max(deepest, depth)
             continue
         pairs = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else None
         if pairs is not None:
