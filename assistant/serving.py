@@ -9,6 +9,7 @@ settings read ``ASSISTANT_BIND``, ``ASSISTANT_WORKERS``, ``ASSISTANT_THREADS`` a
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import subprocess
@@ -50,8 +51,9 @@ logconfig_dict: dict[str, Any] = {
 
 
 def on_starting(server: Any) -> None:
-    """Give the workers an empty folder to keep their Prometheus counts in, and the service a current
-    schema (:func:`migrate_first`), before the first worker is forked.
+    """Give the workers an empty folder to keep their Prometheus counts in, the service a current
+    schema (:func:`migrate_first`), and fewer malloc arenas (:func:`limit_malloc_arenas`), before
+    the first worker is forked.
 
     The variable must be set before a worker imports prometheus_client, and stale files of an
     earlier run would add old counts to the new ones.
@@ -64,6 +66,26 @@ def on_starting(server: Any) -> None:
         stale.unlink()
     if server.app.app_uri == wsgi_app:  # the service, not another app under these settings
         migrate_first(server.log)
+    limit_malloc_arenas()
+
+
+#: glibc's mallopt option for how many malloc arenas a process may have, and the number the workers get.
+M_ARENA_MAX = -8
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas() -> bool:
+    """Let the workers (forked after this) share ``MALLOC_ARENAS`` malloc arenas among their threads.
+
+    glibc gives threads arenas of their own, up to eight per core, and each keeps what was freed
+    in it: a threaded worker that reads 500-epoch bodies on many threads held about 3 MB more for
+    it. Python runs one thread at a time, so fewer arenas cost no speed. False where the C library
+    is not glibc (it has no such option) and nothing changed.
+    """
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, MALLOC_ARENAS))
+    except (OSError, AttributeError):
+        return False
 
 
 #: The command that brings the schema up to date, as an operator would run it (``assistant init-db``).

@@ -41,6 +41,7 @@ from benchmarks.turn_latency import diagnosis, percentiles  # noqa: E402
 DIAGNOSIS = diagnosis(500)
 DIAGNOSIS_BODY = json.dumps(DIAGNOSIS).encode()
 PAGE = os.sysconf("SC_PAGE_SIZE")
+ROOT = Path(__file__).resolve().parents[1]
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -150,11 +151,14 @@ def main() -> None:
                    "ASSISTANT_REPRO_BACKEND": "off",
                    "ASSISTANT_RATELIMIT_ENABLED": "false", "ASSISTANT_LOG_LEVEL": "WARNING",
                    "PROMETHEUS_MULTIPROC_DIR": f"{tmp}/metrics"}
+        # The package's bytecode compiled, as the image does at its build (deploy/Dockerfile) and as pip does for
+        # the libraries: a worker that compiles it from source keeps the compiler's garbage (with
+        # PYTHONDONTWRITEBYTECODE set, as here, every worker would).
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "assistant")], check=True)
         # The schema first, in a process of its own, as the service's own start does (assistant.serving.migrate_first).
         from assistant.serving import INIT_DB
 
-        subprocess.run(INIT_DB, env={**os.environ, **environ}, cwd=Path(__file__).resolve().parents[1], check=True,
-                       capture_output=True)
+        subprocess.run(INIT_DB, env={**os.environ, **environ}, cwd=ROOT, check=True, capture_output=True)
         with gunicorn(environ, Path(tmp) / "app.log", workers=args.workers,
                       app="benchmarks.serve_throughput:measured_app()") as server:
             (bare, _, _) = measure(server, "bare JSON endpoint (GET /healthz)", lambda c: c.send("GET", "/healthz"), args)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant import db
+from assistant import db, serving
 from benchmarks.loopback import Gunicorn, free_port, gunicorn
 from tests.test_db import versions
 
@@ -96,3 +96,32 @@ def test_the_schema_is_brought_up_before_the_workers_fork_and_alembic_stays_out_
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False"]
     assert versions(url) == [db.SCHEMA_REVISION]
+
+
+ARENAS = """
+import ctypes, sys, threading
+from assistant.serving import limit_malloc_arenas
+if sys.argv[1] == "limited":
+    assert limit_malloc_arenas()
+start = threading.Barrier(8)
+
+def allocate():
+    start.wait()
+    held = [bytearray(4096) for _ in range(2000)]  # above pymalloc's sizes: glibc's malloc serves them
+    start.wait()
+
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+[thread.start() for thread in threads]
+[thread.join() for thread in threads]
+ctypes.CDLL("libc.so.6").malloc_stats()  # one "Arena N:" line per arena, on stderr
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc arenas")
+def test_the_workers_threads_share_two_malloc_arenas():
+    def arenas(mode: str) -> int:
+        done = subprocess.run([sys.executable, "-c", ARENAS, mode], capture_output=True, text=True, check=True,
+                              cwd=ROOT)
+        return sum(line.startswith("Arena ") for line in done.stderr.splitlines())
+
+    assert arenas("limited") <= serving.MALLOC_ARENAS < arenas("default")

@@ -48,12 +48,18 @@ def read_yaml(path: Path, name: str | None = None) -> Any:
         raise KnowledgeError(f"{name}: cannot be read: {exc.strerror}") from exc
 
 
+@lru_cache(maxsize=4)
+def _schemas(schemas: Path) -> tuple[dict[str, Any], Registry]:
+    """Every schema file of a folder, read once, and the registry that resolves references between them."""
+    docs = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in schemas.glob("*.json")}
+    return docs, Registry().with_resources(
+        (n, Resource.from_contents(d, default_specification=DRAFT202012)) for n, d in docs.items())
+
+
 @lru_cache(maxsize=16)
 def _validator(schemas: Path, name: str) -> jsonschema.Draft202012Validator:
     """A validator for one schema file, resolving references to its sibling files."""
-    docs = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in schemas.glob("*.json")}
-    registry = Registry().with_resources(
-        (n, Resource.from_contents(d, default_specification=DRAFT202012)) for n, d in docs.items())
+    docs, registry = _schemas(schemas)
     return jsonschema.Draft202012Validator(docs[name], registry=registry)
 
 
