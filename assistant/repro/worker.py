@@ -408,8 +408,8 @@ def run_job(job: dict[str, Any], emit: Emit) -> None:
     """Every experiment of a job, each result emitted as it ends; then the plot and ``done``.
 
     With ``processes`` above one, that many lanes (forked processes, one experiment at a time
-    each) train the experiments at once, taking them in the plan's order; otherwise they train
-    here, one after another. An experiment that trains what an earlier one trains is not trained
+    each) train the experiments at once, the user's setup first, then the longest; otherwise
+    they train here, one after another, in the plan's order. An experiment that trains what an earlier one trains is not trained
     again: its result is the earlier one's.
     """
     experiments = job["experiments"]
@@ -468,14 +468,14 @@ class LaneDied(Exception):
 
 
 def _in_lanes(experiments: list[dict[str, Any]], job: dict[str, Any], emit: Emit) -> dict[str, dict[str, Any]]:
-    """Train ``experiments`` in ``job["processes"]`` forked lanes, handing each lane the next one in the plan
+    """Train ``experiments`` in ``job["processes"]`` forked lanes, handing each lane the next one (:func:`_lane_order`)
     as it ends the last; relay their messages; their results by name. Raises LaneDied.
 
     A lane forks from this process, which has run no TensorFlow operation (its thread pools would
     not survive the fork); it dies with this process, in the same process group, under the same limits.
     """
     context = multiprocessing.get_context("fork")
-    waiting, results, lanes = list(experiments), {}, {}
+    waiting, results, lanes = sorted(experiments, key=_lane_order), {}, {}
     for _ in range(min(job["processes"], len(experiments))):
         ours, theirs = context.Pipe()
         lane = context.Process(target=_lane, args=(theirs, job, os.getpid()), daemon=True)
@@ -500,6 +500,15 @@ def _in_lanes(experiments: list[dict[str, Any]], job: dict[str, Any], emit: Emit
                     conn.send(None)
                     lanes.pop(conn).join()
     return results
+
+
+def _lane_order(experiment: dict[str, Any]) -> tuple[bool, int]:
+    """The user's setup first (the baseline, and the baseline with an assumed fault: a run cut short still
+    has them), then the longest experiments, so that none is left to train alone at the end."""
+    spec = RunSpec.from_json(experiment["spec"])
+    rows = spec.data.n_samples * (1 - spec.training.validation_split)
+    batches = spec.training.epochs * math.ceil(rows / spec.training.batch_size)
+    return experiment["kind"] not in ("baseline", "assumed"), -batches
 
 
 def _lane(conn: Any, job: dict[str, Any], parent: int) -> None:
