@@ -93,13 +93,16 @@ def _usage(pid: int) -> tuple[float, int]:
     itself) with it, which counts it once.
     """
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as children:
-            lanes = children.read().split()
         seconds = _cpu(str(pid), reaped=True)
         with open(f"/proc/{pid}/statm") as statm:
             resident = int(statm.read().split()[1]) * _PAGE
     except (OSError, IndexError, ValueError):
         return 0.0, 0
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            lanes = children.read().split()
+    except OSError:  # a kernel without this file: the lanes go unseen, the kernel's own limits still hold
+        lanes = []
     for lane in lanes:
         try:
             seconds += _cpu(lane)
@@ -119,7 +122,8 @@ def _cpu(pid: str, reaped: bool = False) -> float:
 def _private(pid: str) -> int:
     """Bytes a process alone maps: its private pages, clean and dirty."""
     with open(f"/proc/{pid}/smaps_rollup") as rollup:
-        return sum(int(line.split()[1]) * 1024 for line in rollup if line.startswith(("Private_Clean", "Private_Dirty")))
+        return sum(int(line.split()[1]) * 1024 for line in rollup
+                   if line.startswith(("Private_Clean", "Private_Dirty")))
 
 
 def _environment(threads: int) -> dict[str, str]:

@@ -409,8 +409,8 @@ def run_job(job: dict[str, Any], emit: Emit) -> None:
 
     With ``processes`` above one, that many lanes (forked processes, one experiment at a time
     each) train the experiments at once, the user's setup first, then the longest; otherwise
-    they train here, one after another, in the plan's order. An experiment that trains what an earlier one trains is not trained
-    again: its result is the earlier one's.
+    they train here, one after another, in the plan's order. An experiment that trains what an
+    earlier one trains is not trained again: its result is the earlier one's.
     """
     experiments = job["experiments"]
     first = {}
@@ -427,9 +427,10 @@ def run_job(job: dict[str, Any], emit: Emit) -> None:
     for experiment in experiments:
         name = experiment["name"]
         result = results[first[trained_as(experiment)]]
-        if name not in results:
-            result = {**result, "name": name, "seconds": 0.0, "same_as": result["name"]} if "history" in result \
-                else {**result, "name": name}
+        if name not in results:  # trained under another name: that result, at no cost
+            result = {**result, "name": name}
+            if "history" in result:
+                result.update(seconds=0.0, same_as=first[trained_as(experiment)])
             emit(result)
         if experiment["kind"] != "check" and "history" in result:
             histories[experiment["title"]] = result["history"]
@@ -468,8 +469,9 @@ class LaneDied(Exception):
 
 
 def _in_lanes(experiments: list[dict[str, Any]], job: dict[str, Any], emit: Emit) -> dict[str, dict[str, Any]]:
-    """Train ``experiments`` in ``job["processes"]`` forked lanes, handing each lane the next one (:func:`_lane_order`)
-    as it ends the last; relay their messages; their results by name. Raises LaneDied.
+    """Train ``experiments`` in ``job["processes"]`` forked lanes, handing each lane the next one
+    (:func:`_lane_order`) as it ends the last; relay their messages; their results by name.
+    Raises LaneDied.
 
     A lane forks from this process, which has run no TensorFlow operation (its thread pools would
     not survive the fork); it dies with this process, in the same process group, under the same limits.
@@ -511,7 +513,7 @@ def _lane_order(experiment: dict[str, Any]) -> tuple[bool, int]:
     return experiment["kind"] not in ("baseline", "assumed"), -batches
 
 
-def _lane(conn: Any, job: dict[str, Any], parent: int) -> None:
+def _lane(conn: multiprocessing.connection.Connection, job: dict[str, Any], parent: int) -> None:
     """A lane: train each experiment it is sent, its messages sent back, until it is sent None."""
     die_with_parent(parent)
     _set_threads(job)
