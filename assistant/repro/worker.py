@@ -470,14 +470,14 @@ class LaneDied(Exception):
 
 def _in_lanes(experiments: list[dict[str, Any]], job: dict[str, Any], emit: Emit) -> dict[str, dict[str, Any]]:
     """Train ``experiments`` in ``job["processes"]`` forked lanes, handing each lane the next one
-    (:func:`_lane_order`) as it ends the last; relay their messages; their results by name.
+    (:func:`lane_order`) as it ends the last; relay their messages; their results by name.
     Raises LaneDied.
 
     A lane forks from this process, which has run no TensorFlow operation (its thread pools would
     not survive the fork); it dies with this process, in the same process group, under the same limits.
     """
     context = multiprocessing.get_context("fork")
-    waiting, results, lanes = sorted(experiments, key=_lane_order), {}, {}
+    waiting, results, lanes = sorted(experiments, key=lane_order), {}, {}
     for _ in range(min(job["processes"], len(experiments))):
         ours, theirs = context.Pipe()
         lane = context.Process(target=_lane, args=(theirs, job, os.getpid()), daemon=True)
@@ -504,7 +504,7 @@ def _in_lanes(experiments: list[dict[str, Any]], job: dict[str, Any], emit: Emit
     return results
 
 
-def _lane_order(experiment: dict[str, Any]) -> tuple[bool, int]:
+def lane_order(experiment: dict[str, Any]) -> tuple[bool, int]:
     """The user's setup first (the baseline, and the baseline with an assumed fault: a run cut short still
     has them), then the longest experiments, so that none is left to train alone at the end."""
     spec = RunSpec.from_json(experiment["spec"])

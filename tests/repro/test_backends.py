@@ -70,10 +70,12 @@ def test_a_runs_experiments_train_at_once_in_lanes_and_give_what_one_process_giv
 def test_a_lane_that_dies_fails_its_run_and_takes_the_others_with_it(run_app):
     app = run_app(REPRO_PROCESSES=2)
     conversation_id, run_id = start_run(app)
-    warm = {w.process.pid for w in backends._idle}
-    lanes = wait_for(lambda: [pid for pid in worker_pids(run_id) if parent(pid) not in warm
-                              and parent(pid) in worker_pids(run_id)], timeout=60)
-    os.kill(lanes[0], signal.SIGKILL)
+
+    def lanes() -> list[int]:  # the run's processes forked by another of them
+        named = worker_pids(run_id)
+        return [pid for pid in named if parent(pid) in named]
+
+    os.kill(wait_for(lanes, timeout=60)[0], signal.SIGKILL)
     run = wait_for(finished(app, conversation_id, run_id), timeout=60)
     assert run["status"] == "failed" and "stopped by the system" in run["error"]
     assert worker_pids(run_id) == []

@@ -75,3 +75,14 @@ def test_regression_targets_take_the_scale_the_spec_gives():
                        history={"loss": [9.0, 4.0]})
     _, y_train, _, y_val = worker.make_data(regression)
     assert np.concatenate([y_train, y_val]).std() == pytest.approx(2.0, rel=0.01)
+
+
+def test_lanes_take_the_users_setup_first_then_the_longest():
+    def experiment(name: str, kind: str, epochs: int) -> dict:
+        return {"name": name, "kind": kind, "spec": SPEC.replace(epochs=epochs).to_json()}
+
+    plan = [experiment("baseline", "baseline", 5), experiment("fix:a", "fix", 5),
+            experiment("fix:too_few_epochs", "fix", 20), experiment("assume:b", "assumed", 5),
+            experiment("check:c", "check", 8)]
+    ordered = [e["name"] for e in sorted(plan, key=worker.lane_order)]
+    assert ordered == ["baseline", "assume:b", "fix:too_few_epochs", "check:c", "fix:a"]
