@@ -23,7 +23,7 @@ _value = operator.itemgetter(1)
 #: Every fact :func:`curve_facts` may emit (facts.yaml, kind ``curve``): declared here, next to the code
 #: that measures them, so ``assistant kb check`` refuses a curve fact that nothing measures.
 PRODUCES = frozenset({
-    "epochs_run", "loss_is_nan", "nan_epoch", "loss_first", "loss_last", "loss_max", "loss_negative", "loss_zero",
+    "epochs_run", "epochs_planned", "loss_is_nan", "nan_epoch", "loss_first", "loss_last", "loss_max", "loss_negative", "loss_zero",
     "loss_change_fraction", "loss_constant", "loss_flat", "loss_oscillates", "loss_roughness", "loss_diverges",
     "loss_steady_decline", "loss_still_falling", "loss_spikes", "loss_rebounds", "loss_at_uniform", "uniform_classes",
     "val_min_epoch", "val_gap_growing", "val_better_than_train",
@@ -74,6 +74,8 @@ def curve_facts(kb: KnowledgeBase, history: History) -> list[Fact]:
     """Measure the loss, accuracy and validation curves of one training history."""
     out = _Collector(kb, history)
     out.add("epochs_run", len(history.epochs), f"{len(history.epochs)} epochs in the history")
+    if history.planned is not None:
+        out.add("epochs_planned", history.planned, f"the log's epoch lines count to {history.planned}")
     loss = history.reported("loss")
     if loss:
         _loss_facts(out, loss)

@@ -94,7 +94,7 @@ _IGNORED = ["step", "wall time", "time"]
 # is read as its own segment, and so is every ``Epoch k/N`` marker, even where a
 # paste lost the newlines between epochs.
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]|\[[0-9;]*m")
-_MARKER = re.compile(r"Epoch\s+(\d{1,9})\s*/\s*\d+", re.I)
+_MARKER = re.compile(r"Epoch\s+(\d{1,9})\s*/\s*(\d{1,9})", re.I)
 _SEGMENTS = re.compile(r"[\r\n\b]+|(?=Epoch\s+\d+\s*/\s*\d)", re.I)
 _PROGRESS = re.compile(r"\s*(\d+)/(\d+)\b")
 #: ``name: value`` at the start of a segment or after Keras's `` - `` separator;
@@ -116,6 +116,9 @@ class History:
     #: What was left out of a log that was otherwise read, each as a phrase for the reply
     #: ("line 7 was left out (...)", "epoch 3 was still running, ..."); empty when all of it was read.
     skipped: tuple[str, ...] = ()
+    #: The epochs the run was set to train, from a console log's ``Epoch k/N`` lines; None when the
+    #: history does not say. People paste a piece of a log: one epoch of ``Epoch 1/50`` is not a short run.
+    planned: int | None = None
 
     def reported(self, name: str) -> list[tuple[int, float]]:
         """``(epoch, value)`` for every epoch that reported the metric; empty for a metric not in the history."""
@@ -141,6 +144,8 @@ class _Cells:
     rows: list[int]
     #: What the reader left out, as :attr:`History.skipped` says it.
     skipped: tuple[str, ...] = ()
+    #: The epochs the run was set to train, as :attr:`History.planned` says it.
+    planned: int | None = None
 
     def place(self, row: int) -> str:
         return f"{self.noun} {self.rows[row]}"
@@ -393,7 +398,9 @@ def _read_console(text: str) -> _Cells:
         raise _error('no epochs found: the pasted log has no "loss: <number>" entries')
     order = sorted(epochs)
     records = [{**epochs[epoch][1], "epoch": epoch} for epoch in order]
-    return replace(_from_records(records, "epoch", [epoch + 1 for epoch in order]), skipped=tuple(skipped))
+    planned = max((int(marker[2]) for marker in _MARKER.finditer(text)), default=None)
+    return replace(_from_records(records, "epoch", [epoch + 1 for epoch in order]), skipped=tuple(skipped),
+                   planned=planned)
 
 
 def _read_history(history: dict) -> _Cells:
@@ -458,7 +465,7 @@ def _assemble(cells: _Cells, format: str, lenient: bool = False) -> History:
     skipped = tuple(sorted(cells.skipped, key=_line_order))
     if len(skipped) > _SKIPPED_SHOWN:
         skipped = (*skipped[:_SKIPPED_SHOWN - 1], f"{len(skipped) - _SKIPPED_SHOWN + 1} more were left out")
-    return History(epochs, columns, format, skipped)
+    return History(epochs, columns, format, skipped, cells.planned)
 
 
 #: How many of the things left out a history lists one by one.
