@@ -22,6 +22,12 @@ def test_nan_loss_names_the_epoch():
     assert facts["loss_is_nan"].note == "loss became nan at epoch 3"
 
 
+def test_a_console_log_says_how_many_epochs_the_run_was_set_to():
+    facts = {f.key: f for f in curve_facts(shipped_kb(), parse_metrics("Epoch 1/50\n10/10 - 1s - loss: 0.9\n"))}
+    assert (facts["epochs_run"].value, facts["epochs_planned"].value) == (1, 50)
+    assert "epochs_planned" not in facts_of({"loss": [0.9, 0.8]})
+
+
 def test_loss_stuck_at_ln10_is_a_uniform_guess():
     facts = facts_of({"loss": [2.3031, 2.3027, 2.3026, 2.3026, 2.3026], "accuracy": [0.1] * 5})
     assert facts["loss_at_uniform"].value is True

@@ -189,6 +189,14 @@ def test_several_epochs_on_one_line():
     assert history.columns["accuracy"] == [0.5, 0.6, 0.7]
 
 
+def test_console_epoch_lines_say_how_many_epochs_the_run_was_set_to():
+    piece = parse_metrics("Epoch 1/50\n22/22 [====] - 13s 575ms/step - loss: 2.2847 - acc: 0.2088\n")
+    assert (piece.epochs, piece.planned) == ([1], 50)
+    assert parse_metrics("Epoch 1/1\n22/22 [====] - 13s - loss: 2.2847\n").planned == 1
+    assert parse_metrics("55000/55000 [====] - 164s 3ms/step - loss: 2.3037 - accuracy: 0.1120\n").planned is None
+    assert parse_metrics({"loss": [0.5, 0.4]}).planned is None
+
+
 def test_console_without_epoch_lines_counts_metric_lines():
     history = parse_metrics(
         "loss: 0.6931 - accuracy: 0.5000\n"

@@ -83,6 +83,9 @@ CASE_SYMPTOMS = {
 
 #: The way people put it on forums and in chat.
 FORUM = {
+    "fine-tuning distilbert on my reviews, accuracy stays at 50%": {"symptom_fine_tuning": True},
+    "I use transfer learning from ResNet50 with weights='imagenet'": {"symptom_fine_tuning": True},
+    "I train a small CNN from scratch": {"symptom_fine_tuning": None},
     # English terms among words of a script without spaces: a word boundary is one between Latin letters.
     "训练时loss值为nan": {"symptom_loss_nan": True},
     "第一个epoch时loss就出现nan": {"symptom_loss_nan": True},

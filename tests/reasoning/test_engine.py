@@ -209,3 +209,26 @@ def test_labels_made_as_images_bring_the_label_encoding_forward_for_a_nan_loss()
     plain = rank("I trained a U-Net on my own dataset; the loss is nan from the first epoch")
     masks = rank("I trained a U-Net on my own dataset with masks made in labelme; the loss is nan from the first epoch")
     assert masks < plain and masks <= 2
+
+
+def test_one_pasted_epoch_is_a_short_run_only_when_the_run_was_set_to_one():
+    line = "22/22 [==============================] - 13s 575ms/step - loss: 2.2847 - acc: 0.2088\n"
+    said = "the accuracy is only 0.2, what is wrong?\n"
+
+    def too_few(log: str) -> list[str]:
+        diagnosis, _ = run(symptom=said + log)
+        return next(b for b in diagnosis.beliefs if b.cause.id == "too_few_epochs").evidence
+
+    assert "the training log shows a single epoch" in too_few("Epoch 1/1\n" + line)
+    assert "the training log shows a single epoch" not in too_few("Epoch 1/50\n" + line)  # a piece of a longer run
+    assert "the training log shows a single epoch" not in too_few(line)  # a line without its epoch: a piece too
+
+
+def test_a_fine_tuning_rate_is_not_called_too_low():
+    def too_low(symptom: str) -> list[str]:
+        diagnosis, _ = run(symptom=symptom, training={"optimizer": "adam", "learning_rate": 1e-5})
+        return next(b for b in diagnosis.beliefs if b.cause.id == "learning_rate_too_low").evidence
+
+    assert any("100× below" in e for e in too_low("my classifier does not learn, accuracy stays at 50%"))
+    assert not any("100× below" in e for e in too_low("fine-tuning BERT, accuracy stays at 50%"))
+
