@@ -47,6 +47,17 @@ QUOTE_REACH = 60
 #: Texts longer than this are read only this far (a symptom is a chat message, not a log).
 MAX_TEXT = 20_000
 
+#: A link: its words name a page ("keras-loss-nan-fix", "tfjs-training-regression"), not the user's run.
+_LINK = re.compile(r"\b(?:https?://|www\.)[^\s)\]>\"']+", re.I)
+
+
+def _prose(text: str) -> str:
+    """The words to read: the first ``MAX_TEXT`` characters, one apostrophe, links blanked out (in place,
+    so that every position still points into the message as written)."""
+    text = text[:MAX_TEXT].replace("\u2019", "'")
+    return _LINK.sub(lambda link: " " * len(link[0]), text)
+
+
 _SENTENCE = re.compile(r"[.!?](?!\d)|[\n。！？]")  # the full stops of Chinese and Japanese too
 
 
@@ -231,7 +242,7 @@ def symptom_facts(kb: KnowledgeBase, text: str, *, source: str = "your message")
     if not isinstance(text, str):
         raise EvidenceError("the symptom must be text", field="symptom")
     p = kb.phrases
-    text = text[:MAX_TEXT].replace("\u2019", "'")
+    text = _prose(text)
     hits = _phrase_hits(p, text)
     measured = _measured(list(_mentions(p, text)))
     for key, mention in _implied(p, measured).items():
@@ -366,7 +377,7 @@ def answer_facts(kb: KnowledgeBase, text: str, asked: list[str], *, source: str 
     """
     if not isinstance(text, str):
         raise EvidenceError("the answer must be text", field="text")
-    text = text[:MAX_TEXT].replace("\u2019", "'")
+    text = _prose(text)
     asked = [key for key in asked if key in kb.vocabulary]
     sure = not kb.phrases.dont_know.search(text)
     found: Found = {}
@@ -555,7 +566,7 @@ def stated_facts(kb: KnowledgeBase, text: str, *, source: str = "your message") 
     """
     if not isinstance(text, str):
         raise EvidenceError("the message must be text", field="symptom")
-    text = text[:MAX_TEXT].replace("\u2019", "'")
+    text = _prose(text)
     said: dict[str, list[tuple[Any, tuple[int, int]]]] = {}
 
     def say(key: str, value: Any, span: tuple[int, int]) -> None:

@@ -242,6 +242,9 @@ FORUM = {
 
 #: Words that must not be read as the symptom they mention.
 NEGATIVES = {
+    # a link's words name a page, not the user's run
+    "I followed https://example.com/fix-loss-is-nan-and-overfitting/ step by step": {"symptom_loss_nan", "symptom_gap"},
+    "as in [this post](www.example.org/class-imbalance-always-predicts-same-class)": {"symptom_same_class"},
     "I was always going to use Adam": {"symptom_same_class"},
     "I added Dropout(0.5) and it did not help": {"symptom_regularization_hurts"},
     "the loss decreased and so did the val loss": {"symptom_gap", "symptom_loss_flat"},
