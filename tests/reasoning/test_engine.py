@@ -232,3 +232,12 @@ def test_a_fine_tuning_rate_is_not_called_too_low():
     assert any("100× below" in e for e in too_low("my classifier does not learn, accuracy stays at 50%"))
     assert not any("100× below" in e for e in too_low("fine-tuning BERT, accuracy stays at 50%"))
 
+
+
+def test_one_epoch_shows_no_curve_so_no_plateau():
+    def readings(metrics: dict) -> list[str]:
+        return run(symptom="accuracy is poor", metrics=metrics)[0].readings
+
+    assert "the loss settled at a high level" not in readings({"loss": [1.7], "accuracy": [0.4]})
+    assert "the loss settled at a high level" in readings({"loss": [1.9, 1.72, 1.7, 1.7, 1.7, 1.7],
+                                                            "accuracy": [0.3, 0.38, 0.4, 0.4, 0.4, 0.4]})
