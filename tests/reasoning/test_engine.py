@@ -241,3 +241,15 @@ def test_one_epoch_shows_no_curve_so_no_plateau():
     assert "the loss settled at a high level" not in readings({"loss": [1.7], "accuracy": [0.4]})
     assert "the loss settled at a high level" in readings({"loss": [1.9, 1.72, 1.7, 1.7, 1.7, 1.7],
                                                             "accuracy": [0.3, 0.38, 0.4, 0.4, 0.4, 0.4]})
+
+
+def test_a_perfect_accuracy_on_a_model_that_fails_points_at_the_labels():
+    def noise(**inputs) -> list[str]:
+        diagnosis, _ = run(**inputs)
+        return next(b for b in diagnosis.beliefs if b.cause.id == "label_noise").evidence
+
+    said = "the acc is always 1.00 during training on my own dataset, but every prediction is background"
+    assert any("all hold the same value" in e for e in noise(symptom=said))
+    # a validation accuracy below it is a model that fits its training data, not labels of one value
+    assert not any("all hold the same value" in e for e in noise(
+        symptom="training accuracy is 100% but validation accuracy is 71%"))
