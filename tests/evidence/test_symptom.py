@@ -83,6 +83,11 @@ CASE_SYMPTOMS = {
 
 #: The way people put it on forums and in chat.
 FORUM = {
+    "Have tried changed the learning rate from 1 to 1e-8.": {"symptom_nan_despite_fix": True},
+    "when i try to evaluate images it seems like rolling a dice": {"symptom_new_inputs_wrong": True},
+    "Is it necessary to preprocess the images the same way, as it is done before training?":
+        {"symptom_new_inputs_wrong": True},
+    "when I try to predict, it takes about 2 seconds": {"symptom_new_inputs_wrong": None},
     "fine-tuning distilbert on my reviews, accuracy stays at 50%": {"symptom_fine_tuning": True},
     "I use transfer learning from ResNet50 with weights='imagenet'": {"symptom_fine_tuning": True},
     "I train a small CNN from scratch": {"symptom_fine_tuning": None},

@@ -253,3 +253,23 @@ def test_a_perfect_accuracy_on_a_model_that_fails_points_at_the_labels():
     # a validation accuracy below it is a model that fits its training data, not labels of one value
     assert not any("all hold the same value" in e for e in noise(
         symptom="training accuracy is 100% but validation accuracy is 71%"))
+
+
+def test_the_first_epochs_of_a_longer_run_are_not_a_short_run():
+    def epochs_log(total: int) -> str:
+        return "".join(f"Epoch {i}/{total}\n10/10 - 1s - loss: {1.0 - 0.1 * i:.2f} - accuracy: {0.5 + 0.05 * i:.2f}\n"
+                       for i in range(1, 5))
+
+    def too_few(total: int) -> list[str]:
+        diagnosis, _ = run(symptom="accuracy is low\n" + epochs_log(total))
+        return next(b for b in diagnosis.beliefs if b.cause.id == "too_few_epochs").evidence
+
+    assert "only 4 epochs, and the loss was still falling at the last one" in too_few(4)
+    assert "only 4 epochs, and the loss was still falling at the last one" not in too_few(200)
+
+
+def test_a_nan_that_outlasts_other_learning_rates_weighs_against_overshooting():
+    diagnosis, _ = run(symptom="the loss keeps nan during training. Have tried changed the learning rate from 1 to 1e-8.")
+    high = next(b for b in diagnosis.beliefs if b.cause.id == "learning_rate_too_high")
+    assert any(line.startswith("you changed the learning rate (or clipped the gradients) and the loss still turns NaN")
+               for line in high.against)
