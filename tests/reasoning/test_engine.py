@@ -273,3 +273,13 @@ def test_a_nan_that_outlasts_other_learning_rates_weighs_against_overshooting():
     high = next(b for b in diagnosis.beliefs if b.cause.id == "learning_rate_too_high")
     assert any(line.startswith("you changed the learning rate (or clipped the gradients) and the loss still turns NaN")
                for line in high.against)
+
+
+def test_a_training_accuracy_of_exactly_zero_points_at_the_metric():
+    diagnosis, _ = run(symptom="After one epoch (170k steps), the printed training accuracy is still 0.000000.")
+    assert diagnosis.beliefs[0].cause.id == "metric_misconfiguration"
+    assert any("exactly 0" in line for line in diagnosis.beliefs[0].evidence)
+    # near zero on a task with many classes is a model that guesses badly, not a metric that cannot match
+    low, _ = run(symptom="the training accuracy is 0.003 after one epoch")
+    metric = next(b for b in low.beliefs if b.cause.id == "metric_misconfiguration")
+    assert not any("exactly 0" in line for line in metric.evidence)
