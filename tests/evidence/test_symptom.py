@@ -83,6 +83,10 @@ CASE_SYMPTOMS = {
 
 #: The way people put it on forums and in chat.
 FORUM = {
+    "albert classification sometimes fails catastrophically with our compilation defaults": {"symptom_unstable_runs": None},
+    "the script will sometime give good results, and sometimes hover at 50% accuracy": {"symptom_unstable_runs": True},
+    "Albert fine tuning does not always converge": {"symptom_unstable_runs": True},
+    "some runs converge and others get stuck at 0.69": {"symptom_unstable_runs": True},
     "Have tried changed the learning rate from 1 to 1e-8.": {"symptom_nan_despite_fix": True},
     "when i try to evaluate images it seems like rolling a dice": {"symptom_new_inputs_wrong": True},
     "Is it necessary to preprocess the images the same way, as it is done before training?":

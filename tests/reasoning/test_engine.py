@@ -283,3 +283,18 @@ def test_a_training_accuracy_of_exactly_zero_points_at_the_metric():
     low, _ = run(symptom="the training accuracy is 0.003 after one epoch")
     metric = next(b for b in low.beliefs if b.cause.id == "metric_misconfiguration")
     assert not any("exactly 0" in line for line in metric.evidence)
+
+
+def test_a_few_epochs_of_fine_tuning_are_not_too_few():
+    def too_few(symptom: str) -> list[str]:
+        diagnosis, _ = run(symptom=symptom, training={"epochs": 2})
+        return next(b for b in diagnosis.beliefs if b.cause.id == "too_few_epochs").evidence
+
+    assert "epochs=2 is very short" in too_few("my text classifier stays at 50% accuracy")
+    assert "epochs=2 is very short" not in too_few("fine-tuning BERT, my text classifier stays at 50% accuracy")
+
+
+def test_runs_that_succeed_only_sometimes_point_at_a_rate_on_the_edge():
+    diagnosis, _ = run(symptom="Albert fine tuning does not always converge: some runs stay at 50% accuracy")
+    high = next(b for b in diagnosis.beliefs if b.cause.id == "learning_rate_too_high")
+    assert any("some runs and fails in others" in line for line in high.evidence)
