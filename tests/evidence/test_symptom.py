@@ -83,6 +83,7 @@ CASE_SYMPTOMS = {
 
 #: The way people put it on forums and in chat.
 FORUM = {
+    "I am training on the PASCAL_VOC 2012 dataset with the segmentation class pngs.": {"symptom_label_images": True},
     "albert classification sometimes fails catastrophically with our compilation defaults": {"symptom_unstable_runs": None},
     "the script will sometime give good results, and sometimes hover at 50% accuracy": {"symptom_unstable_runs": True},
     "Albert fine tuning does not always converge": {"symptom_unstable_runs": True},
