@@ -237,7 +237,9 @@ def _accuracy_facts(out: _Collector, name: str, acc: Series, loss: Series) -> No
         out.add(f"{name}_constant", True, f"{label} is exactly {last:.4g} at every epoch")
     if name == "accuracy" and len(values) >= 2 and loss:
         lv = list(map(_value, loss))
-        stuck = best < out.limit("stuck_metric") or best - min(values) <= out.limit("stuck_metric_range")
+        # (an accuracy already at 100% has nowhere left to follow the loss)
+        stuck = best < out.limit("stuck_metric") or (best - min(values) <= out.limit("stuck_metric_range")
+                                                      and best < out.limit("perfect_accuracy"))
         fell = lv[0] > 0 and lv[-1] < lv[0] * out.limit("loss_fell_share")
         if all(map(math.isfinite, lv)) and fell and stuck:
             out.add("metric_stuck_while_loss_falls", True,

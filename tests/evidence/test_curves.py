@@ -90,6 +90,9 @@ def test_validation_better_than_training():
 def test_metric_stuck_while_loss_falls():
     facts = facts_of({"loss": [22704.8, 13997.0, 2960.0, 911.3], "accuracy": [0.0] * 4})
     assert facts["metric_stuck_while_loss_falls"].value is True
+    assert facts_of({"loss": [0.5, 0.3, 0.2], "accuracy": [0.701, 0.7, 0.703]})["metric_stuck_while_loss_falls"].value
+    # an accuracy already at 100% has nowhere left to go
+    assert "metric_stuck_while_loss_falls" not in facts_of({"loss": [0.0116, 1e-4, 5.7e-9], "accuracy": [1.0] * 3})
 
 
 def test_learning_rate_drop_and_zero_recall():

@@ -298,3 +298,11 @@ def test_runs_that_succeed_only_sometimes_point_at_a_rate_on_the_edge():
     diagnosis, _ = run(symptom="Albert fine tuning does not always converge: some runs stay at 50% accuracy")
     high = next(b for b in diagnosis.beliefs if b.cause.id == "learning_rate_too_high")
     assert any("some runs and fails in others" in line for line in high.evidence)
+
+
+def test_a_nan_loss_is_not_a_learning_rate_too_low():
+    diagnosis, _ = run(symptom="the loss becomes nan", metrics={"loss": [2.1, 1.9, float("nan")]},
+                       training={"optimizer": "sgd", "learning_rate": 1e-6, "momentum": 0.9})
+    low = next(b for b in diagnosis.beliefs if b.cause.id == "learning_rate_too_low")
+    assert diagnosis.beliefs[0].cause.id != "learning_rate_too_low"
+    assert low.confidence < 0.05
