@@ -306,3 +306,10 @@ def test_a_nan_loss_is_not_a_learning_rate_too_low():
     low = next(b for b in diagnosis.beliefs if b.cause.id == "learning_rate_too_low")
     assert diagnosis.beliefs[0].cause.id != "learning_rate_too_low"
     assert low.confidence < 0.05
+
+
+def test_a_sparse_cross_entropy_nan_from_the_start_points_at_label_ids():
+    diagnosis, _ = run(symptom="accuracy stays at 4%", metrics={"loss": [float("nan")] * 3, "accuracy": [0.04] * 3},
+                       training={"loss": "sparse_categorical_crossentropy"})
+    labels = next(b for b in diagnosis.beliefs if b.cause.id == "label_encoding_mismatch")
+    assert any("label id at or above the number of output units" in line for line in labels.evidence)
