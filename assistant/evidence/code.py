@@ -47,7 +47,7 @@ LOSS_PARAMETERS = ("y_true", "y_pred")
 PRODUCES = frozenset({
     "code_frozen_layers", "code_trainable_after_compile", "code_custom_loss", "code_unsafe_math",
     "code_shuffles_x_and_y_apart", "code_recurrent_layers", "code_conv_layers", "code_embedding",
-    "code_accuracy_metric", "code_preprocessing_differs", "code_pretrained_base",
+    "code_accuracy_metric", "code_preprocessing_differs", "code_pretrained_base", "code_skips_preprocess_input",
 })
 
 
@@ -1541,6 +1541,11 @@ class _Reader:
             layer, weights = (trained or bases)[0]
             keep = (weights,) if weights is not None else ()
             facts["code_pretrained_base"] = _Found(bool(trained), f"you wrote {_brief(layer.piece, layer.call, keep=keep)}")
+            source = "\n".join(piece.src for piece in self.code.pieces)
+            if trained and not self.fits and ".predict(" in source:
+                # A pretrained network predicting as it came: its inputs must go through its own preprocess_input.
+                facts["code_skips_preprocess_input"] = _Found(
+                    "preprocess_input" not in source, f"you wrote {_brief(layer.piece, layer.call, keep=keep)}")
         return facts
 
     def _frozen(self) -> dict[str, _Found]:

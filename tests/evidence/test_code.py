@@ -530,6 +530,19 @@ base.trainable = True
     assert read(text) == {"code_pretrained_base": (False, "you wrote ResNet50(weights=None, include_top=False)")}
 
 
+def test_a_pretrained_network_predicting_without_its_preprocess_input():
+    code = """```
+model1 = MobileNetV2(weights='imagenet')
+x = cv2.imread('image_input.jpg')
+x = cv2.resize(x,(224,224))
+{step}y = model1.predict(x[np.newaxis,:,:,:])
+```"""
+    assert read(code.format(step=""))["code_skips_preprocess_input"] == (True, "you wrote MobileNetV2(weights='imagenet')")
+    assert read(code.format(step="x = preprocess_input(x)\n"))["code_skips_preprocess_input"][0] is False
+    trained = code.format(step="model1.fit(x_train, y_train, epochs=3)\n")  # fine-tuned: its inputs are the user's
+    assert "code_skips_preprocess_input" not in read(trained)
+
+
 def test_inputs_and_labels_shuffled_apart():
     text = """I shuffle the data before training so the classes are mixed:
 np.random.shuffle(X)
