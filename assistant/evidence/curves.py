@@ -25,7 +25,8 @@ _value = operator.itemgetter(1)
 PRODUCES = frozenset({
     "epochs_run", "epochs_planned", "loss_is_nan", "nan_epoch", "loss_first", "loss_last", "loss_max", "loss_negative",
     "loss_zero", "loss_change_fraction", "loss_constant", "loss_flat", "loss_oscillates", "loss_roughness",
-    "loss_diverges",    "loss_steady_decline", "loss_still_falling", "loss_spikes", "loss_rebounds", "loss_at_uniform", "uniform_classes",
+    "loss_diverges", "loss_steady_decline", "loss_still_falling", "loss_spikes", "loss_rebounds", "loss_at_uniform",
+    "uniform_classes",
     "val_min_epoch", "val_gap_growing", "val_better_than_train",
     "accuracy_last", "accuracy_max", "accuracy_constant", "val_accuracy_last", "val_accuracy_max",
     "val_accuracy_constant", "metric_stuck_while_loss_falls", "recall_zero", "lr_dropped",
