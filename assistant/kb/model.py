@@ -375,11 +375,25 @@ class KnowledgeBase:
     effects: Mapping[str, str] = field(default_factory=dict)
 
     def askable(self, name: str) -> bool:
-        return self.facts.get(name, {}).get("kind") == "input"
+        return name in self._inputs
 
     def signs(self, kind: str) -> tuple[str, ...]:
         """The yes/no facts of one kind ("curve", "symptom"): false unless a reader finds them."""
-        return tuple(k for k, spec in self.facts.items() if spec["kind"] == kind and spec["type"] == "boolean")
+        return self._signs.get(kind, ())
+
+    @cached_property
+    def _inputs(self) -> frozenset[str]:
+        """The facts a user can tell: every tree test of every hypothetical answer asks, so it is worked out once."""
+        return frozenset(name for name, spec in self.facts.items() if spec.get("kind") == "input")
+
+    @cached_property
+    def _signs(self) -> dict[str, tuple[str, ...]]:
+        """The yes/no facts of each kind, in the order facts are listed: every turn reads them, so once per load."""
+        signs: dict[str, list[str]] = {}
+        for name, spec in self.facts.items():
+            if spec["type"] == "boolean":
+                signs.setdefault(spec["kind"], []).append(name)
+        return {kind: tuple(names) for kind, names in signs.items()}
 
 
 def frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:

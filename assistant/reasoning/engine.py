@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import cache, cached_property, lru_cache, partial
 from itertools import compress
-from typing import Any, Collection, Iterator, Mapping
+from typing import Any, Callable, Collection, Iterator, Mapping
 
 from ..evidence import SETTINGS
 from ..evidence.derive import derive, rederive
@@ -36,11 +36,26 @@ WORDS_SHOWN = 0.5
 
 @dataclass
 class Belief:
+    """A cause as the facts weigh it. Its lines of evidence for and against are worked out when first read:
+    a reply shows those of the few leading causes, and every turn weighs all of them."""
+
     cause: Cause
     score: float
     confidence: float = 0.0
-    evidence: list[str] = field(default_factory=list)
-    against: list[str] = field(default_factory=list)
+    #: Makes the lines (for, against); none means there are none.
+    lines: Callable[[], tuple[list[str], list[str]]] | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def _lines(self) -> tuple[list[str], list[str]]:
+        return self.lines() if self.lines is not None else ([], [])
+
+    @property
+    def evidence(self) -> list[str]:
+        return self._lines[0]
+
+    @property
+    def against(self) -> list[str]:
+        return self._lines[1]
 
 
 @dataclass(frozen=True)
@@ -117,20 +132,23 @@ def _tree_weights(tree: Tree, values: Mapping[str, Any], out: dict[str, float],
             readings.append((taken, branch.says))
 
 
-class _Observed(dict):
+class _Observed:
     """The facts as a tree sees them: a sign nobody measured was not observed; only inputs are unknown.
 
     Without this a history lacking an accuracy column would split every accuracy test in
-    half, although the user cannot tell us more about it.
+    half, although the user cannot tell us more about it. A view, not a copy: a tree is tested
+    again for every hypothetical answer that changes what it reads, and its tests only ``get``.
     """
 
+    __slots__ = ("values", "kb")
+
     def __init__(self, values: Mapping[str, Any], kb: KnowledgeBase) -> None:
-        super().__init__(values)
+        self.values = values
         self.kb = kb
 
     def get(self, key: str, default: Any = None) -> Any:
-        if key in self:
-            return self[key]
+        if key in self.values:
+            return self.values[key]
         return None if self.kb.askable(key) else NOT_OBSERVED
 
 
@@ -403,6 +421,14 @@ def _trail(kb: KnowledgeBase, rules: tuple[Rule, ...], held: set[int], shown: _S
     return [s for s in dict.fromkeys(said) if s]
 
 
+def _lines(kb: KnowledgeBase, cause: Cause, held: set[int], shown: _Shown, facts: Facts, words: float,
+           values: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """A cause's lines of evidence, for and against: its rules that hold, and what the text model heard."""
+    heard = _heard(kb, values, words, cause.id)
+    return (_trail(kb, cause.supports, held, shown, facts) + heard[0],
+            _trail(kb, cause.contradicts, held, shown, facts) + heard[1])
+
+
 def _calibrated(kb: KnowledgeBase, probs: Mapping[str, float], facts: Facts) -> dict[str, float]:
     """Confidences as often right as they say: the leader's rescaled as fitted on real threads, the rest in proportion.
 
@@ -431,10 +457,8 @@ def diagnose(kb: KnowledgeBase, facts: Facts, *, declined: Collection[str] = ())
     probs = _softmax(scores, kb.thresholds["confidence_temperature"])
     shown, held = _Shown(values), scoring.held(kb)
     confidence = _calibrated(kb, probs, facts)
-    heard = {cid: _heard(kb, values, scoring.words.get(cid, 0.0), cid) for cid in kb.causes}
     beliefs = sorted((Belief(cause, scores[cid], confidence[cid],
-                             _trail(kb, cause.supports, held, shown, facts) + heard[cid][0],
-                             _trail(kb, cause.contradicts, held, shown, facts) + heard[cid][1])
+                             partial(_lines, kb, cause, held, shown, facts, scoring.words.get(cid, 0.0), values))
                       for cid, cause in kb.causes.items()),
                      key=lambda b: (-b.confidence, b.cause.id))
     sure = [text.format_map(shown) for share, text in readings if share >= 0.99]

@@ -313,3 +313,22 @@ def test_a_sparse_cross_entropy_nan_from_the_start_points_at_label_ids():
                        training={"loss": "sparse_categorical_crossentropy"})
     labels = next(b for b in diagnosis.beliefs if b.cause.id == "label_encoding_mismatch")
     assert any("label id at or above the number of output units" in line for line in labels.evidence)
+
+
+def test_only_the_lines_of_evidence_read_are_worked_out():
+    diagnosis, _ = run(symptom="loss is nan after epoch 3", metrics={"loss": [2.3, 5.1, float("nan"), float("nan")]},
+                       training={"optimizer": "adam", "learning_rate": 0.5})
+    assert all("_lines" not in vars(belief) for belief in diagnosis.beliefs)
+    top, last = diagnosis.beliefs[0], diagnosis.beliefs[-1]
+    assert top.evidence and "_lines" in vars(top)
+    assert "_lines" not in vars(last)
+    assert last.evidence is last.evidence  # worked out once
+
+
+def test_the_signs_and_the_askable_facts_are_those_facts_yaml_declares():
+    for kind in ("curve", "symptom", "code"):
+        assert KB.signs(kind) == tuple(name for name, spec in KB.facts.items()
+                                       if spec["kind"] == kind and spec["type"] == "boolean")
+    assert {name for name in KB.facts if KB.askable(name)} == \
+        {name for name, spec in KB.facts.items() if spec["kind"] == "input"}
+    assert not KB.askable("no_such_fact")
