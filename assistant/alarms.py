@@ -6,6 +6,7 @@ about at once, not when they next look.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Mapping
 
 from .evidence.facts import Facts
@@ -35,5 +36,5 @@ def problems(kb: KnowledgeBase, facts: Facts, values: Mapping[str, Any]) -> list
 def check(kb: KnowledgeBase) -> list[str]:
     """Every alarm's ``says`` that names no fact or does not render (``alarms.yaml``, with its line)."""
     return [problem for i, alarm in enumerate(kb.alarms)
-            for problem in sentence_problems(kb, kb.places.where("alarms.yaml", "alarms", i, "says"), alarm.says,
-                                             warning)]
+            for problem in sentence_problems(kb, partial(kb.places.where, "alarms.yaml", "alarms", i, "says"),
+                                             alarm.says, warning)]

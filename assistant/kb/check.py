@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 import string
+from functools import partial
 from typing import Any, Callable, Collection, Iterator
 
 from .conditions import Condition, compile_condition, references
@@ -89,12 +90,12 @@ def _tree_problems(kb: KnowledgeBase, tree: Tree) -> list[str]:
                 for name in sorted(tree.reads - in_branches) if name not in kb.facts]
     earlier: list[tuple[bool, Condition]] = []
     for i, branch in enumerate(tree.branches):
-        where = kb.places.where(file, "branches", i)
+        where = partial(kb.places.where, file, "branches", i)
         problems += [f"{kb.places.where(file, 'branches', i, 'weigh', c)}: leaf '{branch.leaf}' names unknown "
                      f"cause '{c}'" for c in branch.weigh if c not in kb.causes]
         if branch.when is None:
             if i != len(tree.branches) - 1:
-                problems.append(f"{where}: leaf '{branch.leaf}' has no 'when' but is not the last entry, "
+                problems.append(f"{where()}: leaf '{branch.leaf}' has no 'when' but is not the last entry, "
                                 "so no entry after it can be reached")
             path = earlier
             earlier = [*earlier, (False, ALWAYS)]
@@ -103,7 +104,7 @@ def _tree_problems(kb: KnowledgeBase, tree: Tree) -> list[str]:
             path = [*earlier, (True, branch.when)]
             earlier = [*earlier, (False, branch.when)]
         if not _reachable(path):
-            problems.append(f"{where}: leaf '{branch.leaf}' is unreachable: its conditions contradict")
+            problems.append(f"{where()}: leaf '{branch.leaf}' is unreachable: its conditions contradict")
     return problems
 
 
@@ -130,11 +131,11 @@ def _alarm_problems(kb: KnowledgeBase) -> list[str]:
     problems = []
     for i, alarm in enumerate(kb.alarms):
         spec = kb.facts.get(alarm.fact)
-        where = kb.places.where("alarms.yaml", "alarms", i, "fact")
+        where = partial(kb.places.where, "alarms.yaml", "alarms", i, "fact")
         if spec is None:
-            problems.append(f"{where}: unknown fact '{alarm.fact}'")
+            problems.append(f"{where()}: unknown fact '{alarm.fact}'")
         elif spec["type"] != "boolean":
-            problems.append(f"{where}: fact '{alarm.fact}' is a {spec['type']}, but an alarm rings on a yes/no fact")
+            problems.append(f"{where()}: fact '{alarm.fact}' is a {spec['type']}, but an alarm rings on a yes/no fact")
     return problems
 
 
@@ -198,28 +199,29 @@ def cited(text: str) -> list[tuple[str, str, str]]:
             for _, field, spec, _ in string.Formatter().parse(text) if field is not None]
 
 
-def sentence_problems(kb: KnowledgeBase, where: str, text: str, render: Callable[[str, dict[str, Any]], str],
-                      *, suffixes: Collection[str] = ()) -> list[str]:
+def sentence_problems(kb: KnowledgeBase, place: Callable[[], str], text: str,
+                      render: Callable[[str, dict[str, Any]], str], *, suffixes: Collection[str] = ()) -> list[str]:
     """A sentence of the knowledge base (a ``says``) rendered with sample values, the way its layer renders it.
 
     Every ``{name}`` must be a fact, or a fact with one of ``suffixes`` (``_pct``); ``render`` must
     not raise on it (a format spec that does not fit the value, an unknown name it cannot show).
+    ``place`` says where the sentence is written; it is asked only for a sentence with a problem.
     """
     try:
         fields = cited(text)
     except ValueError as exc:
-        return [f"{where}: {text!r} is not a sentence with {{fact}} names: {exc}"]
+        return [f"{place()}: {text!r} is not a sentence with {{fact}} names: {exc}"]
     problems = []
     for field, name, _ in fields:
         base = next((name.removesuffix(s) for s in suffixes if name.endswith(s) and name.removesuffix(s) in kb.facts),
                     name)
         if base not in kb.facts:
             hint = difflib.get_close_matches(base, list(kb.facts), n=1)
-            problems.append(f"{where}: {{{field}}} names no fact" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
+            problems.append(f"{place()}: {{{field}}} names no fact" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
     if problems:
         return problems
     try:
         render(text, sample_values(kb))
     except Exception as exc:  # noqa: BLE001 (whatever breaks the sentence is the expert's to fix)
-        return [f"{where}: {text!r} does not render with sample values: {type(exc).__name__}: {exc}"]
+        return [f"{place()}: {text!r} does not render with sample values: {type(exc).__name__}: {exc}"]
     return []

@@ -22,7 +22,7 @@ from .conditions import compile_condition, facts_in, references
 from .formulas import Derivation, FormulaError, compile_formula, library
 from .model import Alarm, Branch, Catalog, Cause, Formulas, Keras, KnowledgeBase, Rule, Spec, Tree, frozen
 from .phrases import PhrasesError, compile_phrases
-from .places import LOADER, Places, lines_of
+from .places import LOADER, Composed, Places, lines_of
 from .words import PATH as WORDS_PATH
 from .words import Words
 
@@ -92,9 +92,9 @@ def _named_after(path: Path, ident: str) -> None:
 
 
 def places(directory: Path) -> Places:
-    """The line of every entry of every YAML file of a knowledge base, for problems that name it."""
-    return Places({path.relative_to(directory).as_posix(): lines_of(path.read_text(encoding="utf-8"))
-                   for path in sorted(directory.rglob("*.yaml"))})
+    """The line of every entry of every YAML file of a knowledge base, for problems that name it (each file is
+    read for them when a problem first needs it)."""
+    return Places(Composed(directory, (path.relative_to(directory).as_posix() for path in directory.rglob("*.yaml"))))
 
 
 def _rules(items: list[dict[str, Any]] | None) -> tuple[Rule, ...]:

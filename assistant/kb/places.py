@@ -6,7 +6,8 @@ so an expert goes straight to the entry, not to a search through the file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from pathlib import Path as FilePath
+from typing import Any, Iterable, Iterator, Mapping
 
 import yaml
 
@@ -37,6 +38,35 @@ def lines_of(text: str) -> dict[Path, int]:
     except yaml.YAMLError:
         return {}
     return dict(_walk(node, ())) if node is not None else {}
+
+
+class Composed(Mapping[str, Mapping[Path, int]]):
+    """The lines of a knowledge base's YAML files, each file composed the first time a problem names a place in it.
+
+    A sound knowledge base, as a serving process loads it, composes none: their tables (about 1 MB)
+    are only ever read to say where a problem is.
+    """
+
+    def __init__(self, directory: FilePath, files: Iterable[str]) -> None:
+        self.directory = directory
+        self.files = frozenset(files)
+        self._composed: dict[str, Mapping[Path, int]] = {}
+
+    def __getitem__(self, file: str) -> Mapping[Path, int]:
+        if file not in self.files:
+            raise KeyError(file)
+        if file not in self._composed:
+            self._composed[file] = lines_of((self.directory / file).read_text(encoding="utf-8"))
+        return self._composed[file]
+
+    def __contains__(self, file: object) -> bool:
+        return file in self.files
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self.files))
+
+    def __len__(self) -> int:
+        return len(self.files)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ instead, and names its file and line.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from ..kb import KnowledgeBase
@@ -40,12 +41,12 @@ def problems(kb: KnowledgeBase) -> list[str]:
         for section, rules in (("supports", cause.supports), ("contradicts", cause.contradicts)):
             for i, rule in enumerate(rules):
                 if rule.says:
-                    found += sentence_problems(kb, kb.places.where(file, section, i, "says"), rule.says, _render,
-                                               suffixes=SUFFIXES)
+                    found += sentence_problems(kb, partial(kb.places.where, file, section, i, "says"), rule.says,
+                                               _render, suffixes=SUFFIXES)
     for tree in kb.trees.values():
         file = f"trees/{tree.id}.yaml"
         for i, branch in enumerate(tree.branches):
             if branch.says:
-                found += sentence_problems(kb, kb.places.where(file, "branches", i, "says"), branch.says, _render,
-                                           suffixes=SUFFIXES)
+                found += sentence_problems(kb, partial(kb.places.where, file, "branches", i, "says"), branch.says,
+                                           _render, suffixes=SUFFIXES)
     return found
