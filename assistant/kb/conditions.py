@@ -63,6 +63,16 @@ def compile_condition(cond: Condition) -> Predicate:
     return comparison
 
 
+def reads_as(value: Any, op: str, ref: Any) -> bool:
+    """What a compiled comparison (or ``known``) of a known ``value`` with ``ref`` gives: the same rule, uncompiled."""
+    if op == "known":
+        return (value is not None and value is not NOT_OBSERVED) == ref
+    try:
+        return bool(COMPARISONS[op](value, ref))
+    except TypeError:
+        return False
+
+
 def references(cond: Condition) -> Iterator[tuple[str, str, Any]]:
     """(fact, operator, reference value) for every comparison in a condition."""
     for key in ("all", "any"):

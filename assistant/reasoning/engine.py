@@ -19,7 +19,7 @@ from ..evidence import SETTINGS
 from ..evidence.derive import derive, rederive
 from ..evidence.facts import Facts
 from ..kb import Branch, Cause, KnowledgeBase, Rule, Tree
-from ..kb.conditions import NOT_OBSERVED, Condition, facts_in
+from ..kb.conditions import NOT_OBSERVED, Condition, facts_in, reads_as, references
 from ..kb.words import FACT as WORDS
 
 #: How confidence is spread (``confidence_temperature``), when questions stop (``ask_below``) and
@@ -335,13 +335,43 @@ def _answer_odds(scores: Mapping[str, float], outcomes: list[dict[str, float]], 
     return odds
 
 
+@cache
+def _alike(kb: KnowledgeBase) -> dict[str, tuple[int, ...]]:
+    """For each question whose answers some rules cannot tell apart, the first answer each of them reads as.
+
+    Weighing a question tries every representative answer (16 initializers), but a fact that no formula
+    and no tree reads changes a score only through the rules' comparisons of it with written values: answers
+    that every one of those reads alike ("glorot_normal" and "he_uniform" where no rule names either) lead to
+    the same scores, worked out once.
+    """
+    opaque = {name for d in kb.formulas.derivations for name in (*d.reads, *d.needs)}
+    opaque |= {name for tree in kb.trees.values() for name in tree.reads}
+    leaves: dict[str, list[tuple[str, Any]]] = {}
+    for _, _, rule, _ in kb.rules:
+        for name, op, ref in references(rule.when):
+            leaves.setdefault(name, []).append((op, ref))
+    alike = {}
+    for name, answers in kb.answers.items():
+        if name in opaque or name not in leaves:
+            continue
+        first: dict[tuple[bool, ...], int] = {}
+        readings = [tuple(reads_as(answer, op, ref) for op, ref in leaves[name]) for answer in answers]
+        alike[name] = tuple(first.setdefault(reading, i) for i, reading in enumerate(readings))
+    return alike
+
+
 def _gain(kb: KnowledgeBase, known: set[str], values: dict[str, Any], scoring: _Scoring, scores: dict[str, float],
           probs: dict[str, float], spread: _Spread, name: str, answers: list[Any]) -> float:
     """The expected drop in the entropy over causes once ``name`` is known to be one of ``answers``; ``known`` are the
     facts the conversation established."""
     outcomes, entropies, moved = [], [], set()
     established = known | {name}
-    for answer in answers:
+    alike = _alike(kb).get(name)
+    for i, answer in enumerate(answers):
+        if alike is not None and alike[i] < i:  # every rule reads it as an earlier answer: the same outcome
+            outcomes.append(outcomes[alike[i]])
+            entropies.append(entropies[alike[i]])
+            continue
         trial, changed = rederive(kb, {**values, name: answer}, established, {name})
         keys = frozenset(changed)  # built once, for both lookups of what reads it
         outcome = scoring.rescored(kb, scores, trial, keys)

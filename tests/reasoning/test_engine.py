@@ -332,3 +332,19 @@ def test_the_signs_and_the_askable_facts_are_those_facts_yaml_declares():
     assert {name for name in KB.facts if KB.askable(name)} == \
         {name for name, spec in KB.facts.items() if spec["kind"] == "input"}
     assert not KB.askable("no_such_fact")
+
+
+def test_answers_weighed_as_one_lead_to_the_same_scores():
+    from assistant.reasoning.engine import _Scoring, _alike, _all_values
+
+    alike = _alike(KB)
+    assert any(len(set(classes)) < len(classes) for classes in alike.values())  # some are weighed once
+    facts = facts_from(symptom="loss goes down slowly", training={"optimizer": "adam", "learning_rate": 0.001})
+    values = _all_values(KB, facts)
+    scoring = _Scoring.of(KB, values)
+    scores = scoring.scores(KB)
+    for name, classes in alike.items():
+        answers = KB.answers[name]
+        outcomes = [scoring.rescored(KB, scores, {**values, name: answer}, frozenset({name})) for answer in answers]
+        for i, first in enumerate(classes):
+            assert outcomes[i] == outcomes[first], (name, answers[i], answers[first])
