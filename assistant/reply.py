@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import traceback
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,23 @@ def _class_weight(counts: Any) -> dict[int, float] | None:
     return {k: round(total / (len(labels) * c), 4) for k, c in sorted(labels.items()) if c > 0}
 
 
+@cache
+def _keras_names(kb: KnowledgeBase) -> dict[str, dict[str, Any]]:
+    """What snippets read of keras.yaml alone, worked out once per knowledge base rather than for every snippet."""
+    losses = kb.keras.tables["losses"]
+    return {
+        "usual_rates": {entry["class"]: entry["default_learning_rate"]
+                        for entry in kb.keras.tables["optimizers"].values()
+                        if "class" in entry and "default_learning_rate" in entry},
+        "loss_names": {name.replace("_", ""): canon for canon, entry in losses.items()
+                       for name in (canon, *entry.get("aliases", ()))},
+        "loss_families": {canon: entry["family"] for canon, entry in losses.items()},
+        "loss_classes": {name: entry["class"] for name, entry in losses.items() if "class" in entry},
+        "heads": {kind: {key: entry[key] for key in ("units", "activation", "loss")}
+                  for kind, entry in kb.keras.tables["heads"].items()},
+    }
+
+
 def snippet_context(kb: KnowledgeBase, values: dict[str, Any]) -> dict[str, Any]:
     """The names every snippet template may use, derived from what the conversation knows.
 
@@ -76,7 +93,6 @@ def snippet_context(kb: KnowledgeBase, values: dict[str, Any]) -> dict[str, Any]
     usual = kb.keras.get("optimizers", optimizer, "default_learning_rate")
     known_rate = "learning_rate" in values and usual is not None
     hidden = values.get("hidden_activation")
-    losses = kb.keras.tables["losses"]
     return {
         "values": values,
         # The user's optimizer, rebuilt with a new learning rate (see _macros.j2's `optimizer`).
@@ -88,8 +104,9 @@ def snippet_context(kb: KnowledgeBase, values: dict[str, Any]) -> dict[str, Any]
         # rate of their optimizer; None when the snippet works it out in the session.
         "lower_learning_rate": min(lr / 10, usual) if known_rate else None,
         "higher_learning_rate": max(lr * 10, usual) if known_rate else None,
-        "usual_rates": {entry["class"]: entry["default_learning_rate"] for entry in kb.keras.tables["optimizers"].values()
-                        if "class" in entry and "default_learning_rate" in entry},
+        # Each optimizer class's usual rate; Keras's losses by any name a compiled model reports (without "_"),
+        # their families and classes, and what fits each kind of labels: a snippet reads the task with them.
+        **_keras_names(kb),
         "batch_size": values.get("batch_size") or 32,
         "epochs": epochs,
         "more_epochs": max(epochs * 5, 50),
@@ -97,14 +114,6 @@ def snippet_context(kb: KnowledgeBase, values: dict[str, Any]) -> dict[str, Any]
         "patience": max(3, min(20, epochs // 10)),
         "monitor": "val_loss",
         "output_activation": values.get("output_activation"),
-        # Keras's losses by any name a compiled model reports (without "_"), their families and
-        # classes, and what fits each kind of labels: a snippet reads the task with them.
-        "loss_names": {name.replace("_", ""): canon for canon, entry in losses.items()
-                       for name in (canon, *entry.get("aliases", ()))},
-        "loss_families": {canon: entry["family"] for canon, entry in losses.items()},
-        "loss_classes": {name: entry["class"] for name, entry in losses.items() if "class" in entry},
-        "heads": {kind: {key: entry[key] for key in ("units", "activation", "loss")}
-                  for kind, entry in kb.keras.tables["heads"].items()},
         "class_weight": _class_weight(values.get("class_counts")),
         "l2": values.get("l2") or 0.0,
         "dropout": values.get("dropout") or 0.0,
@@ -117,20 +126,23 @@ def snippet_context(kb: KnowledgeBase, values: dict[str, Any]) -> dict[str, Any]
     }
 
 
-def render_snippet(kb: KnowledgeBase, name: str, values: dict[str, Any]) -> str:
-    """One snippet template filled with the conversation's values."""
+def render_snippet(kb: KnowledgeBase, name: str, values: dict[str, Any],
+                   context: dict[str, Any] | None = None) -> str:
+    """One snippet template filled with the conversation's values (``context``: their snippet context, when a
+    reply that fills several has worked it out already)."""
     template = _environment(str(kb.directory)).get_template(f"{name}.py.j2")
-    return template.render(snippet_context(kb, values)).strip() + "\n"
+    return template.render(context if context is not None else snippet_context(kb, values)).strip() + "\n"
 
 
-def _cause_json(kb: KnowledgeBase, belief: Belief, values: dict[str, Any]) -> dict[str, Any]:
+def _cause_json(kb: KnowledgeBase, belief: Belief, values: dict[str, Any],
+                context: dict[str, Any] | None = None) -> dict[str, Any]:
     cause = belief.cause
     return {
         "id": cause.id, "title": cause.title, "category": cause.category,
         "confidence": round(belief.confidence, 3),
         "evidence": belief.evidence, "against": belief.against,
         "explanation": cause.explanation, "fix": cause.fix, "effect": kb.effects.get(cause.id),
-        "snippet": {"language": "python", "code": render_snippet(kb, cause.snippet, values)},
+        "snippet": {"language": "python", "code": render_snippet(kb, cause.snippet, values, context)},
     }
 
 
@@ -172,7 +184,8 @@ def _markdown(diagnosis: Diagnosis, causes: list[dict[str, Any]], questions: lis
 
 def render(kb: KnowledgeBase, diagnosis: Diagnosis) -> dict[str, Any]:
     """The contract's reply object for a diagnosis: everything in it was decided by the reasoning."""
-    causes = [_cause_json(kb, b, diagnosis.values) for b in diagnosis.shown]
+    context = snippet_context(kb, diagnosis.values)  # the same for every cause shown
+    causes = [_cause_json(kb, b, diagnosis.values, context) for b in diagnosis.shown]
     questions = [{"id": f"q-{q.fact}", "fact": q.fact, "text": q.text, "choices": list(q.choices)}
                  for q in diagnosis.questions]
     return {"text": _markdown(diagnosis, causes, questions), "readings": diagnosis.readings,

@@ -149,3 +149,17 @@ def test_the_leading_fix_says_what_it_achieved_where_it_was_measured(kb_copy):
     assert top["id"] == "learning_rate_too_high" and top["effect"] == said
     assert f"**Fix:** {top['fix']} {said}" in reply["text"]
     assert all(cause["effect"] is None for cause in others)
+
+
+def test_a_reply_fills_each_snippet_as_it_would_be_filled_alone():
+    from assistant.reasoning.engine import diagnose
+    from assistant.reply import render, snippet_context
+
+    kb = shipped_kb()
+    diagnosis = diagnose(kb, facts_from(symptom="loss is nan", metrics={"loss": [1.2, float("nan")]},
+                                        training={"optimizer": "rmsprop", "learning_rate": 0.5}))
+    reply = render(kb, diagnosis)
+    assert [c["snippet"]["code"] for c in reply["causes"]] == \
+        [render_snippet(kb, b.cause.snippet, diagnosis.values) for b in diagnosis.shown]
+    # What the snippets read of keras.yaml alone is worked out once, whatever the conversation knows.
+    assert snippet_context(kb, {})["loss_names"] is snippet_context(kb, diagnosis.values)["loss_names"]
