@@ -341,8 +341,8 @@ def _alike(kb: KnowledgeBase) -> dict[str, tuple[int, ...]]:
 
     Weighing a question tries every representative answer (16 initializers), but a fact that no formula
     and no tree reads changes a score only through the rules' comparisons of it with written values: answers
-    that every one of those reads alike ("glorot_normal" and "he_uniform" where no rule names either) lead to
-    the same scores, worked out once.
+    that every one of those reads alike ("glorot_uniform" and "he_normal", "sigmoid" and "tanh") lead to the
+    same scores, worked out once.
     """
     opaque = {name for d in kb.formulas.derivations for name in (*d.reads, *d.needs)}
     opaque |= {name for tree in kb.trees.values() for name in tree.reads}
@@ -451,7 +451,7 @@ def _trail(kb: KnowledgeBase, rules: tuple[Rule, ...], held: set[int], shown: _S
     return [s for s in dict.fromkeys(said) if s]
 
 
-def _lines(kb: KnowledgeBase, cause: Cause, held: set[int], shown: _Shown, facts: Facts, words: float,
+def _evidence_of(kb: KnowledgeBase, cause: Cause, held: set[int], shown: _Shown, facts: Facts, words: float,
            values: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """A cause's lines of evidence, for and against: its rules that hold, and what the text model heard."""
     heard = _heard(kb, values, words, cause.id)
@@ -488,7 +488,7 @@ def diagnose(kb: KnowledgeBase, facts: Facts, *, declined: Collection[str] = ())
     shown, held = _Shown(values), scoring.held(kb)
     confidence = _calibrated(kb, probs, facts)
     beliefs = sorted((Belief(cause, scores[cid], confidence[cid],
-                             partial(_lines, kb, cause, held, shown, facts, scoring.words.get(cid, 0.0), values))
+                             partial(_evidence_of, kb, cause, held, shown, facts, scoring.words.get(cid, 0.0), values))
                       for cid, cause in kb.causes.items()),
                      key=lambda b: (-b.confidence, b.cause.id))
     sure = [text.format_map(shown) for share, text in readings if share >= 0.99]
