@@ -5,9 +5,11 @@ start (``create_app``) and hands it to every part that needs it.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
@@ -63,12 +65,23 @@ def _validator(schemas: Path, name: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(docs[name], registry=registry)
 
 
-@lru_cache(maxsize=256)
+#: What each schema found wrong with each text, by the text's digest: the texts themselves (a quarter of a
+#: megabyte for the shipped knowledge base) are not kept. The last ``FOUND_KEPT`` are remembered.
+_FOUND: OrderedDict[tuple[Path, str, bytes], tuple[jsonschema.ValidationError, ...]] = OrderedDict()
+FOUND_KEPT = 256
+
+
 def _schema_errors(schemas: Path, schema_name: str, text: str) -> tuple[jsonschema.ValidationError, ...]:
     """What a schema finds wrong with a file's text; a text seen before (another app, a copied
     knowledge base) is not validated twice."""
-    data = yaml.load(text, Loader=LOADER)  # noqa: S506 (a safe loader)
-    return tuple(sorted(_validator(schemas, schema_name).iter_errors(data), key=lambda e: list(map(str, e.path))))
+    key = (schemas, schema_name, hashlib.sha256(text.encode()).digest())
+    if key not in _FOUND:
+        data = yaml.load(text, Loader=LOADER)  # noqa: S506 (a safe loader)
+        if len(_FOUND) >= FOUND_KEPT:
+            _FOUND.popitem(last=False)
+        _FOUND[key] = tuple(sorted(_validator(schemas, schema_name).iter_errors(data),
+                                   key=lambda e: list(map(str, e.path))))
+    return _FOUND[key]
 
 
 def _validated(directory: Path, relative: str, schema_name: str) -> Any:

@@ -132,3 +132,24 @@ def test_a_measured_effect_for_an_unknown_cause_or_without_its_score_is_refused(
 def test_without_measured_effects_no_fix_quotes_one(kb_copy: Path):
     (kb_copy / "effects.yaml").unlink(missing_ok=True)
     assert load(kb_copy).effects == {}
+
+
+def test_a_text_seen_before_is_not_validated_again_and_no_text_is_kept(kb_copy: Path, monkeypatch):
+    from assistant.kb import loader
+
+    load(kb_copy)
+    validated = []
+    validator = loader._validator
+    monkeypatch.setattr(loader, "_validator", lambda *args: validated.append(args) or validator(*args))
+    load(kb_copy)
+    assert validated == []
+    assert all(isinstance(digest, bytes) and len(digest) == 32 for _, _, digest in loader._FOUND)
+    _replace_line(kb_copy / "thresholds.yaml", *_a_value_line(kb_copy / "thresholds.yaml"))
+    load(kb_copy)
+    assert [name for _, name in validated] == ["thresholds.schema.json"]
+
+
+def _a_value_line(path: Path) -> tuple[str, str]:
+    """A line of ``path`` holding a threshold's value, and the same line with a comment added."""
+    line = next(line for line in path.read_text(encoding="utf-8").split("\n") if line.strip().startswith("value:"))
+    return line, line + "  # the same value, another text"
