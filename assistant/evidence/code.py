@@ -1541,11 +1541,11 @@ class _Reader:
             layer, weights = (trained or bases)[0]
             keep = (weights,) if weights is not None else ()
             facts["code_pretrained_base"] = _Found(bool(trained), f"you wrote {_brief(layer.piece, layer.call, keep=keep)}")
-            source = "\n".join(piece.src for piece in self.code.pieces)
-            if trained and not self.fits and ".predict(" in source:
+            if trained and self.evaluations and not self.fits:
                 # A pretrained network predicting as it came: its inputs must go through its own preprocess_input.
+                called = any("preprocess_input" in piece.src for piece in self.code.pieces)
                 facts["code_skips_preprocess_input"] = _Found(
-                    "preprocess_input" not in source, f"you wrote {_brief(layer.piece, layer.call, keep=keep)}")
+                    not called, f"you wrote {_brief(layer.piece, layer.call, keep=keep)}")
         return facts
 
     def _frozen(self) -> dict[str, _Found]:

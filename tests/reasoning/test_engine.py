@@ -15,6 +15,11 @@ def run(declined=(), **inputs):
     return diagnose(KB, facts, declined=declined), facts
 
 
+def belief(diagnosis, cause: str):
+    """The diagnosis's belief in one cause, wherever it ranks."""
+    return next(b for b in diagnosis.beliefs if b.cause.id == cause)
+
+
 def test_nan_with_a_huge_learning_rate_ranks_learning_rate_first():
     diagnosis, _ = run(symptom="loss is nan after epoch 3",
                        metrics={"loss": [2.3, 5.1, float("nan"), float("nan")]},
@@ -34,7 +39,7 @@ def pytest_approx(x):
 def test_evidence_cites_the_users_own_numbers():
     diagnosis, _ = run(symptom="loss stuck", metrics={"loss": [1.0987, 1.0986, 1.0986, 1.0986]},
                        training={"hidden_activation": "relu", "kernel_initializer": "zeros"})
-    init = next(b for b in diagnosis.beliefs if b.cause.id == "poor_initialization")
+    init = belief(diagnosis, "poor_initialization")
     assert any("zeros" in e for e in init.evidence)
     assert any("ln 3" in r or "barely moves" in r for r in diagnosis.readings)
 
@@ -85,7 +90,7 @@ def test_a_confident_diagnosis_asks_nothing():
 def test_contradicting_evidence_is_reported():
     diagnosis, _ = run(symptom="loss is nan", metrics={"loss": [1.0, float("nan")]},
                        training={"learning_rate": 0.0001, "optimizer": "adam"})
-    high = next(b for b in diagnosis.beliefs if b.cause.id == "learning_rate_too_high")
+    high = belief(diagnosis, "learning_rate_too_high")
     assert any("already small" in a for a in high.against)
 
 
@@ -130,11 +135,11 @@ def test_the_words_add_lambda_log_k_p_and_say_so_in_the_evidence():
     before = {b.cause.id: b.score for b in without.beliefs}
     assert score["overfitting"] - before["overfitting"] == pytest_approx(0.5 * math.log(4 * p))
     assert score["model_too_simple"] == pytest_approx(before["model_too_simple"])  # a cause it never learned
-    overfitting = next(b for b in with_words.beliefs if b.cause.id == "overfitting")
+    overfitting = belief(with_words, "overfitting")
     line = ("in the 150 real threads the text model learned from, words like yours went with this cause "
             f"about {p:.0%} of the time")
     assert overfitting.evidence[-1] == line
-    high = next(b for b in with_words.beliefs if b.cause.id == "learning_rate_too_high")
+    high = belief(with_words, "learning_rate_too_high")
     assert any("words like yours went with this cause only 2%" in a for a in high.against)
     assert not any("words like yours" in e for b in without.beliefs for e in (*b.evidence, *b.against))
 
@@ -217,7 +222,7 @@ def test_one_pasted_epoch_is_a_short_run_only_when_the_run_was_set_to_one():
 
     def too_few(log: str) -> list[str]:
         diagnosis, _ = run(symptom=said + log)
-        return next(b for b in diagnosis.beliefs if b.cause.id == "too_few_epochs").evidence
+        return belief(diagnosis, "too_few_epochs").evidence
 
     assert "the training log shows a single epoch" in too_few("Epoch 1/1\n" + line)
     assert "the training log shows a single epoch" not in too_few("Epoch 1/50\n" + line)  # a piece of a longer run
@@ -227,7 +232,7 @@ def test_one_pasted_epoch_is_a_short_run_only_when_the_run_was_set_to_one():
 def test_a_fine_tuning_rate_is_not_called_too_low():
     def too_low(symptom: str) -> list[str]:
         diagnosis, _ = run(symptom=symptom, training={"optimizer": "adam", "learning_rate": 1e-5})
-        return next(b for b in diagnosis.beliefs if b.cause.id == "learning_rate_too_low").evidence
+        return belief(diagnosis, "learning_rate_too_low").evidence
 
     assert any("100× below" in e for e in too_low("my classifier does not learn, accuracy stays at 50%"))
     assert not any("100× below" in e for e in too_low("fine-tuning BERT, accuracy stays at 50%"))
@@ -246,7 +251,7 @@ def test_one_epoch_shows_no_curve_so_no_plateau():
 def test_a_perfect_accuracy_on_a_model_that_fails_points_at_the_labels():
     def noise(**inputs) -> list[str]:
         diagnosis, _ = run(**inputs)
-        return next(b for b in diagnosis.beliefs if b.cause.id == "label_noise").evidence
+        return belief(diagnosis, "label_noise").evidence
 
     said = "the acc is always 1.00 during training on my own dataset, but every prediction is background"
     assert any("all hold the same value" in e for e in noise(symptom=said))
@@ -262,7 +267,7 @@ def test_the_first_epochs_of_a_longer_run_are_not_a_short_run():
 
     def too_few(total: int) -> list[str]:
         diagnosis, _ = run(symptom="accuracy is low\n" + epochs_log(total))
-        return next(b for b in diagnosis.beliefs if b.cause.id == "too_few_epochs").evidence
+        return belief(diagnosis, "too_few_epochs").evidence
 
     assert "only 4 epochs, and the loss was still falling at the last one" in too_few(4)
     assert "only 4 epochs, and the loss was still falling at the last one" not in too_few(200)
@@ -270,7 +275,7 @@ def test_the_first_epochs_of_a_longer_run_are_not_a_short_run():
 
 def test_a_nan_that_outlasts_other_learning_rates_weighs_against_overshooting():
     diagnosis, _ = run(symptom="the loss keeps nan during training. Have tried changed the learning rate from 1 to 1e-8.")
-    high = next(b for b in diagnosis.beliefs if b.cause.id == "learning_rate_too_high")
+    high = belief(diagnosis, "learning_rate_too_high")
     assert any(line.startswith("you changed the learning rate (or clipped the gradients) and the loss still turns NaN")
                for line in high.against)
 
@@ -281,14 +286,14 @@ def test_a_training_accuracy_of_exactly_zero_points_at_the_metric():
     assert any("exactly 0" in line for line in diagnosis.beliefs[0].evidence)
     # near zero on a task with many classes is a model that guesses badly, not a metric that cannot match
     low, _ = run(symptom="the training accuracy is 0.003 after one epoch")
-    metric = next(b for b in low.beliefs if b.cause.id == "metric_misconfiguration")
+    metric = belief(low, "metric_misconfiguration")
     assert not any("exactly 0" in line for line in metric.evidence)
 
 
 def test_a_few_epochs_of_fine_tuning_are_not_too_few():
     def too_few(symptom: str) -> list[str]:
         diagnosis, _ = run(symptom=symptom, training={"epochs": 2})
-        return next(b for b in diagnosis.beliefs if b.cause.id == "too_few_epochs").evidence
+        return belief(diagnosis, "too_few_epochs").evidence
 
     assert "epochs=2 is very short" in too_few("my text classifier stays at 50% accuracy")
     assert "epochs=2 is very short" not in too_few("fine-tuning BERT, my text classifier stays at 50% accuracy")
@@ -296,14 +301,14 @@ def test_a_few_epochs_of_fine_tuning_are_not_too_few():
 
 def test_runs_that_succeed_only_sometimes_point_at_a_rate_on_the_edge():
     diagnosis, _ = run(symptom="Albert fine tuning does not always converge: some runs stay at 50% accuracy")
-    high = next(b for b in diagnosis.beliefs if b.cause.id == "learning_rate_too_high")
+    high = belief(diagnosis, "learning_rate_too_high")
     assert any("some runs and fails in others" in line for line in high.evidence)
 
 
 def test_a_nan_loss_is_not_a_learning_rate_too_low():
     diagnosis, _ = run(symptom="the loss becomes nan", metrics={"loss": [2.1, 1.9, float("nan")]},
                        training={"optimizer": "sgd", "learning_rate": 1e-6, "momentum": 0.9})
-    low = next(b for b in diagnosis.beliefs if b.cause.id == "learning_rate_too_low")
+    low = belief(diagnosis, "learning_rate_too_low")
     assert diagnosis.beliefs[0].cause.id != "learning_rate_too_low"
     assert low.confidence < 0.05
 
@@ -311,7 +316,7 @@ def test_a_nan_loss_is_not_a_learning_rate_too_low():
 def test_a_sparse_cross_entropy_nan_from_the_start_points_at_label_ids():
     diagnosis, _ = run(symptom="accuracy stays at 4%", metrics={"loss": [float("nan")] * 3, "accuracy": [0.04] * 3},
                        training={"loss": "sparse_categorical_crossentropy"})
-    labels = next(b for b in diagnosis.beliefs if b.cause.id == "label_encoding_mismatch")
+    labels = belief(diagnosis, "label_encoding_mismatch")
     assert any("label id at or above the number of output units" in line for line in labels.evidence)
 
 
