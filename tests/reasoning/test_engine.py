@@ -353,3 +353,14 @@ def test_answers_weighed_as_one_lead_to_the_same_scores():
         outcomes = [scoring.rescored(KB, scores, {**values, name: answer}, frozenset({name})) for answer in answers]
         for i, first in enumerate(classes):
             assert outcomes[i] == outcomes[first], (name, answers[i], answers[first])
+
+
+def test_an_accuracy_quoted_beside_a_validation_accuracy_is_the_training_one():
+    # Keras logs the training accuracy as plain "accuracy": quoted next to a validation accuracy well above
+    # it, the gap is training held back (dropout, a penalty), not a figure with no subject.
+    diagnosis, _ = run(symptom="The accuracy is around 50% all the time, although validation accuracy reaches 83%.")
+    assert math.isclose(diagnosis.values["accuracy_gap"], -0.33)
+    assert any("validation accuracy is well above training accuracy" in line
+               for line in belief(diagnosis, "regularization_too_strong").evidence)
+    alone, _ = run(symptom="The accuracy is around 50% all the time.")
+    assert alone.values.get("accuracy_gap") is None
