@@ -309,7 +309,11 @@ def _words(directory: Path, causes: Mapping[str, Cause]) -> Words | None:
 
 def _answers(spec: dict[str, Any], rules: tuple[tuple[str, float, Rule, frozenset[str]], ...],
              name: str) -> list[Any]:
-    """Representative answers to a question: its choices, or one value per threshold interval."""
+    """Representative answers to a question: its choices, or one value per threshold interval.
+
+    A number that only formulas read (the output units, the number of samples) has no thresholds of
+    its own: its declared ``examples`` stand for its answers, so that it can be asked at all.
+    """
     if spec["type"] == "boolean":
         return [True, False]
     if spec["type"] == "mapping":
@@ -320,7 +324,7 @@ def _answers(spec: dict[str, Any], rules: tuple[tuple[str, float, Rule, frozense
         return sorted(said | set(spec.get("choices", [])) | {"__other__"}, key=str)
     cuts = sorted({float(ref) for op, ref in refs if op in ("above", "below", "at_least", "at_most")})
     if not cuts:
-        return []
+        return list(spec.get("examples", []))
     points = [cuts[0] / 2 if cuts[0] > 0 else cuts[0] - 1]
     points += [(a + b) / 2 for a, b in zip(cuts, cuts[1:])]
     points.append(cuts[-1] * 2 if cuts[-1] > 0 else cuts[-1] + 1)

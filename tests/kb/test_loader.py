@@ -153,3 +153,21 @@ def _a_value_line(path: Path) -> tuple[str, str]:
     """A line of ``path`` holding a threshold's value, and the same line with a comment added."""
     line = next(line for line in path.read_text(encoding="utf-8").split("\n") if line.strip().startswith("value:"))
     return line, line + "  # the same value, another text"
+
+
+def test_a_number_only_formulas_read_is_asked_with_its_declared_examples(kb_copy: Path):
+    # output_units is read only by formulas (no rule compares it with a written value): without the
+    # examples facts.yaml declares there would be no answer to weigh, and it could never be asked
+    assert load(DEFAULT_DIR).answers["output_units"] == (1, 2, 10)
+    line = next(line for line in (kb_copy / "facts.yaml").read_text(encoding="utf-8").split("\n")
+                if line.startswith("  output_units:"))
+    _replace_line(kb_copy / "facts.yaml", line, line.replace("examples: [1, 2, 10]", "examples: [one, two]"))
+    assert re.search(r"facts\.yaml:\d+: facts/output_units/examples/0: 'one' is not of type 'number'",
+                     _refused(kb_copy))
+
+
+def test_examples_are_refused_where_the_answers_come_from_elsewhere(kb_copy: Path):
+    line = next(line for line in (kb_copy / "facts.yaml").read_text(encoding="utf-8").split("\n")
+                if line.startswith("  batch_norm:"))
+    _replace_line(kb_copy / "facts.yaml", line, line.replace("type: boolean,", "type: boolean, examples: [1, 2],"))
+    assert re.search(r"facts\.yaml:\d+: facts/batch_norm: False schema does not allow \[1, 2\]", _refused(kb_copy))

@@ -364,3 +364,21 @@ def test_an_accuracy_quoted_beside_a_validation_accuracy_is_the_training_one():
                for line in belief(diagnosis, "regularization_too_strong").evidence)
     alone, _ = run(symptom="The accuracy is around 50% all the time.")
     assert alone.values.get("accuracy_gap") is None
+
+
+def test_a_softmax_on_two_classes_asks_its_units_before_calling_it_fit():
+    # one softmax unit always outputs 1 and two are right: until the units are known the output neither
+    # fits nor fails, and the number of units is worth asking
+    inputs = dict(symptom="My binary classifier with softmax and categorical_crossentropy stays below 40% accuracy.",
+                  dataset={"task": "binary_classification"},
+                  training={"output_activation": "softmax", "loss": "categorical_crossentropy"})
+    diagnosis, facts = run(**inputs)
+    assert diagnosis.values.get("output_fits_task") is None
+    assert "output_units" in [q.fact for q in diagnosis.questions]
+    for units, first in ((1, True), (2, False)):
+        answered = facts.copy()
+        answered.update(gather(KB, facts={"output_units": units}).facts)
+        assert (diagnose(KB, answered).beliefs[0].cause.id == "output_activation_mismatch") is first
+    many, _ = run(symptom="accuracy stays low", dataset={"task": "multiclass_classification", "n_classes": 5},
+                  training={"output_activation": "softmax", "loss": "categorical_crossentropy"})
+    assert many.values["output_fits_task"] is True
