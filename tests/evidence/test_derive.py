@@ -74,6 +74,8 @@ def test_extreme_values_far_from_the_mean_are_measured_in_standard_deviations():
       "task": "multiclass_classification"}, False),
     ({"loss": "binary_crossentropy", "output_activation": "softmax", "output_units": 2,
       "task": "binary_classification"}, True),
+    # one sigmoid unit scores one yes/no: a multiclass task says there are more than two classes
+    ({"loss": "binary_crossentropy", "output_units": 1, "task": "multiclass_classification"}, False),
 ])
 def test_loss_fits_task(values, fits):
     assert derive(shipped_kb(), values)["loss_fits_task"] is fits
@@ -94,9 +96,16 @@ def test_a_quoted_loss_is_a_uniform_guess_only_over_the_classes_there_are(values
     ({"output_activation": "softmax", "output_units": 1, "task": "binary_classification"}, False),
     ({"output_activation": "softmax", "from_logits": True, "output_units": 3}, False),
     ({"output_activation": "linear", "task": "regression"}, True),
+    # a cross-entropy loss on a linear output that is not told it gets logits, whether or not the task was said
+    ({"output_activation": "linear", "loss": "binary_crossentropy", "from_logits": False}, False),
+    ({"output_activation": "linear", "loss": "binary_crossentropy", "from_logits": True}, True),
+    # a softmax on two classes: one unit always outputs 1, two are right; unknown until the units are
+    ({"output_activation": "softmax", "task": "binary_classification"}, None),
+    ({"output_activation": "softmax", "output_units": 2, "task": "binary_classification"}, True),
+    ({"output_activation": "softmax", "task": "multiclass_classification"}, True),
 ])
 def test_output_fits_task(values, fits):
-    assert derive(shipped_kb(), values)["output_fits_task"] is fits
+    assert derive(shipped_kb(), values).get("output_fits_task") is fits
 
 
 def test_labels_outside_zero_one_do_not_fit_binary_crossentropy():
