@@ -237,6 +237,8 @@ FORUM = {
         {"symptom_gap": True},
     "accuracy fixed at 0.5, while training loss stably drops": {"symptom_metric_stuck": True},
     "eval_accuracy = 0.3 eval_loss = 1.2 global_step = 7800": {"symptom_val_accuracy": 0.3},
+    "the training accuracy converges to 1 after 30 epochs, but the testing accuracy converges to 0.6":
+        {"symptom_train_accuracy": 1.0, "symptom_val_accuracy": 0.6, "symptom_accuracy": None, "symptom_gap": True},
     "the loss goes down to 0.35 but accuracy stays the same": {"symptom_metric_stuck": True},
     "training loss keeps going up": {"symptom_explodes": True},
     "Why the test set loss is rising": {"symptom_val_worse": True, "symptom_explodes": None},
