@@ -83,6 +83,29 @@ def _unknown_facts(kb: KnowledgeBase, file: str, cond: Condition, path: tuple[An
             for name, at in fact_places(cond, path) if name not in kb.facts]
 
 
+#: Facts whose test is unknown in most conversations, and stays so: nobody is asked for them (a symptom
+#: the words did not show is false, so it is known).
+_OFTEN_UNKNOWN = ("curve", "code", "experiment", "derived")
+
+
+def _unless_problems(kb: KnowledgeBase, file: str, cond: Condition, path: tuple[Any, ...]) -> list[str]:
+    """``not`` around a test of a fact that no question makes known: unknown whenever the fact is, so the
+    rule never holds in the conversations that lack it (no history, no pasted code) although "unless" was meant."""
+    problems = []
+    for key in ("all", "any"):
+        for i, part in enumerate(cond.get(key, ())):
+            problems += _unless_problems(kb, file, part, (*path, key, i))
+    inner = cond.get("not")
+    if inner is None:
+        return problems
+    name = inner.get("fact")
+    if name in kb.facts and "known" not in inner and kb.facts[name].get("kind") in _OFTEN_UNKNOWN:
+        problems.append(f"{kb.places.where(file, *path, 'not')}: `not` around a test of '{name}', which is often not "
+                        f"known and never asked for: the rule then never holds; to read \"unless\", write "
+                        f"{{any: [{{fact: {name}, known: false}}, {{fact: {name}, is: false}}]}}")
+    return problems + _unless_problems(kb, file, inner, (*path, "not"))
+
+
 def _tree_problems(kb: KnowledgeBase, tree: Tree) -> list[str]:
     file = f"trees/{tree.id}.yaml"
     in_branches = {name for b in tree.branches if b.when is not None for name, _ in fact_places(b.when)}
@@ -101,6 +124,7 @@ def _tree_problems(kb: KnowledgeBase, tree: Tree) -> list[str]:
             earlier = [*earlier, (False, ALWAYS)]
         else:
             problems += _unknown_facts(kb, file, branch.when, ("branches", i, "when"))
+            problems += _unless_problems(kb, file, branch.when, ("branches", i, "when"))
             path = [*earlier, (True, branch.when)]
             earlier = [*earlier, (False, branch.when)]
         if not _reachable(path):
@@ -124,6 +148,7 @@ def _cause_problems(kb: KnowledgeBase) -> list[str]:
         for section, rules in (("supports", cause.supports), ("contradicts", cause.contradicts)):
             for i, rule in enumerate(rules):
                 problems += _unknown_facts(kb, file, rule.when, (section, i, "when"))
+                problems += _unless_problems(kb, file, rule.when, (section, i, "when"))
     return problems
 
 

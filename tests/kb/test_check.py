@@ -106,6 +106,22 @@ def test_unknown_fact_is_reported_at_its_line(kb_copy: Path):
     assert line_named(kb_copy, problem) == "- fact: val_loss_vibes"
 
 
+def test_not_around_a_fact_nobody_is_asked_for_is_reported_at_its_line(kb_copy: Path):
+    # "unless the curve spikes" written as `not`: without a history the spike is unknown, and so is the rule
+    unless_spikes = [{"fact": "symptom_jumpy", "is": True}, {"not": {"fact": "loss_spikes", "is": True}}]
+    _edit(kb_copy / "causes" / "overfitting.yaml",
+          lambda d: d["supports"].append({"when": {"all": unless_spikes}, "weight": 1}))
+    problem = _one(check(load(kb_copy)), r"causes/overfitting\.yaml:LINE: `not` around a test of 'loss_spikes', .*"
+                                         r"write \{any: \[\{fact: loss_spikes, known: false\}, \{fact: loss_spikes, is: false\}\]\}")
+    assert line_named(kb_copy, problem) == "- not:"
+    # the idiom it suggests, and `not` around a fact the user can be asked for, are fine
+    _edit(kb_copy / "causes" / "overfitting.yaml", lambda d: d["supports"][-1]["when"]["all"].__setitem__(
+        1, {"any": [{"fact": "loss_spikes", "known": False}, {"fact": "loss_spikes", "is": False}]}))
+    _edit(kb_copy / "causes" / "overfitting.yaml", lambda d: d["supports"].append(
+        {"when": {"not": {"fact": "task", "is": "regression"}}, "weight": 1}))
+    assert check(load(kb_copy)) == []
+
+
 def test_cause_without_explanation_is_refused_by_the_schema(kb_copy: Path):
     _edit(kb_copy / "causes" / "dead_relu.yaml", lambda d: d.pop("explanation"))
     with pytest.raises(KnowledgeError, match=r"causes/dead_relu\.yaml:1: \(top\): 'explanation' is a required"):

@@ -382,3 +382,12 @@ def test_a_softmax_on_two_classes_asks_its_units_before_calling_it_fit():
     many, _ = run(symptom="accuracy stays low", dataset={"task": "multiclass_classification", "n_classes": 5},
                   training={"output_activation": "softmax", "loss": "categorical_crossentropy"})
     assert many.values["output_fits_task"] is True
+
+
+def test_words_count_when_no_history_is_there_to_show_the_same():
+    # the words' leaves stand aside only for a history that shows the same thing, not for a missing one
+    exploding, _ = run(symptom="my training loss explodes after a few epochs")
+    assert any("loss explodes" in line for line in belief(exploding, "learning_rate_too_high").evidence)
+    # a loss that a repository or the user wrote, turning NaN: its own math, not the optimizer
+    custom, _ = run(symptom="Using the BPR loss from your code as-is led to a slew of NaNs after a couple of epochs.")
+    assert custom.beliefs[0].cause.id == "numerical_instability"
