@@ -237,6 +237,10 @@ FORUM = {
         {"symptom_gap": True},
     "accuracy fixed at 0.5, while training loss stably drops": {"symptom_metric_stuck": True},
     "eval_accuracy = 0.3 eval_loss = 1.2 global_step = 7800": {"symptom_val_accuracy": 0.3},
+    "All my predictions are around 0.5, whatever the image": {"symptom_same_class": True},
+    "When I unfreeze the base model the accuracy drops to 10%": {"symptom_fine_tuning": True},
+    "Each time I run the training I get very different results": {"symptom_unstable_runs": True},
+    "It works on the training data but fails on new images I take with my phone": {"symptom_new_inputs_wrong": True},
     "the training accuracy converges to 1 after 30 epochs, but the testing accuracy converges to 0.6":
         {"symptom_train_accuracy": 1.0, "symptom_val_accuracy": 0.6, "symptom_accuracy": None, "symptom_gap": True},
     "the loss goes down to 0.35 but accuracy stays the same": {"symptom_metric_stuck": True},
@@ -258,6 +262,7 @@ NEGATIVES = {
     "I followed https://example.com/fix-loss-is-nan-and-overfitting/ step by step": {"symptom_loss_nan", "symptom_gap"},
     "as in [this post](www.example.org/class-imbalance-always-predicts-same-class)": {"symptom_same_class"},
     "I was always going to use Adam": {"symptom_same_class"},
+    "the predictions are 10% better with Adam": {"symptom_same_class"},
     "I added Dropout(0.5) and it did not help": {"symptom_regularization_hurts"},
     "the loss decreased and so did the val loss": {"symptom_gap", "symptom_loss_flat"},
     "I use logistic regression as a baseline": {"symptom_linear_task"},
