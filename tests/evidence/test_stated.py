@@ -80,6 +80,19 @@ STATED = {
     # several settings, one sentence; one of them hedged
     "I tried lr 0.1 but now I use Adam with batch size 64": {"optimizer": "adam", "batch_size": 64, "learning_rate": None},
     "with a softmax output layer for cats vs dogs": {"output_activation": "softmax"},
+    # the output layer's size, the shuffling, the initial weights, the label encoding, the preprocessing
+    "Accuracy stays at 50% with softmax on a single output unit": {"output_units": 1, "output_activation": "softmax"},
+    "the output layer has 3 neurons": {"output_units": 3},
+    "my last layer has 4 units for the 4 classes": {"output_units": 4, "n_classes": 4, "task": "multiclass_classification"},
+    "I forgot to shuffle my data before splitting": {"shuffle": False},
+    "model.fit(x, y, shuffle=False)": {"shuffle": False},
+    "I initialized all the weights to zero": {"kernel_initializer": "zeros"},
+    "using the default zero-initialization for biases is fine": {"kernel_initializer": None},
+    "I initialized the biases to zero": {"kernel_initializer": None},
+    "my labels are one-hot encoded": {"label_format": "one_hot"},
+    "the labels are integer class ids from 0 to 9": {"label_format": "integer"},
+    "I normalize the images during training but not when I call predict":
+        {"same_preprocessing": False, "input_scaling": "standardize"},
 }
 
 #: Words that must give no fact at all.
