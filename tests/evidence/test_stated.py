@@ -91,6 +91,17 @@ STATED = {
     "I initialized the biases to zero": {"kernel_initializer": None},
     "my labels are one-hot encoded": {"label_format": "one_hot"},
     "the labels are integer class ids from 0 to 9": {"label_format": "integer"},
+    "My model is a logistic regression (no hidden layer)": {"n_hidden_layers": 0},
+    "Deep MLP with 15 tanh layers": {"n_hidden_layers": 15, "hidden_activation": "tanh"},
+    "The data is ordered: first all cats then all dogs": {"sorted_by_label": True},
+    "the samples are shuffled randomly": {"sorted_by_label": None},
+    "I use kernel_initializer='ones' everywhere": {"kernel_initializer": "ones"},
+    "a he_normal initializer for the conv layers": {"kernel_initializer": "he_normal"},
+    "I feed the images as uint8": {"input_scaling": "none"},
+    "I use categorical_crossentropy but my labels are integers 0 to 9":
+        {"loss": "categorical_crossentropy", "label_format": "integer"},
+    "binary_crossentropy with softmax for 5 classes":
+        {"loss": "binary_crossentropy", "output_activation": "softmax", "n_classes": 5, "task": "multiclass_classification"},
     "I normalize the images during training but not when I call predict":
         {"same_preprocessing": False, "input_scaling": "standardize"},
 }
