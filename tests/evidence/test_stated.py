@@ -98,6 +98,7 @@ STATED = {
     "I use kernel_initializer='ones' everywhere": {"kernel_initializer": "ones"},
     "a he_normal initializer for the conv layers": {"kernel_initializer": "he_normal"},
     "I feed the images as uint8": {"input_scaling": "none"},
+    "I use Dropout(0.8) after each layer": {"dropout": 0.8},
     "I use categorical_crossentropy but my labels are integers 0 to 9":
         {"loss": "categorical_crossentropy", "label_format": "integer"},
     "binary_crossentropy with softmax for 5 classes":

@@ -238,6 +238,12 @@ FORUM = {
     "accuracy fixed at 0.5, while training loss stably drops": {"symptom_metric_stuck": True},
     "eval_accuracy = 0.3 eval_loss = 1.2 global_step = 7800": {"symptom_val_accuracy": 0.3},
     "All my predictions are around 0.5, whatever the image": {"symptom_same_class": True},
+    "The validation loss is lower than the training loss": {"symptom_val_better": True, "symptom_gap": None},
+    "my training accuracy is lower than the validation accuracy": {"symptom_val_better": True, "symptom_gap": None},
+    "the validation accuracy is lower than the training accuracy": {"symptom_gap": True, "symptom_val_better": None},
+    # a number inside a call is an argument, not a measurement
+    "train accuracy also 0.5, I use Dense(1, activation='softmax')": {"symptom_train_accuracy": 0.5},
+    "my loss function divides by the sum of the predictions": {"symptom_unsafe_math": True},
     "The labels in my dataset are noisy, annotators disagreed a lot":
         {"symptom_noisy_labels": True, "symptom_jumpy": None},
     "about 10% of the images are mislabeled": {"symptom_noisy_labels": True},
@@ -271,6 +277,7 @@ NEGATIVES = {
     "as in [this post](www.example.org/class-imbalance-always-predicts-same-class)": {"symptom_same_class"},
     "I was always going to use Adam": {"symptom_same_class"},
     "the predictions are 10% better with Adam": {"symptom_same_class"},
+    "sometimes the prediction is 0": {"symptom_same_class"},
     "I added Dropout(0.5) and it did not help": {"symptom_regularization_hurts"},
     "the loss decreased and so did the val loss": {"symptom_gap", "symptom_loss_flat"},
     "I use logistic regression as a baseline": {"symptom_linear_task"},
