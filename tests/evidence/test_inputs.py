@@ -8,6 +8,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from assistant.evidence import gather
 from assistant.evidence.facts import EvidenceError, Fact
 from assistant.evidence.inputs import coerce, contract_facts, unknown_keys
 from tests.helpers import CASES, ROOT, shipped_kb
@@ -182,3 +183,9 @@ def test_any_mapping_gives_facts_or_an_evidence_error(mapping):
        st.floats(min_value=0, max_value=1))
 def test_numbers_read_the_same_as_text(key, number):
     assert coerce(shipped_kb(), key, str(number)) == coerce(shipped_kb(), key, number)
+
+
+def test_the_default_initializer_is_glorot_uniform():
+    # "default" is what most people can say about their initializer: Keras's Dense and Conv layers use glorot_uniform
+    facts = gather(shipped_kb(), facts={"kernel_initializer": "default"}).facts
+    assert [(f.key, f.value) for f in facts] == [("kernel_initializer", "glorot_uniform")]
