@@ -307,6 +307,28 @@ def _death(returncode: int, error: str | None, limits: Limits) -> str:
     return f"the worker failed: {error or f'exit status {returncode}'}"[:500]
 
 
+class Progress:
+    """How many of a run's planned epochs are behind it, never going back.
+
+    Experiments train side by side, so the sum over all of them is kept, not the ended ones plus the
+    latest epoch heard (that went back when one ended while another was further along); one that
+    ended counts every epoch it was planned, since it may stop early once its verdict is settled.
+    """
+
+    def __init__(self, planned: dict[str, int]) -> None:
+        self.planned, self.done = planned, dict.fromkeys(planned, 0)
+
+    @property
+    def epoch(self) -> int:
+        return sum(self.done.values())
+
+    def trained(self, experiment: str, epoch: int) -> None:
+        self.done[experiment] = max(self.done[experiment], min(epoch, self.planned[experiment]))
+
+    def ended(self, experiment: str) -> None:
+        self.done[experiment] = self.planned[experiment]
+
+
 def execute(run_id: str) -> None:
     """Run one job to its end: claim it, train its experiments under limits, conclude.
 
@@ -320,22 +342,25 @@ def execute(run_id: str) -> None:
     planned = {e["name"]: e["spec"]["training"]["epochs"] for e in experiments}
     total = sum(planned.values())
     results: dict[str, dict[str, Any]] = {}
-    state = {"finished": 0, "reported": 0.0, "plot": None}
+    progress = Progress(planned)
+    state = {"reported": 0.0, "plot": None}
 
-    def report(progress: dict[str, Any]) -> None:
+    def report(experiment: str) -> None:
         try:
-            store.report(run_id, progress)
+            store.report(run_id, {"epoch": progress.epoch, "epochs": total, "experiment": experiment})
         except SQLAlchemyError:  # progress is for show: a database away for a moment does not stop the run
             current_app.logger.warning("could not record the progress of run %s", run_id, exc_info=True)
 
     def on_event(event: dict[str, Any]) -> None:
-        if event["event"] == "epoch" and time.monotonic() - state["reported"] > REPORT_EVERY:
-            state["reported"] = time.monotonic()
-            report({"epoch": state["finished"] + event["epoch"], "epochs": total, "experiment": event["experiment"]})
+        if event["event"] == "epoch":
+            progress.trained(event["experiment"], event["epoch"])
+            if time.monotonic() - state["reported"] > REPORT_EVERY:
+                state["reported"] = time.monotonic()
+                report(event["experiment"])
         elif event["event"] == "result":
             results[event["name"]] = event
-            state["finished"] += planned[event["name"]]
-            report({"epoch": state["finished"], "epochs": total, "experiment": event["name"]})
+            progress.ended(event["name"])
+            report(event["name"])
         elif event["event"] == "plot":
             state["plot"] = base64.b64decode(event["png"])
 

@@ -204,3 +204,14 @@ def test_runs_fork_from_one_warm_worker_that_imported_tensorflow_once(run_app):
 def parent(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as stat:
         return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_progress_never_goes_back_while_experiments_train_side_by_side():
+    progress = backends.Progress({"baseline": 10, "fix": 10, "other": 10})
+    seen = []
+    for step in (("trained", "baseline", 5), ("trained", "fix", 7), ("ended", "baseline"),  # stopped early at 5
+                 ("trained", "fix", 6), ("trained", "other", 12), ("ended", "fix"), ("ended", "other")):
+        getattr(progress, step[0])(*step[1:])
+        seen.append(progress.epoch)
+    # the old sum (the ended experiments plus the latest epoch) read 5, 7, 10, 16, 22, 20, 30
+    assert seen == [5, 12, 17, 17, 27, 30, 30] == sorted(seen)
