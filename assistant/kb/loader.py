@@ -311,7 +311,7 @@ def _answers(spec: dict[str, Any], rules: tuple[tuple[str, float, Rule, frozense
              name: str) -> list[Any]:
     """Representative answers to a question: its choices, or one value per threshold interval.
 
-    A number that only formulas read (the output units, the number of samples) has no thresholds of
+    A number that only formulas read (the output units) has no thresholds of
     its own: its declared ``examples`` stand for its answers, so that it can be asked at all.
     """
     if spec["type"] == "boolean":
