@@ -99,6 +99,12 @@ STATED = {
     "a he_normal initializer for the conv layers": {"kernel_initializer": "he_normal"},
     "I feed the images as uint8": {"input_scaling": "none"},
     "I use Dropout(0.8) after each layer": {"dropout": 0.8},
+    "I used binary_crossentropy for 3 mutually exclusive classes":
+        {"loss": "binary_crossentropy", "n_classes": 3, "task": "multiclass_classification"},
+    "I use from_logits=True but my last layer already has softmax": {"from_logits": True, "output_activation": "softmax"},
+    "The model was trained on images scaled to 0-1 but in production I feed raw images":
+        {"same_preprocessing": False, "input_scaling": None},
+    "class 3 images are labelled as class 5": {"n_samples": None},
     "I use categorical_crossentropy but my labels are integers 0 to 9":
         {"loss": "categorical_crossentropy", "label_format": "integer"},
     "binary_crossentropy with softmax for 5 classes":

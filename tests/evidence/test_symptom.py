@@ -248,6 +248,8 @@ FORUM = {
         {"symptom_noisy_labels": True, "symptom_jumpy": None},
     "about 10% of the images are mislabeled": {"symptom_noisy_labels": True},
     "After a few epochs all my ReLU units are dead and output 0": {"symptom_dead_units": True},
+    "I shuffled X but not y, and accuracy is at chance": {"symptom_labels_misaligned": True},
+    "the labels don't match the images after my renaming script": {"symptom_labels_misaligned": True},
     "is this the dying relu problem?": {"symptom_dead_units": True},
     "99% of my samples are negatives": {"symptom_imbalanced_data": True},
     "My regression targets are between 0 and 1e6": {"symptom_large_targets": True},
