@@ -249,6 +249,11 @@ FORUM = {
     "about 10% of the images are mislabeled": {"symptom_noisy_labels": True},
     "After a few epochs all my ReLU units are dead and output 0": {"symptom_dead_units": True},
     "I shuffled X but not y, and accuracy is at chance": {"symptom_labels_misaligned": True},
+    # loosely written, as forum posts are
+    "loss keeps constant value": {"symptom_loss_flat": True},
+    "loss stucks at 0.69": {"symptom_loss_flat": True},
+    "prediction is always class 0": {"symptom_same_class": True},
+    "My accuracy drops suddenly to 0.5 after reaching 0.9": {"symptom_collapse": True},
     "the labels don't match the images after my renaming script": {"symptom_labels_misaligned": True},
     "is this the dying relu problem?": {"symptom_dead_units": True},
     "99% of my samples are negatives": {"symptom_imbalanced_data": True},

@@ -47,14 +47,14 @@ def test_the_phrases_are_compiled_once_into_an_immutable_object():
 
 
 def _stuck(kb_copy: Path) -> int:
-    """Where the phrase ``\\bstuck\\b`` stands among symptom_loss_flat's phrases."""
+    """Where the phrase ``\\bstucks?\\b`` stands among symptom_loss_flat's phrases."""
     phrases = yaml.safe_load((kb_copy / "phrases.yaml").read_text(encoding="utf-8"))
-    return phrases["symptoms"]["symptom_loss_flat"].index(r"\bstuck\b")
+    return phrases["symptoms"]["symptom_loss_flat"].index(r"\bstucks?\b")
 
 
 def test_unknown_macro_is_refused(kb_copy: Path):
     index = _stuck(kb_copy)
-    line = _replace_line(kb_copy / "phrases.yaml", r"    - \bstuck\b", r"    - \bstuck{gapp}\b")
+    line = _replace_line(kb_copy / "phrases.yaml", r"    - \bstucks?\b", r"    - \bstucks?{gapp}\b")
     message = _refused(kb_copy)
     assert f"phrases.yaml:{line}: symptoms/symptom_loss_flat/{index}: unknown macro {{gapp}}" in message
 
@@ -70,10 +70,10 @@ def test_unknown_macro_inside_a_macro_is_reported_at_the_macro(kb_copy: Path):
 
 def test_a_phrase_that_is_not_a_regular_expression_is_refused(kb_copy: Path):
     index = _stuck(kb_copy)
-    line = _replace_line(kb_copy / "phrases.yaml", r"    - \bstuck\b", r"    - \bstuck(\b")
+    line = _replace_line(kb_copy / "phrases.yaml", r"    - \bstucks?\b", r"    - \bstucks?(\b")
     message = _refused(kb_copy)
     assert f"phrases.yaml:{line}: symptoms/symptom_loss_flat/{index}: not a valid regular expression" in message
-    assert r"\bstuck(\b" in message
+    assert r"\bstucks?(\b" in message
 
 
 def test_a_word_list_entry_that_is_not_a_regular_expression_is_refused(kb_copy: Path):
