@@ -322,6 +322,15 @@ class Progress:
     def epoch(self) -> int:
         return sum(self.done.values())
 
+    @property
+    def epochs(self) -> int:
+        """All the epochs the run was planned."""
+        return sum(self.planned.values())
+
+    def as_dict(self, experiment: str) -> dict[str, Any]:
+        """What is stored and streamed: how far the run got, of how far, and the experiment heard from last."""
+        return {"epoch": self.epoch, "epochs": self.epochs, "experiment": experiment}
+
     def trained(self, experiment: str, epoch: int) -> None:
         self.done[experiment] = max(self.done[experiment], min(epoch, self.planned[experiment]))
 
@@ -339,15 +348,13 @@ def execute(run_id: str) -> None:
     if run is None:
         return
     experiments = run["plan"]["experiments"]
-    planned = {e["name"]: e["spec"]["training"]["epochs"] for e in experiments}
-    total = sum(planned.values())
     results: dict[str, dict[str, Any]] = {}
-    progress = Progress(planned)
+    progress = Progress({e["name"]: e["spec"]["training"]["epochs"] for e in experiments})
     state = {"reported": 0.0, "plot": None}
 
     def report(experiment: str) -> None:
         try:
-            store.report(run_id, {"epoch": progress.epoch, "epochs": total, "experiment": experiment})
+            store.report(run_id, progress.as_dict(experiment))
         except SQLAlchemyError:  # progress is for show: a database away for a moment does not stop the run
             current_app.logger.warning("could not record the progress of run %s", run_id, exc_info=True)
 
