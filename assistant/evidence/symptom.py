@@ -102,6 +102,17 @@ def _phrase_hits(p: Phrases, text: str) -> dict[str, tuple[int, int]]:
     return hits
 
 
+def _remedied(p: Phrases, text: str) -> list[tuple[int, int]]:
+    """Where the text says a change made the run work ("after normalizing it reached 95%"), each to the end
+    of its clause: the settings and numbers there are the changed ones, not those of the run in question."""
+    return [(m.start(), _clause_end(p, text, m.end())) for patterns in p.remedies.values() for rx in patterns
+            for m in rx.finditer(text) if not _negated(p, text, m.start())]
+
+
+def _within(spans: list[tuple[int, int]], position: int) -> bool:
+    return any(start <= position < end for start, end in spans)
+
+
 def _drop_outranked(p: Phrases, hits: dict[str, tuple[int, int]]) -> None:
     for winner, losers in p.outranks.items():
         if winner in hits:
@@ -244,7 +255,8 @@ def symptom_facts(kb: KnowledgeBase, text: str, *, source: str = "your message")
     p = kb.phrases
     text = _prose(text)
     hits = _phrase_hits(p, text)
-    measured = _measured(list(_mentions(p, text)))
+    remedied = _remedied(p, text)
+    measured = _measured([m for m in _mentions(p, text) if not _within(remedied, m.words[1] - 1)])
     for key, mention in _implied(p, measured).items():
         hits.setdefault(key, mention.words)
     _drop_outranked(p, hits)
@@ -568,10 +580,11 @@ def stated_facts(kb: KnowledgeBase, text: str, *, source: str = "your message") 
         raise EvidenceError("the message must be text", field="symptom")
     text = _prose(text)
     said: dict[str, list[tuple[Any, tuple[int, int]]]] = {}
+    remedied = _remedied(kb.phrases, text)
 
     def say(key: str, value: Any, span: tuple[int, int]) -> None:
         value = _coerced(kb, key, value)
-        if value is not None:
+        if value is not None and not _within(remedied, span[0]):
             said.setdefault(key, []).append((value, span))
 
     reading = _Reading(kb, text)

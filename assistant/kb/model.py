@@ -290,6 +290,9 @@ class Phrases:
 
     #: Yes/no symptom → its phrases, in the order facts are listed.
     symptoms: Mapping[str, tuple[re.Pattern[str], ...]]
+    #: Symptom → the phrases (among its ``symptoms``) that say a change made the run work: what
+    #: such a phrase covers is the changed setup, not the one in question.
+    remedies: Mapping[str, tuple[re.Pattern[str], ...]]
     #: Symptom → the symptoms it outranks (drops when both are found).
     outranks: Mapping[str, tuple[str, ...]]
     #: One whole word that negates a phrase after it in the same clause.

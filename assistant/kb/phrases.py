@@ -25,6 +25,8 @@ THOUSANDS = r"\d{1,3}(?:,\d{3})+"
 MEASURED = ("loss", "accuracy", "train_accuracy", "val_accuracy", "recall")
 #: The comparisons an ``implied`` rule may make.
 COMPARISONS = ("is", "below", "above", "at_least", "at_most")
+#: Where a ``remedies`` form puts the change it is tried with.
+CHANGE = "{change}"
 #: What a known Keras name is masked with before ``stated: names`` phrases are matched; ``{name}`` matches a run of it.
 NAME_MARK = "\ue000"
 #: Where a ``stated`` phrase puts the number or the Keras name it reads.
@@ -252,9 +254,26 @@ def _stated(c: _Compiler, doc: Mapping[str, Any], facts: Mapping[str, Mapping[st
         defaults=frozen(defaults))
 
 
+def _remedies(c: _Compiler, doc: Mapping[str, Any]) -> dict[str, tuple[re.Pattern[str], ...]]:
+    """``remedies:``: every form tried with each symptom's changes; ``{change}`` stands once in each form."""
+    forms = []
+    for i, form in enumerate(doc["forms"]):
+        if form.count(CHANGE) != 1:
+            c.problem(("remedies", "forms", i), f"the form must hold {CHANGE} exactly once: {form}")
+        elif (expanded := c.pattern(form.replace(CHANGE, "\0"), ("remedies", "forms", i))) is not None:
+            forms.append((i, expanded))  # a NUL stands in for the change while macros expand
+    remedies = {}
+    for key, changes in doc["changes"].items():
+        path = ("remedies", "changes", key)
+        change = f"(?:{c.alternatives(changes, path)})"
+        remedies[key] = tuple(c.compiled(form.replace("\0", change), ("remedies", "forms", i)) for i, form in forms)
+    return remedies
+
+
 def _check_symptoms(c: _Compiler, doc: Mapping[str, Any], facts: Mapping[str, Mapping[str, Any]]) -> None:
-    """Every symptom the file names (phrases, outranking, numbers) is a yes/no symptom fact of facts.yaml."""
+    """Every symptom the file names (phrases, remedies, outranking, numbers) is a yes/no symptom fact of facts.yaml."""
     named = [(("symptoms", key), key) for key in doc["symptoms"]]
+    named += [(("remedies", "changes", key), key) for key in doc["remedies"]["changes"]]
     for winner, losers in doc["outranks"].items():
         named += [(("outranks", winner), winner), *((("outranks", winner, i), loser) for i, loser in enumerate(losers))]
     named += [(("numbers", "implied", key), key) for key in doc["numbers"]["implied"]]
@@ -273,6 +292,9 @@ def compile_phrases(doc: Mapping[str, Any], facts: Mapping[str, Mapping[str, Any
     symptoms = {key: tuple(_compiled(p, FLAGS) for i, text in enumerate(phrases)
                            if (p := c.pattern(text, ("symptoms", key, i))) is not None)
                 for key, phrases in doc["symptoms"].items()}
+    remedies = _remedies(c, doc["remedies"])
+    for key, patterns in remedies.items():
+        symptoms[key] = symptoms.get(key, ()) + patterns
 
     def words(*path: str) -> str:
         """One word list of the file, by its path, as an alternation."""
@@ -289,6 +311,7 @@ def compile_phrases(doc: Mapping[str, Any], facts: Mapping[str, Mapping[str, Any
     link = rf"(?:\s*(?:{words('answers', 'link_signs')}|\b(?:{words('answers', 'link_words')})\b))*"
     phrases = Phrases(
         symptoms=frozen(symptoms),
+        remedies=frozen(remedies),
         outranks=frozen({winner: tuple(losers) for winner, losers in doc["outranks"].items()}),
         negation=c.compiled(rf"^(?:{words('negation', 'words')})$", ("negation", "words")),
         doubt=c.compiled(rf"\b(?:{words('negation', 'doubts')})\b", ("negation", "doubts")),

@@ -147,6 +147,10 @@ NOTHING = [
     "I use the default learning rate",
     "with no dropout it overfits",
     "the loss was nan",
+    # the setting a change that helped moved to, not the one in question
+    "after normalizing the input features with StandardScaler it reached 95%",
+    "after changing the kernel_initializer to he_normal the model learns",
+    "lowering the learning rate to 1e-4 solved it",
 ]
 
 

@@ -275,6 +275,20 @@ FORUM = {
     "the loss does not change at all": {"symptom_loss_flat": True},
     "It reached 0.99. But after a few more epoches, the model converges to loss 0.6 and accuracy 0.5":
         {"symptom_collapse": True},
+    # What the user changed that made it work names the cause; the numbers said of the changed run are not theirs.
+    "My model was stuck at 50% accuracy; after normalizing the input features with StandardScaler it reached 95%.":
+        {"symptom_scaling_helps": True, "symptom_accuracy": 0.5},
+    "Adding clipnorm=1.0 to the optimizer fixed it.": {"symptom_clipping_helps": True},
+    "when optimizer is adagrad the accuracy is stuck, other optimizers work normally":
+        {"symptom_optimizer_change_helps": True},
+    "If I remove the softmax activation from the output layer the model trains correctly.":
+        {"symptom_output_activation_change_helps": True},
+    "The loss was stuck until I reduced the l2 regularization from 0.1 to 0.0001.":
+        {"symptom_regularization_hurts": True, "symptom_loss_value": None, "symptom_first_loss": None},
+    "The accuracy was only 60% after 5 epochs but when I train for more epochs it gets to 95%.":
+        {"symptom_longer_training_helps": True, "symptom_accuracy": 0.6},
+    "Loss becomes nan because of the sqrt in my loss; adding 1e-8 before the sqrt solved it.":
+        {"symptom_epsilon_helps": True, "symptom_loss_nan": True},
 }
 
 #: Words that must not be read as the symptom they mention.
@@ -319,6 +333,15 @@ NEGATIVES = {
     "my data doesn't contain nans": {"symptom_data_nan"},
     "I use this repo on my own dataset and have the loss suddenly hitting nan": {"symptom_data_nan"},
     "I use Keras 2.3 and my model always predicts 1": {"symptom_version_difference", "symptom_outputs_one"},
+    # a change that did not help, one only asked about or planned, a setup described: no remedy
+    "I tried clipnorm=1.0 but the loss is still nan": {"symptom_clipping_helps"},
+    "Would shuffling the data fix this?": {"symptom_shuffling_helps"},
+    "Is it something in the optimizer or loss function (sparse_categorical_crossentropy) that works better with values "
+    "between 0 and 1?": {"symptom_label_encoding_helps", "symptom_loss_change_helps"},
+    "I normalize the inputs with StandardScaler and use Adam; the loss is stuck at 0.69":
+        {"symptom_scaling_helps", "symptom_optimizer_change_helps"},
+    "even with class_weight it predicts only 0": {"symptom_rebalancing_helps"},
+    "after switching to Adam the loss doesn't go down either": {"symptom_optimizer_change_helps"},
 }
 
 

@@ -102,6 +102,17 @@ def test_outranking_an_unknown_symptom_is_refused(kb_copy: Path):
     assert f"phrases.yaml:{line}: outranks/symptom_plateau/0: unknown fact 'symptom_los_flat'" in message
 
 
+def test_a_remedy_form_without_its_change_is_refused(kb_copy: Path):
+    line = _replace_line(kb_copy / "phrases.yaml", "    - '\\buntil\\b{gap}{change}{not_asked}'", "    - '\\buntil\\b{gap}'")
+    assert f"phrases.yaml:{line}: remedies/forms/3: the form must hold {{change}} exactly once" in _refused(kb_copy)
+
+
+def test_a_remedy_for_an_unknown_symptom_is_refused(kb_copy: Path):
+    line = _replace_line(kb_copy / "phrases.yaml", "    symptom_shuffling_helps:", "    symptom_shuffle_helps:")
+    message = _refused(kb_copy)
+    assert f"phrases.yaml:{line}: remedies/changes/symptom_shuffle_helps: unknown fact 'symptom_shuffle_helps'" in message
+
+
 def test_an_unknown_threshold_is_refused(kb_copy: Path):
     _replace_line(kb_copy / "phrases.yaml", "    symptom_huge_loss: {subject: loss, at_least: huge_loss}",
                   "    symptom_huge_loss: {subject: loss, at_least: huge_los}")
