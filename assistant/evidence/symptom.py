@@ -17,7 +17,7 @@ import math
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .facts import EvidenceError, Fact
 from ..kb import KnowledgeBase
@@ -102,14 +102,20 @@ def _phrase_hits(p: Phrases, text: str) -> dict[str, tuple[int, int]]:
     return hits
 
 
-def _remedied(p: Phrases, text: str) -> list[tuple[int, int]]:
-    """Where the text says a change made the run work ("after normalizing it reached 95%"), each to the end
-    of its clause: the settings and numbers there are the changed ones, not those of the run in question."""
-    return [(m.start(), _clause_end(p, text, m.end())) for patterns in p.remedies.values() for rx in patterns
-            for m in rx.finditer(text) if not _negated(p, text, m.start())]
+def _remedies(p: Phrases, text: str) -> list[tuple[str, tuple[int, int]]]:
+    """Each place the text says a change made the run work ("after normalizing it reached 95%"), with the
+    symptom its change shows and the span to the end of its clause: the settings and numbers there are the
+    changed ones, not those of the run in question."""
+    found = []
+    for rx in p.remedies.forms(text):
+        for m in rx.finditer(text):
+            if not _negated(p, text, m.start()):
+                key = next(key for key, value in m.groupdict().items() if value is not None)
+                found.append((key, (m.start(), _clause_end(p, text, m.end()))))
+    return found
 
 
-def _within(spans: list[tuple[int, int]], position: int) -> bool:
+def _within(spans: Iterable[tuple[int, int]], position: int) -> bool:
     return any(start <= position < end for start, end in spans)
 
 
@@ -255,7 +261,10 @@ def symptom_facts(kb: KnowledgeBase, text: str, *, source: str = "your message")
     p = kb.phrases
     text = _prose(text)
     hits = _phrase_hits(p, text)
-    remedied = _remedied(p, text)
+    remedies = _remedies(p, text)
+    for key, span in remedies:
+        hits.setdefault(key, span)
+    remedied = [span for _, span in remedies]
     measured = _measured([m for m in _mentions(p, text) if not _within(remedied, m.words[1] - 1)])
     for key, mention in _implied(p, measured).items():
         hits.setdefault(key, mention.words)
@@ -580,7 +589,7 @@ def stated_facts(kb: KnowledgeBase, text: str, *, source: str = "your message") 
         raise EvidenceError("the message must be text", field="symptom")
     text = _prose(text)
     said: dict[str, list[tuple[Any, tuple[int, int]]]] = {}
-    remedied = _remedied(kb.phrases, text)
+    remedied = [span for _, span in _remedies(kb.phrases, text)]
 
     def say(key: str, value: Any, span: tuple[int, int]) -> None:
         value = _coerced(kb, key, value)

@@ -282,6 +282,24 @@ class Stated:
 
 
 @dataclass(frozen=True)
+class Remedies:
+    """How a change that made the run work is said (``phrases.yaml``, ``remedies:``): one expression per form,
+    each change in a group named after the symptom it shows. What a match covers is the changed setup, not
+    the one in question."""
+
+    #: A good outcome ("fixed it", "trains fine"), the ``{helped}`` of the forms.
+    helped: re.Pattern[str]
+    #: The forms that say a good outcome, tried only in a text where ``helped`` matches (most say none).
+    with_outcome: tuple[re.Pattern[str], ...]
+    #: The forms that imply one ("stuck until I scaled the inputs").
+    without_outcome: tuple[re.Pattern[str], ...]
+
+    def forms(self, text: str) -> tuple[re.Pattern[str], ...]:
+        """The forms that can match ``text``."""
+        return self.without_outcome + (self.with_outcome if self.helped.search(text) else ())
+
+
+@dataclass(frozen=True)
 class Phrases:
     """How the user's words become facts (``phrases.yaml``): every regular expression compiled once, macros expanded.
 
@@ -290,9 +308,8 @@ class Phrases:
 
     #: Yes/no symptom → its phrases, in the order facts are listed.
     symptoms: Mapping[str, tuple[re.Pattern[str], ...]]
-    #: Symptom → the phrases (among its ``symptoms``) that say a change made the run work: what
-    #: such a phrase covers is the changed setup, not the one in question.
-    remedies: Mapping[str, tuple[re.Pattern[str], ...]]
+    #: How a change that made the run work is said.
+    remedies: Remedies
     #: Symptom → the symptoms it outranks (drops when both are found).
     outranks: Mapping[str, tuple[str, ...]]
     #: One whole word that negates a phrase after it in the same clause.
@@ -340,7 +357,8 @@ class Phrases:
     @property
     def order(self) -> tuple[str, ...]:
         """Every yes/no symptom the phrases or the numbers can show, in the order facts are listed."""
-        return tuple(dict.fromkeys([*self.symptoms, *(rule.symptom for rule in self.implied)]))
+        remedied = (key for rx in self.remedies.without_outcome + self.remedies.with_outcome for key in rx.groupindex)
+        return tuple(dict.fromkeys([*self.symptoms, *remedied, *(rule.symptom for rule in self.implied)]))
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,7 +12,7 @@ import re
 from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
-from .model import Default, Implication, Implied, KeyPhrase, Phrases, Stated, frozen, squash
+from .model import Default, Implication, Implied, KeyPhrase, Phrases, Remedies, Stated, frozen, squash
 from .places import Places
 
 FILE = "phrases.yaml"
@@ -25,8 +25,9 @@ THOUSANDS = r"\d{1,3}(?:,\d{3})+"
 MEASURED = ("loss", "accuracy", "train_accuracy", "val_accuracy", "recall")
 #: The comparisons an ``implied`` rule may make.
 COMPARISONS = ("is", "below", "above", "at_least", "at_most")
-#: Where a ``remedies`` form puts the change it is tried with.
-CHANGE = "{change}"
+#: Where a ``remedies`` form puts the change it is tried with, and the macro for a good outcome: a form
+#: that holds it can only match a text where it matches on its own.
+CHANGE, HELPED = "{change}", "{helped}"
 #: What a known Keras name is masked with before ``stated: names`` phrases are matched; ``{name}`` matches a run of it.
 NAME_MARK = "\ue000"
 #: Where a ``stated`` phrase puts the number or the Keras name it reads.
@@ -254,20 +255,20 @@ def _stated(c: _Compiler, doc: Mapping[str, Any], facts: Mapping[str, Mapping[st
         defaults=frozen(defaults))
 
 
-def _remedies(c: _Compiler, doc: Mapping[str, Any]) -> dict[str, tuple[re.Pattern[str], ...]]:
-    """``remedies:``: every form tried with each symptom's changes; ``{change}`` stands once in each form."""
-    forms = []
+def _remedies(c: _Compiler, doc: Mapping[str, Any]) -> Remedies:
+    """``remedies:``: one expression per form, ``{change}`` (once in each) replaced by every symptom's changes,
+    each a group named after its symptom: a text is searched once per form, not once per form and symptom."""
+    changes = "|".join(f"(?P<{key}>{c.alternatives(items, ('remedies', 'changes', key))})"
+                       for key, items in doc["changes"].items())
+    forms: dict[bool, list[re.Pattern[str]]] = {True: [], False: []}
     for i, form in enumerate(doc["forms"]):
+        path = ("remedies", "forms", i)
         if form.count(CHANGE) != 1:
-            c.problem(("remedies", "forms", i), f"the form must hold {CHANGE} exactly once: {form}")
-        elif (expanded := c.pattern(form.replace(CHANGE, "\0"), ("remedies", "forms", i))) is not None:
-            forms.append((i, expanded))  # a NUL stands in for the change while macros expand
-    remedies = {}
-    for key, changes in doc["changes"].items():
-        path = ("remedies", "changes", key)
-        change = f"(?:{c.alternatives(changes, path)})"
-        remedies[key] = tuple(c.compiled(form.replace("\0", change), ("remedies", "forms", i)) for i, form in forms)
-    return remedies
+            c.problem(path, f"the form must hold {CHANGE} exactly once: {form}")
+        elif (expanded := c.pattern(form.replace(CHANGE, "\0"), path)) is not None:  # a NUL stands in while macros expand
+            forms[HELPED in form].append(c.compiled(expanded.replace("\0", f"(?:{changes})"), path))
+    helped = c.compiled(c.expand(HELPED, ("remedies", "forms")), ("macros", HELPED.strip("{}")))
+    return Remedies(helped, tuple(forms[True]), tuple(forms[False]))
 
 
 def _check_symptoms(c: _Compiler, doc: Mapping[str, Any], facts: Mapping[str, Mapping[str, Any]]) -> None:
@@ -292,9 +293,6 @@ def compile_phrases(doc: Mapping[str, Any], facts: Mapping[str, Mapping[str, Any
     symptoms = {key: tuple(_compiled(p, FLAGS) for i, text in enumerate(phrases)
                            if (p := c.pattern(text, ("symptoms", key, i))) is not None)
                 for key, phrases in doc["symptoms"].items()}
-    remedies = _remedies(c, doc["remedies"])
-    for key, patterns in remedies.items():
-        symptoms[key] = symptoms.get(key, ()) + patterns
 
     def words(*path: str) -> str:
         """One word list of the file, by its path, as an alternation."""
@@ -311,7 +309,7 @@ def compile_phrases(doc: Mapping[str, Any], facts: Mapping[str, Mapping[str, Any
     link = rf"(?:\s*(?:{words('answers', 'link_signs')}|\b(?:{words('answers', 'link_words')})\b))*"
     phrases = Phrases(
         symptoms=frozen(symptoms),
-        remedies=frozen(remedies),
+        remedies=_remedies(c, doc["remedies"]),
         outranks=frozen({winner: tuple(losers) for winner, losers in doc["outranks"].items()}),
         negation=c.compiled(rf"^(?:{words('negation', 'words')})$", ("negation", "words")),
         doubt=c.compiled(rf"\b(?:{words('negation', 'doubts')})\b", ("negation", "doubts")),

@@ -378,6 +378,13 @@ def test_forum_phrasings(text, expected):
     check(text, expected)
 
 
+def test_remedy_forms_that_say_a_good_outcome_are_tried_only_where_one_is_said():
+    remedies = shipped_kb().phrases.remedies
+    assert remedies.with_outcome and remedies.without_outcome
+    assert remedies.forms("the loss is nan from epoch 2") == remedies.without_outcome
+    assert remedies.forms("adding clipnorm fixed it") == remedies.without_outcome + remedies.with_outcome
+
+
 @pytest.mark.parametrize("text, absent", NEGATIVES.items(), ids=range(len(NEGATIVES)))
 def test_negated_or_unrelated_words_are_not_symptoms(text, absent):
     assert not absent & set(facts_of(text)), text
