@@ -333,6 +333,9 @@ NEGATIVES = {
     "my data doesn't contain nans": {"symptom_data_nan"},
     "I use this repo on my own dataset and have the loss suddenly hitting nan": {"symptom_data_nan"},
     "I use Keras 2.3 and my model always predicts 1": {"symptom_version_difference", "symptom_outputs_one"},
+    # shares of the classes, not accuracies
+    "I have a dataset with 95% of data within one class and 5% of another.": {"symptom_accuracy"},
+    "80% in one class, 15% in the other and 5% in each class after that": {"symptom_accuracy"},
     # a change that did not help, one only asked about or planned, a setup described: no remedy
     "I tried clipnorm=1.0 but the loss is still nan": {"symptom_clipping_helps"},
     "Would shuffling the data fix this?": {"symptom_shuffling_helps"},
