@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .facts import EvidenceError, Fact
 from ..kb import KnowledgeBase
-from ..kb.model import Phrases, squash
+from ..kb.model import Phrases, Remedies, squash
 from ..kb.phrases import MEASURED, NAME_MARK, THOUSANDS
 from .inputs import coerce
 
@@ -102,17 +102,22 @@ def _phrase_hits(p: Phrases, text: str) -> dict[str, tuple[int, int]]:
     return hits
 
 
-def _remedies(p: Phrases, text: str) -> list[tuple[str, tuple[int, int]]]:
-    """Each place the text says a change made the run work ("after normalizing it reached 95%"), with the
-    symptom its change shows and the span to the end of its clause: the settings and numbers there are the
-    changed ones, not those of the run in question."""
+def _found(p: Phrases, forms: Iterable[re.Pattern[str]], text: str) -> list[tuple[str, tuple[int, int]]]:
+    """Each match of ``forms`` without a negation before it: the symptom of the change it names (the group that
+    matched), and its span to the end of its clause."""
     found = []
-    for rx in p.remedies.forms(text):
+    for rx in forms:
         for m in rx.finditer(text):
             if not _negated(p, text, m.start()):
                 key = next(key for key, value in m.groupdict().items() if value is not None)
                 found.append((key, (m.start(), _clause_end(p, text, m.end()))))
     return found
+
+
+def _remedies(p: Phrases, text: str) -> list[tuple[str, tuple[int, int]]]:
+    """Where the text says a change made the run work ("after normalizing it reached 95%"), with the symptom its
+    change shows: the settings and numbers there are the changed ones, not those of the run in question."""
+    return _found(p, Remedies.able(p.remedies.helped, text), text)
 
 
 def _within(spans: Iterable[tuple[int, int]], position: int) -> bool:
@@ -262,7 +267,7 @@ def symptom_facts(kb: KnowledgeBase, text: str, *, source: str = "your message")
     text = _prose(text)
     hits = _phrase_hits(p, text)
     remedies = _remedies(p, text)
-    for key, span in remedies:
+    for key, span in remedies + _found(p, Remedies.able(p.remedies.futile, text), text):
         hits.setdefault(key, span)
     remedied = [span for _, span in remedies]
     measured = _measured([m for m in _mentions(p, text) if not _within(remedied, m.words[1] - 1)])

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from .conditions import Condition, Predicate, compile_condition
 from .formulas import Derivation
@@ -282,21 +282,37 @@ class Stated:
 
 
 @dataclass(frozen=True)
+class Form:
+    """One way of saying that a change worked, or did not: each change in a group named after the symptom it shows."""
+
+    pattern: re.Pattern[str]
+    #: A part of the form (an outcome such as ``{helped}``) that must match somewhere in a text for the
+    #: form to match at all: most texts say none, and it is searched for much faster than the form.
+    needs: re.Pattern[str] | None = None
+
+
+@dataclass(frozen=True)
 class Remedies:
-    """How a change that made the run work is said (``phrases.yaml``, ``remedies:``): one expression per form,
-    each change in a group named after the symptom it shows. What a match covers is the changed setup, not
-    the one in question."""
+    """How a change the user made is said (``phrases.yaml``, ``remedies:``). What a form that says it worked
+    covers is the changed setup, not the one in question."""
 
-    #: A good outcome ("fixed it", "trains fine"), the ``{helped}`` of the forms.
-    helped: re.Pattern[str]
-    #: The forms that say a good outcome, tried only in a text where ``helped`` matches (most say none).
-    with_outcome: tuple[re.Pattern[str], ...]
-    #: The forms that imply one ("stuck until I scaled the inputs").
-    without_outcome: tuple[re.Pattern[str], ...]
+    #: The forms that say a change made the run work.
+    helped: tuple[Form, ...]
+    #: The forms that say a change was tried in vain.
+    futile: tuple[Form, ...]
 
-    def forms(self, text: str) -> tuple[re.Pattern[str], ...]:
-        """The forms that can match ``text``."""
-        return self.without_outcome + (self.with_outcome if self.helped.search(text) else ())
+    @property
+    def symptoms(self) -> tuple[str, ...]:
+        """Every symptom a form can show."""
+        return tuple(dict.fromkeys(key for form in self.helped + self.futile for key in form.pattern.groupindex))
+
+    @staticmethod
+    def able(forms: tuple[Form, ...], text: str) -> Iterator[re.Pattern[str]]:
+        """The patterns of ``forms`` that can match ``text``: those whose outcome it says somewhere, if they need one."""
+        needed: dict[re.Pattern[str], bool] = {}
+        for form in forms:
+            if form.needs is None or needed.setdefault(form.needs, form.needs.search(text) is not None):
+                yield form.pattern
 
 
 @dataclass(frozen=True)
@@ -357,8 +373,7 @@ class Phrases:
     @property
     def order(self) -> tuple[str, ...]:
         """Every yes/no symptom the phrases or the numbers can show, in the order facts are listed."""
-        remedied = (key for rx in self.remedies.without_outcome + self.remedies.with_outcome for key in rx.groupindex)
-        return tuple(dict.fromkeys([*self.symptoms, *remedied, *(rule.symptom for rule in self.implied)]))
+        return tuple(dict.fromkeys([*self.symptoms, *self.remedies.symptoms, *(rule.symptom for rule in self.implied)]))
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,7 +12,7 @@ import re
 from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
-from .model import Default, Implication, Implied, KeyPhrase, Phrases, Remedies, Stated, frozen, squash
+from .model import Default, Form, Implication, Implied, KeyPhrase, Phrases, Remedies, Stated, frozen, squash
 from .places import Places
 
 FILE = "phrases.yaml"
@@ -25,9 +25,10 @@ THOUSANDS = r"\d{1,3}(?:,\d{3})+"
 MEASURED = ("loss", "accuracy", "train_accuracy", "val_accuracy", "recall")
 #: The comparisons an ``implied`` rule may make.
 COMPARISONS = ("is", "below", "above", "at_least", "at_most")
-#: Where a ``remedies`` form puts the change it is tried with, and the macro for a good outcome: a form
-#: that holds it can only match a text where it matches on its own.
-CHANGE, HELPED = "{change}", "{helped}"
+#: Where a ``remedies`` form puts the change it is tried with.
+CHANGE = "{change}"
+#: The macros of an outcome: a form that holds one can only match a text where it matches on its own.
+OUTCOMES = ("helped", "no_help")
 #: What a known Keras name is masked with before ``stated: names`` phrases are matched; ``{name}`` matches a run of it.
 NAME_MARK = "\ue000"
 #: Where a ``stated`` phrase puts the number or the Keras name it reads.
@@ -255,26 +256,38 @@ def _stated(c: _Compiler, doc: Mapping[str, Any], facts: Mapping[str, Mapping[st
         defaults=frozen(defaults))
 
 
-def _remedies(c: _Compiler, doc: Mapping[str, Any]) -> Remedies:
-    """``remedies:``: one expression per form, ``{change}`` (once in each) replaced by every symptom's changes,
-    each a group named after its symptom: a text is searched once per form, not once per form and symptom."""
-    changes = "|".join(f"(?P<{key}>{c.alternatives(items, ('remedies', 'changes', key))})"
-                       for key, items in doc["changes"].items())
-    forms: dict[bool, list[re.Pattern[str]]] = {True: [], False: []}
-    for i, form in enumerate(doc["forms"]):
-        path = ("remedies", "forms", i)
+def _forms(c: _Compiler, doc: Mapping[str, Any], section: str, changes: Mapping[str, str]) -> tuple[Form, ...]:
+    """Each form of ``section`` with ``{change}`` (once in it) replaced by all ``changes``, each a group named
+    after its symptom: a text is searched once per form, not once per form and symptom."""
+    alternatives = "|".join(f"(?P<{key}>{change})" for key, change in changes.items())
+    compiled = []
+    for i, form in enumerate(doc[section]):
+        path = ("remedies", section, i)
         if form.count(CHANGE) != 1:
             c.problem(path, f"the form must hold {CHANGE} exactly once: {form}")
         elif (expanded := c.pattern(form.replace(CHANGE, "\0"), path)) is not None:  # a NUL stands in while macros expand
-            forms[HELPED in form].append(c.compiled(expanded.replace("\0", f"(?:{changes})"), path))
-    helped = c.compiled(c.expand(HELPED, ("remedies", "forms")), ("macros", HELPED.strip("{}")))
-    return Remedies(helped, tuple(forms[True]), tuple(forms[False]))
+            outcome = next((name for name in OUTCOMES if f"{{{name}}}" in form), None)
+            compiled.append(Form(c.compiled(expanded.replace("\0", f"(?:{alternatives})"), path),
+                                 c.compiled(c.expand(f"{{{outcome}}}", path), path) if outcome else None))
+    return tuple(compiled)
+
+
+def _remedies(c: _Compiler, doc: Mapping[str, Any]) -> Remedies:
+    """``remedies:``: the forms of a change that helped, and of one tried in vain (``futile``, whose symptoms
+    take the changes of the ``changes`` they are named for)."""
+    changes = {key: c.alternatives(items, ("remedies", "changes", key)) for key, items in doc["changes"].items()}
+    for key in doc["futile"]:
+        if key not in changes:
+            c.problem(("remedies", "futile", key), f"'{key}' has no change under remedies: changes")
+    futile = {doc["futile"][key]: change for key, change in changes.items() if key in doc["futile"]}
+    return Remedies(_forms(c, doc, "forms", changes), _forms(c, doc, "futile_forms", futile))
 
 
 def _check_symptoms(c: _Compiler, doc: Mapping[str, Any], facts: Mapping[str, Mapping[str, Any]]) -> None:
     """Every symptom the file names (phrases, remedies, outranking, numbers) is a yes/no symptom fact of facts.yaml."""
     named = [(("symptoms", key), key) for key in doc["symptoms"]]
     named += [(("remedies", "changes", key), key) for key in doc["remedies"]["changes"]]
+    named += [(("remedies", "futile", key), futile) for key, futile in doc["remedies"]["futile"].items()]
     for winner, losers in doc["outranks"].items():
         named += [(("outranks", winner), winner), *((("outranks", winner, i), loser) for i, loser in enumerate(losers))]
     named += [(("numbers", "implied", key), key) for key in doc["numbers"]["implied"]]

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from assistant.evidence.facts import EvidenceError
 from assistant.evidence.symptom import answer_facts, symptom_facts
+from assistant.kb.model import Remedies
 from tests.helpers import CASES, ROOT, shipped_kb
 
 SYMPTOM_TYPES = {key: entry["type"] for key, entry in
@@ -289,6 +290,14 @@ FORUM = {
         {"symptom_longer_training_helps": True, "symptom_accuracy": 0.6},
     "Loss becomes nan because of the sqrt in my loss; adding 1e-8 before the sqrt solved it.":
         {"symptom_epsilon_helps": True, "symptom_loss_nan": True},
+    # A change tried in vain speaks against the cause it would have fixed.
+    "I tried clipnorm=1 but still nan after the second epoch": {"symptom_clipping_futile": True,
+                                                               "symptom_clipping_helps": None},
+    "even with class_weight={0:1, 1:50} it predicts only 0": {"symptom_rebalancing_futile": True},
+    "Replaced relu with LeakyReLU everywhere, no difference, the output is still constant.":
+        {"symptom_leaky_futile": True, "symptom_leaky_helps": None},
+    "We are simply rescaling 0-255 to 0-1. The relative scale is still exactly the same.":
+        {"symptom_scaling_futile": None},
 }
 
 #: Words that must not be read as the symptom they mention.
@@ -345,6 +354,7 @@ NEGATIVES = {
         {"symptom_scaling_helps", "symptom_optimizer_change_helps"},
     "even with class_weight it predicts only 0": {"symptom_rebalancing_helps"},
     "after switching to Adam the loss doesn't go down either": {"symptom_optimizer_change_helps"},
+    "using the default zero-initialization for biases is fine": {"symptom_initializer_change_helps"},
 }
 
 
@@ -381,11 +391,16 @@ def test_forum_phrasings(text, expected):
     check(text, expected)
 
 
-def test_remedy_forms_that_say_a_good_outcome_are_tried_only_where_one_is_said():
+def test_remedy_forms_that_say_an_outcome_are_tried_only_where_it_is_said():
     remedies = shipped_kb().phrases.remedies
-    assert remedies.with_outcome and remedies.without_outcome
-    assert remedies.forms("the loss is nan from epoch 2") == remedies.without_outcome
-    assert remedies.forms("adding clipnorm fixed it") == remedies.without_outcome + remedies.with_outcome
+    every = [form.pattern for form in remedies.helped]
+    without_outcome = [form.pattern for form in remedies.helped if form.needs is None]
+    assert without_outcome and len(without_outcome) < len(every)
+    assert list(Remedies.able(remedies.helped, "the loss is nan from epoch 2")) == without_outcome
+    assert list(Remedies.able(remedies.helped, "adding clipnorm fixed it")) == every
+    futile = [form.pattern for form in remedies.futile]
+    assert list(Remedies.able(remedies.futile, "even with class_weight it predicts only 0")) == \
+        [form.pattern for form in remedies.futile if form.needs is None] != futile
 
 
 @pytest.mark.parametrize("text, absent", NEGATIVES.items(), ids=range(len(NEGATIVES)))

@@ -113,6 +113,13 @@ def test_a_remedy_for_an_unknown_symptom_is_refused(kb_copy: Path):
     assert f"phrases.yaml:{line}: remedies/changes/symptom_shuffle_helps: unknown fact 'symptom_shuffle_helps'" in message
 
 
+def test_a_futile_change_that_is_not_a_change_is_refused(kb_copy: Path):
+    line = _replace_line(kb_copy / "phrases.yaml", "    symptom_clipping_helps: symptom_clipping_futile",
+                         "    symptom_clippin_helps: symptom_clipping_futile")
+    assert f"phrases.yaml:{line}: remedies/futile/symptom_clippin_helps: 'symptom_clippin_helps' has no change" \
+        in _refused(kb_copy)
+
+
 def test_an_unknown_threshold_is_refused(kb_copy: Path):
     _replace_line(kb_copy / "phrases.yaml", "    symptom_huge_loss: {subject: loss, at_least: huge_loss}",
                   "    symptom_huge_loss: {subject: loss, at_least: huge_los}")
