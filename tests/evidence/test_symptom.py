@@ -288,6 +288,7 @@ FORUM = {
         {"symptom_regularization_hurts": True, "symptom_loss_value": None, "symptom_first_loss": None},
     "The accuracy was only 60% after 5 epochs but when I train for more epochs it gets to 95%.":
         {"symptom_longer_training_helps": True, "symptom_accuracy": 0.6},
+    "As I said the loss is nan after epoch 2": {"symptom_loss_nan": True},
     "Loss becomes nan because of the sqrt in my loss; adding 1e-8 before the sqrt solved it.":
         {"symptom_epsilon_helps": True, "symptom_loss_nan": True},
     # A change tried in vain speaks against the cause it would have fixed.
@@ -355,6 +356,8 @@ NEGATIVES = {
     "even with class_weight it predicts only 0": {"symptom_rebalancing_helps"},
     "after switching to Adam the loss doesn't go down either": {"symptom_optimizer_change_helps"},
     "using the default zero-initialization for biases is fine": {"symptom_initializer_change_helps"},
+    "someone on reddit said raising the learning rate fixes this kind of plateau": {"symptom_higher_lr_helps"},
+    "the answer above suggests that a smaller batch size fixes it": {"symptom_smaller_batch_helps"},
 }
 
 
