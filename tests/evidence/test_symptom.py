@@ -276,6 +276,9 @@ FORUM = {
     "the loss does not change at all": {"symptom_loss_flat": True},
     "It reached 0.99. But after a few more epoches, the model converges to loss 0.6 and accuracy 0.5":
         {"symptom_collapse": True},
+    "Tabular regression model great on train, terrible on test.": {"symptom_gap": True},
+    "Model has 96% val accuracy but always predicts cat in my Flask app.": {"symptom_new_inputs_wrong": True},
+    "Text classifier good in notebook, nonsense in production.": {"symptom_new_inputs_wrong": True},
     # What the user changed that made it work names the cause; the numbers said of the changed run are not theirs.
     "My model was stuck at 50% accuracy; after normalizing the input features with StandardScaler it reached 95%.":
         {"symptom_scaling_helps": True, "symptom_accuracy": 0.5},
@@ -343,6 +346,8 @@ NEGATIVES = {
     "my data doesn't contain nans": {"symptom_data_nan"},
     "I use this repo on my own dataset and have the loss suddenly hitting nan": {"symptom_data_nan"},
     "I use Keras 2.3 and my model always predicts 1": {"symptom_version_difference", "symptom_outputs_one"},
+    "Inputs are normalized and I checked no nan in data": {"symptom_scaling_helps"},
+    "I deployed it in my Flask app and it works": {"symptom_new_inputs_wrong"},
     # shares of the classes, not accuracies
     "I have a dataset with 95% of data within one class and 5% of another.": {"symptom_accuracy"},
     "80% in one class, 15% in the other and 5% in each class after that": {"symptom_accuracy"},
