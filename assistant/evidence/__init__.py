@@ -10,7 +10,7 @@ from .curves import curve_facts
 from .facts import EvidenceError, Fact, Facts
 from .inputs import coerce, contract_facts
 from .metrics import parse_metrics, pasted_log
-from .symptom import answer_facts, stated_facts, symptom_facts
+from .symptom import answer_facts, stated_facts, symptom_facts, tried_facts
 
 __all__ = ["SETTINGS", "Evidence", "EvidenceError", "Fact", "Facts", "gather", "produces"]
 
@@ -91,7 +91,7 @@ def gather(kb: KnowledgeBase, *, symptom: str | None = None, text: str | None = 
         answered = answer_facts(kb, text, list(asked))
         read = {fact.key for fact in answered}
         said = [fact for fact in stated_facts(kb, text, source="your answer") if fact.key not in read]
-        found += limits.checked(said + answered + _code_facts(kb, text), "text")
+        found += limits.checked(said + answered + _code_facts(kb, text), "text") + tried_facts(kb, text)
     among_words = (metrics is None or metrics == "") and bool(symptom or text)
     if among_words:  # a log pasted among the words is the history when none was sent
         metrics = pasted_log(symptom or text or "")

@@ -279,6 +279,14 @@ def symptom_facts(kb: KnowledgeBase, text: str, *, source: str = "your message")
     return facts + ([epoch] if epoch else []) + _number_facts(p, text, measured, source)
 
 
+def tried_facts(kb: KnowledgeBase, text: str, *, source: str = "your answer") -> list[Fact]:
+    """What a later message says of a change the user tried ("lowering the lr fixed it", "clipping didn't
+    help"): the remedy symptoms it shows, and nothing else of :func:`symptom_facts` (a reply that does not
+    describe the run again does not make its other symptoms false)."""
+    tried = set(kb.phrases.remedies.symptoms)
+    return [fact for fact in symptom_facts(kb, text, source=source) if fact.key in tried]
+
+
 # --- Answers to the assistant's questions ----------------------------------------------------
 
 _WORD = re.compile(r"[\w.+-]+%?")

@@ -121,6 +121,17 @@ def test_i_dont_know_declines_the_questions(client):
     assert asked <= set(client.get(f"{API}/{started['id']}").get_json()["declined"])
 
 
+def test_a_later_message_that_says_what_fixed_it_moves_that_cause_first(client):
+    started = start(client, {"symptom": "my loss turns into nan after a few epochs"})
+    assert started["reply"]["causes"][0]["id"] != "exploding_gradients"
+    turn = client.post(f"{API}/{started['id']}/turns", json={"text": "update: adding clipnorm=1.0 fixed it"}).get_json()
+    leader = turn["reply"]["causes"][0]
+    assert leader["id"] == "exploding_gradients"
+    assert any("clipping the gradients" in line for line in leader["evidence"]), leader
+    # the reply describes no run: the symptom of the first message still stands
+    assert client.get(f"{API}/{started['id']}").get_json()["facts"]["symptom_loss_nan"] is True
+
+
 def test_too_many_epochs(make_app, row_counts):
     client = make_app(MAX_EPOCHS=3).test_client()
     message = assert_error(client.post(API, json=START), 413, "too_large")

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assistant.evidence.facts import EvidenceError
-from assistant.evidence.symptom import answer_facts, symptom_facts
+from assistant.evidence.symptom import answer_facts, symptom_facts, tried_facts
 from assistant.kb.model import Remedies
 from tests.helpers import CASES, ROOT, shipped_kb
 
@@ -397,6 +397,13 @@ def test_every_public_case_symptom_has_expectations():
 @pytest.mark.parametrize("text, expected", FORUM.items(), ids=range(len(FORUM)))
 def test_forum_phrasings(text, expected):
     check(text, expected)
+
+
+def test_a_later_message_gives_only_what_the_user_tried():
+    found = {f.key: f.value for f in tried_facts(shipped_kb(), "the loss is still nan; adding clipnorm didn't help")}
+    assert found == {"symptom_clipping_futile": True}
+    found = {f.key: f.value for f in tried_facts(shipped_kb(), "accuracy is 40% now. Adding class_weight fixed it")}
+    assert found == {"symptom_rebalancing_helps": True}
 
 
 def test_remedy_forms_that_say_an_outcome_are_tried_only_where_it_is_said():
