@@ -176,9 +176,20 @@ def unproduced(kb: KnowledgeBase, produced: Collection[str]) -> list[str]:
             if spec["kind"] != "input" and name not in made]
 
 
+def _unweighed_symptoms(kb: KnowledgeBase) -> list[str]:
+    """The yes/no symptoms that phrases.yaml can hear but no rule, tree, formula or alarm reads: hearing them
+    would change nothing (a new symptom, or a remedy, whose rule was forgotten)."""
+    read = {name for _, _, _, names in kb.rules for name in names} | {alarm.fact for alarm in kb.alarms}
+    read |= {name for tree in kb.trees.values() for name in tree.reads}
+    read |= {name for d in kb.formulas.derivations for name in (*d.reads, *d.needs)}
+    return [f"{kb.places.where('facts.yaml', 'facts', name)}: symptom '{name}' is heard in phrases.yaml but no "
+            "rule, tree, formula or alarm reads it, so hearing it changes nothing"
+            for name in kb.phrases.order if name in kb.facts and name not in read]
+
+
 def check(kb: KnowledgeBase) -> list[str]:
-    """Every problem a reviewer must fix: unknown names, missing texts, unreachable leaves."""
-    problems = _cause_problems(kb) + _alarm_problems(kb)
+    """Every problem a reviewer must fix: unknown names, missing texts, unreachable leaves, symptoms nothing weighs."""
+    problems = _cause_problems(kb) + _alarm_problems(kb) + _unweighed_symptoms(kb)
     for tree in kb.trees.values():
         problems += _tree_problems(kb, tree)
     return sorted(set(problems))

@@ -98,6 +98,15 @@ def test_a_formula_naming_an_unknown_fact_is_refused_at_its_line(kb_copy: Path):
 
 # --- names, texts and leaves -------------------------------------------------------------------
 
+def test_a_symptom_heard_but_weighed_by_nothing_is_reported_at_its_line(kb_copy: Path):
+    _edit(kb_copy / "causes" / "exploding_gradients.yaml",
+          lambda d: d.__setitem__("supports", [r for r in d["supports"] if r["when"] != {"fact": "symptom_clipping_helps",
+                                                                                     "is": True}]))
+    problem = _one(check(load(kb_copy)), "facts.yaml:LINE: symptom 'symptom_clipping_helps' is heard in phrases.yaml "
+                                         "but no rule, tree, formula or alarm reads it, so hearing it changes nothing")
+    assert line_named(kb_copy, problem).startswith("symptom_clipping_helps:")
+
+
 def test_unknown_fact_is_reported_at_its_line(kb_copy: Path):
     _edit(kb_copy / "causes" / "overfitting.yaml",
           lambda d: d["supports"].append({"when": {"all": [{"fact": "loss_flat", "is": False},
