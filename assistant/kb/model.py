@@ -309,9 +309,11 @@ class Remedies:
     @staticmethod
     def able(forms: tuple[Form, ...], text: str) -> Iterator[re.Pattern[str]]:
         """The patterns of ``forms`` that can match ``text``: those whose outcome it says somewhere, if they need one."""
-        needed: dict[re.Pattern[str], bool] = {}
+        said: dict[re.Pattern[str], bool] = {}  # each outcome searched for once
         for form in forms:
-            if form.needs is None or needed.setdefault(form.needs, form.needs.search(text) is not None):
+            if form.needs is not None and form.needs not in said:
+                said[form.needs] = form.needs.search(text) is not None
+            if form.needs is None or said[form.needs]:
                 yield form.pattern
 
 
@@ -324,7 +326,7 @@ class Phrases:
 
     #: Yes/no symptom → its phrases, in the order facts are listed.
     symptoms: Mapping[str, tuple[re.Pattern[str], ...]]
-    #: How a change that made the run work is said.
+    #: How a change the user tried is said, as one that worked or one that did not.
     remedies: Remedies
     #: Symptom → the symptoms it outranks (drops when both are found).
     outranks: Mapping[str, tuple[str, ...]]
