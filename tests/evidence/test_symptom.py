@@ -277,6 +277,8 @@ FORUM = {
     "It reached 0.99. But after a few more epoches, the model converges to loss 0.6 and accuracy 0.5":
         {"symptom_collapse": True},
     "Tabular regression model great on train, terrible on test.": {"symptom_gap": True},
+    "I generated the yolov5s_saved_model with export.py and loaded it with keras.models.load_model":
+        {"symptom_converted_model": True},
     "Model has 96% val accuracy but always predicts cat in my Flask app.": {"symptom_new_inputs_wrong": True},
     "Text classifier good in notebook, nonsense in production.": {"symptom_new_inputs_wrong": True},
     # What the user changed that made it work names the cause; the numbers said of the changed run are not theirs.
