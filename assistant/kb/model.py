@@ -301,7 +301,7 @@ class Remedies:
     #: The forms that say a change was tried in vain.
     futile: tuple[Form, ...]
 
-    @property
+    @cached_property
     def symptoms(self) -> tuple[str, ...]:
         """Every symptom a form can show."""
         return tuple(dict.fromkeys(key for form in self.helped + self.futile for key in form.pattern.groupindex))
@@ -309,11 +309,11 @@ class Remedies:
     @staticmethod
     def able(forms: tuple[Form, ...], text: str) -> Iterator[re.Pattern[str]]:
         """The patterns of ``forms`` that can match ``text``: those whose outcome it says somewhere, if they need one."""
-        said: dict[re.Pattern[str], bool] = {}  # each outcome searched for once
+        said: dict[int, bool] = {}  # each outcome searched for once, by identity (a pattern hashes its whole code)
         for form in forms:
-            if form.needs is not None and form.needs not in said:
-                said[form.needs] = form.needs.search(text) is not None
-            if form.needs is None or said[form.needs]:
+            if form.needs is not None and id(form.needs) not in said:
+                said[id(form.needs)] = form.needs.search(text) is not None
+            if form.needs is None or said[id(form.needs)]:
                 yield form.pattern
 
 
@@ -372,7 +372,7 @@ class Phrases:
     #: Setup facts said in prose, without the key's name ("only 300 images", "I use Adam").
     stated: Stated
 
-    @property
+    @cached_property
     def order(self) -> tuple[str, ...]:
         """Every yes/no symptom the phrases or the numbers can show, in the order facts are listed."""
         return tuple(dict.fromkeys([*self.symptoms, *self.remedies.symptoms, *(rule.symptom for rule in self.implied)]))
