@@ -52,7 +52,7 @@ def bare_app() -> Flask:
     return app
 
 
-def measured_app() -> Flask:
+def measured_app(config: dict | None = None) -> Flask:
     """The service, plus a route that does what any turn must besides reasoning: decode the body and store it.
 
     Imported here, not with the module, so that the bare apps' workers load nothing of the service.
@@ -60,7 +60,7 @@ def measured_app() -> Flask:
     from assistant import conversations, create_app
     from assistant.evidence.facts import Facts
 
-    app = create_app()
+    app = create_app(config)
 
     def store_only() -> tuple[dict, int]:
         body = json.loads(request.get_data())
