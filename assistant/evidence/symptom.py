@@ -17,7 +17,7 @@ import math
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Collection, Iterable, Iterator
 
 from .facts import EvidenceError, Fact
 from ..kb import KnowledgeBase
@@ -92,10 +92,10 @@ def _negated(p: Phrases, text: str, start: int, clause_start: int | None = None)
     return any(p.negation.match(word.strip("\"'.,!?")) for word in words) or bool(p.doubt.search(text, begin, start))
 
 
-def _phrase_hits(p: Phrases, text: str) -> dict[str, tuple[int, int]]:
-    """Where each boolean symptom first shows in ``text`` without a negation before it."""
+def _phrase_hits(p: Phrases, text: str, keys: Collection[str] | None = None) -> dict[str, tuple[int, int]]:
+    """Where each boolean symptom (of ``keys``, or all) first shows in ``text`` without a negation before it."""
     hits: dict[str, tuple[int, int]] = {}
-    for key, patterns in p.symptoms.items():
+    for key, patterns in p.symptoms.items() if keys is None else ((k, p.symptoms[k]) for k in keys if k in p.symptoms):
         match = next((m for rx in patterns for m in rx.finditer(text) if not _negated(p, text, m.start())), None)
         if match:
             hits[key] = match.span()
@@ -265,11 +265,7 @@ def symptom_facts(kb: KnowledgeBase, text: str, *, source: str = "your message")
         raise EvidenceError("the symptom must be text", field="symptom")
     p = kb.phrases
     text = _prose(text)
-    hits = _phrase_hits(p, text)
-    remedies = _remedies(p, text)
-    for key, span in remedies + _found(p, Remedies.able(p.remedies.futile, text), text):
-        hits.setdefault(key, span)
-    remedied = [span for _, span in remedies]
+    hits, remedied = _heard(p, text)
     measured = _measured([m for m in _mentions(p, text) if not _within(remedied, m.words[1] - 1)])
     for key, mention in _implied(p, measured).items():
         hits.setdefault(key, mention.words)
@@ -279,12 +275,25 @@ def symptom_facts(kb: KnowledgeBase, text: str, *, source: str = "your message")
     return facts + ([epoch] if epoch else []) + _number_facts(p, text, measured, source)
 
 
+def _heard(p: Phrases, text: str, keys: Collection[str] | None = None) -> tuple[dict[str, tuple[int, int]],
+                                                                                  list[tuple[int, int]]]:
+    """The symptoms (of ``keys``, or all) that ``text``'s phrases and remedies show, where; and the spans that say a
+    change made the run work, whose settings and numbers are not the run's."""
+    hits = _phrase_hits(p, text, keys)
+    remedies = _remedies(p, text)
+    for key, span in remedies + _found(p, Remedies.able(p.remedies.futile, text), text):
+        hits.setdefault(key, span)
+    return hits, [span for _, span in remedies]
+
+
 def tried_facts(kb: KnowledgeBase, text: str, *, source: str = "your answer") -> list[Fact]:
     """What a later message says of a change the user tried ("lowering the lr fixed it", "clipping didn't
     help"): the remedy symptoms it shows, and nothing else of :func:`symptom_facts` (a reply that does not
-    describe the run again does not make its other symptoms false)."""
-    tried = set(kb.phrases.remedies.symptoms)
-    return [fact for fact in symptom_facts(kb, text, source=source) if fact.key in tried]
+    describe the run again does not make its other symptoms false), so nothing else is read."""
+    p = kb.phrases
+    text = _prose(text)
+    hits, _ = _heard(p, text, p.remedies.symptoms)
+    return [Fact(key, True, source, _note(p, text, *hits[key])) for key in p.order if key in hits]
 
 
 # --- Answers to the assistant's questions ----------------------------------------------------
